@@ -1,0 +1,32 @@
+// Command saturn is the one binary of the saturn runtime: the CLI, and the
+// hidden entry points through which the supervisor starts each component.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "saturn:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "saturn",
+		Usage: "a microkernel-style runtime for network services",
+		Description: "saturn runs network services as separate processes: netproc owns packet I/O and\n" +
+			"a user-level TCP/IP stack, diskproc owns disk I/O over io_uring, and apps make\n" +
+			"their system calls as entries on shared-memory rings. A supervisor starts,\n" +
+			"watches and restarts them all.",
+		HideHelpCommand: true,
+		Commands: []*cli.Command{
+			versionCommand(),
+		},
+	}
+}

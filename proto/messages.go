@@ -1,0 +1,151 @@
+package proto
+
+// Bodies of control messages. Field names are short on the wire; the JSON
+// tags are what `saturn status --json` prints.
+
+// Error codes carried by ErrorReply.
+const (
+	CodeBadRequest = "bad-request" // malformed, oversized or unknown message
+	CodeVersion    = "version"     // unsupported protocol version
+	CodeNotFound   = "not-found"   // no component of that name
+	CodeExists     = "exists"      // a component of that name already exists
+	CodeDenied     = "denied"      // the peer may not ask this
+	CodeFailed     = "failed"      // the request was valid but did not succeed
+)
+
+// ErrorReply answers a request that failed.
+type ErrorReply struct {
+	Code    string `msgpack:"code"`
+	Message string `msgpack:"msg"`
+}
+
+func (e *ErrorReply) Error() string { return e.Message + " (" + e.Code + ")" }
+
+// Status asks the supervisor for every component's state.
+type Status struct{}
+
+// StatusReply answers Status.
+type StatusReply struct {
+	Instance   string            `msgpack:"instance" json:"instance"`
+	Supervisor int               `msgpack:"pid" json:"supervisor_pid"`
+	Components []ComponentStatus `msgpack:"components" json:"components"`
+}
+
+// Component kinds and states as status reports them.
+const (
+	KindServer = "server"
+	KindApp    = "app"
+
+	StateStarting   = "starting"
+	StateRunning    = "running"
+	StateRestarting = "restarting"
+	StateFailed     = "failed"
+	StateStopped    = "stopped"
+)
+
+// ComponentStatus is one row of status.
+type ComponentStatus struct {
+	Name     string            `msgpack:"name" json:"name"`
+	Kind     string            `msgpack:"kind" json:"kind"`
+	PID      int               `msgpack:"pid" json:"pid"`
+	State    string            `msgpack:"state" json:"state"`
+	Uptime   float64           `msgpack:"uptime" json:"uptime_seconds"`
+	Restarts int               `msgpack:"restarts" json:"restarts"`
+	LastExit string            `msgpack:"last_exit" json:"last_exit"`
+	Reason   string            `msgpack:"reason,omitempty" json:"reason,omitempty"`
+	Policy   string            `msgpack:"policy" json:"restart_policy"`
+	Attached bool              `msgpack:"attached,omitempty" json:"self_attached,omitempty"`
+	Info     map[string]string `msgpack:"info,omitempty" json:"info,omitempty"`
+	Channels []ChannelStatus   `msgpack:"channels,omitempty" json:"channels,omitempty"`
+}
+
+// ChannelStatus is the figures of one channel, read from its region header.
+type ChannelStatus struct {
+	ID        uint64 `msgpack:"id" json:"id"`
+	App       string `msgpack:"app" json:"app"`
+	Server    string `msgpack:"server" json:"server"`
+	Epoch     uint32 `msgpack:"epoch" json:"epoch"`
+	SQDepth   uint32 `msgpack:"sq" json:"sq_depth"`
+	CQDepth   uint32 `msgpack:"cq" json:"cq_depth"`
+	Submitted uint64 `msgpack:"submitted" json:"submitted"`
+	Completed uint64 `msgpack:"completed" json:"completed"`
+}
+
+// Kill asks the supervisor to signal a component as if it crashed.
+type Kill struct {
+	Name   string `msgpack:"name"`
+	Signal string `msgpack:"signal"` // a name such as "KILL" or "SIGTERM", or a number
+}
+
+// Restart asks for a graceful stop and a fresh start of a component.
+type Restart struct {
+	Name string `msgpack:"name"`
+}
+
+// Stop asks the supervisor to stop the instance.
+type Stop struct{}
+
+// Launch asks the supervisor to start and supervise an app process.
+type Launch struct {
+	Name    string            `msgpack:"name"`
+	Command []string          `msgpack:"cmd"`
+	Restart string            `msgpack:"restart"`
+	Env     map[string]string `msgpack:"env,omitempty"`
+	Dir     string            `msgpack:"dir,omitempty"`
+}
+
+// Detach asks the supervisor to stop an app and forget it.
+type Detach struct {
+	Name string `msgpack:"name"`
+}
+
+// Attach is sent by an app process that attaches itself (or by a supervised
+// app on start) to get its channels. The reply carries descriptors.
+type Attach struct {
+	Name    string   `msgpack:"name"`
+	PID     int      `msgpack:"pid"`
+	Servers []string `msgpack:"servers"` // which servers it wants channels to
+}
+
+// AttachReply answers Attach. The frame carries each channel's descriptors,
+// in order: its region, then (when Bells is true) the server's and the
+// app's eventfd doorbells.
+type AttachReply struct {
+	Instance string        `msgpack:"instance"`
+	Name     string        `msgpack:"name"`
+	Channels []ChannelDesc `msgpack:"channels"`
+}
+
+// ChannelDesc describes one channel handed over with descriptors.
+type ChannelDesc struct {
+	ID     uint64 `msgpack:"id"`
+	Server string `msgpack:"server"`
+	App    string `msgpack:"app"`
+	Bells  bool   `msgpack:"bells"` // eventfd doorbells follow the region
+}
+
+// FDCount is how many descriptors travel with the channel.
+func (c ChannelDesc) FDCount() int {
+	if c.Bells {
+		return 3
+	}
+	return 1
+}
+
+// Ready is sent by a component when it is ready to serve, and again
+// whenever what it reports of itself changes.
+type Ready struct {
+	Name string            `msgpack:"name"`
+	Info map[string]string `msgpack:"info,omitempty"`
+}
+
+// Channel hands a server a new channel (with its descriptors).
+type Channel struct {
+	Channel ChannelDesc `msgpack:"channel"`
+}
+
+// Drop tells a server that an app's channel is gone: release everything it
+// holds for that app.
+type Drop struct {
+	ID uint64 `msgpack:"id"`
+}

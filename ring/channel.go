@@ -1,0 +1,117 @@
+package ring
+
+import "fmt"
+
+// Bells names the doorbells of a channel: Server wakes the server when the
+// app submits, App wakes the app when the server completes. A nil bell means
+// a futex on the region's own word for it, which needs no descriptors; pass
+// EventDoorbells to wait through Go's poller, or to let a server gather many
+// channels into one poll set. Both sides of a channel must use the same kind.
+type Bells struct {
+	Server Doorbell
+	App    Doorbell
+}
+
+func (r *Region) bells(b Bells) (server, app Doorbell) {
+	server, app = b.Server, b.App
+	if server == nil {
+		server = &FutexDoorbell{word: word32(r.mem, offSQFutex)}
+	}
+	if app == nil {
+		app = &FutexDoorbell{word: word32(r.mem, offCQFutex)}
+	}
+	return server, app
+}
+
+func (r *Region) submissionRing(bell Doorbell) ringShared {
+	return ringShared{
+		mem: r.mem, slotsOff: int(r.lay.sqOffset),
+		entrySize: r.geo.SQEntrySize, mask: r.geo.SQEntries - 1, capacity: r.geo.SQEntries,
+		head: word32(r.mem, offSQHead), tail: word32(r.mem, offSQTail),
+		wakeFlag: word32(r.mem, offSQWakeFlag), bell: bell,
+	}
+}
+
+func (r *Region) completionRing(bell Doorbell) ringShared {
+	return ringShared{
+		mem: r.mem, slotsOff: int(r.lay.cqOffset),
+		entrySize: r.geo.CQEntrySize, mask: r.geo.CQEntries - 1, capacity: r.geo.CQEntries,
+		head: word32(r.mem, offCQHead), tail: word32(r.mem, offCQTail),
+		wakeFlag: word32(r.mem, offCQWakeFlag), bell: bell,
+	}
+}
+
+// AppEnd is the app's side of a channel: it produces submissions, consumes
+// completions and owns the free buffers. Exactly one AppEnd may exist per
+// region, in one process.
+type AppEnd struct {
+	Submit   *Producer
+	Complete *Consumer
+	Pool     *Pool
+	// ServerBell wakes the server; AppBell is the app's own (what
+	// Complete.Wait sleeps on).
+	ServerBell, AppBell Doorbell
+}
+
+// App opens the app's side of the channel.
+func (r *Region) App(b Bells) (*AppEnd, error) {
+	server, app := r.bells(b)
+	sq, err := newProducer(r.submissionRing(server), nil)
+	if err != nil {
+		return nil, fmt.Errorf("submission ring: %w", err)
+	}
+	cq, err := newConsumer(r.completionRing(app), nil)
+	if err != nil {
+		return nil, fmt.Errorf("completion ring: %w", err)
+	}
+	pool := newPool(r.mem, int(r.lay.poolOffset), r.geo.BufferSize, r.geo.BufferCount)
+	return &AppEnd{Submit: sq, Complete: cq, Pool: pool, ServerBell: server, AppBell: app}, nil
+}
+
+// ServerEnd is a server incarnation's side of a channel: it consumes
+// submissions, produces completions and records the buffers lent to it.
+type ServerEnd struct {
+	Submit   *Consumer
+	Complete *Producer
+	Loans    *Loans
+	// Epoch is this incarnation's number; Resume is the submission position
+	// at which it started (see Region.ServerEpoch).
+	Epoch, Resume       uint32
+	ServerBell, AppBell Doorbell
+}
+
+// Server opens the server's side of the channel and begins a new
+// incarnation: it takes up the rings where the last incarnation left them,
+// bumps the epoch, records the resume position, and wakes the app so that
+// it notices.
+//
+// The server's duties, in order, for each batch of entries:
+//  1. Peek, decode each slot once into private memory, then Release the
+//     slots before acting on any entry. An entry the server has released is
+//     its responsibility: if it dies, the app resubmits it (it lies before
+//     the next incarnation's resume position); an entry not yet released is
+//     carried out by the next incarnation instead. Releasing late would let
+//     a crash run an entry twice.
+//  2. Take the buffer an entry names before using it; if Take fails, answer
+//     with an error completion that names no buffer.
+//  3. Return the buffer before publishing the completion that names it.
+func (r *Region) Server(b Bells) (*ServerEnd, error) {
+	server, app := r.bells(b)
+	sq, err := newConsumer(r.submissionRing(server), word64(r.mem, offSubmitted))
+	if err != nil {
+		return nil, fmt.Errorf("submission ring: %w", err)
+	}
+	cq, err := newProducer(r.completionRing(app), word64(r.mem, offCompleted))
+	if err != nil {
+		return nil, fmt.Errorf("completion ring: %w", err)
+	}
+	state := word64(r.mem, offServerState)
+	epoch := uint32(state.Load()>>32) + 1
+	resume := sq.Position()
+	state.Store(uint64(epoch)<<32 | uint64(resume))
+	if err := app.Ring(); err != nil {
+		return nil, fmt.Errorf("waking the app: %w", err)
+	}
+	loans := newLoans(r.mem, int(r.lay.poolOffset), r.geo.BufferSize, r.geo.BufferCount)
+	return &ServerEnd{Submit: sq, Complete: cq, Loans: loans, Epoch: epoch, Resume: resume, ServerBell: server, AppBell: app}, nil
+}

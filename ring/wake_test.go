@@ -1,0 +1,170 @@
+package ring
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func eventBells(t *testing.T) Bells {
+	t.Helper()
+	s, err := NewEventDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewEventDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); a.Close() })
+	return Bells{Server: s, App: a}
+}
+
+func TestWaitWakes(t *testing.T) {
+	for _, kind := range []string{"futex", "eventfd"} {
+		t.Run(kind, func(t *testing.T) {
+			var bells Bells
+			if kind == "eventfd" {
+				bells = eventBells(t)
+			}
+			r := newRegion(t, testGeometry)
+			app, _ := r.App(bells)
+			srv, _ := r.Server(bells)
+			srv.Submit.Peek(1) // nothing
+
+			// Timeout with nothing published.
+			start := time.Now()
+			_, err := srv.Submit.Wait(WaitPolicy{Spin: time.Millisecond}, time.Now().Add(20*time.Millisecond))
+			if !errors.Is(err, ErrWaitTimeout) {
+				t.Fatalf("Wait on an empty ring: %v", err)
+			}
+			if d := time.Since(start); d < 20*time.Millisecond {
+				t.Fatalf("Wait returned after %v, before its deadline", d)
+			}
+
+			// A sleeping server is woken by a publish.
+			got := make(chan int)
+			go func() {
+				n, err := srv.Submit.Wait(WaitPolicy{}, time.Time{})
+				if err != nil {
+					t.Error(err)
+				}
+				got <- n
+			}()
+			time.Sleep(20 * time.Millisecond) // let it fall asleep
+			n, _ := app.Submit.Reserve(3)
+			if err := app.Submit.Publish(n); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case n := <-got:
+				if n != 3 {
+					t.Fatalf("woke with %d entries, want 3", n)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("sleeping consumer was not woken")
+			}
+			srv.Submit.Release(3)
+
+			// Interrupt wakes a sleeper with nothing to read.
+			done := make(chan error)
+			go func() {
+				_, err := app.Complete.Wait(WaitPolicy{}, time.Time{})
+				done <- err
+			}()
+			time.Sleep(20 * time.Millisecond)
+			app.Complete.Interrupt()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Interrupt did not wake the sleeper")
+			}
+		})
+	}
+}
+
+// TestNoLostWakeups has a consumer that sleeps at once whenever its ring is
+// empty, and a producer that publishes in random small bursts; every entry
+// must arrive. A lost wake-up shows as a hang.
+func TestNoLostWakeups(t *testing.T) {
+	for _, kind := range []string{"futex", "eventfd"} {
+		t.Run(kind, func(t *testing.T) {
+			var bells Bells
+			if kind == "eventfd" {
+				bells = eventBells(t)
+			}
+			r := newRegion(t, Geometry{SQEntrySize: 8, SQEntries: 8, CQEntrySize: 8, CQEntries: 8})
+			app, _ := r.App(bells)
+			srv, _ := r.Server(bells)
+			const total = 20000
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sent := 0
+				for sent < total {
+					n, err := app.Submit.Reserve(min(1+sent%3, total-sent))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := app.Submit.Publish(n); err != nil {
+						t.Error(err)
+						return
+					}
+					sent += n
+					if n == 0 {
+						time.Sleep(time.Microsecond)
+					}
+				}
+			}()
+			got := 0
+			deadline := time.Now().Add(30 * time.Second)
+			for got < total {
+				n, err := srv.Submit.Wait(WaitPolicy{}, deadline)
+				if err != nil {
+					t.Fatalf("after %d of %d entries: %v", got, total, err)
+				}
+				srv.Submit.Release(n)
+				got += n
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// TestBusyRingsNoBell checks the other half of the protocol: a producer
+// whose consumer is not asleep rings no doorbell, and one whose consumer is
+// asleep rings exactly once.
+func TestBusyRingsNoBell(t *testing.T) {
+	r := newRegion(t, testGeometry)
+	bell := &countingBell{}
+	app, _ := r.App(Bells{Server: bell, App: bell})
+	for range 100 {
+		n, _ := app.Submit.Reserve(1)
+		app.Submit.Publish(n)
+		// Consume as a server would, so the ring never fills.
+		word32(r.mem, offSQHead).Store(app.Submit.Position())
+	}
+	if bell.rings != 0 {
+		t.Fatalf("%d rings with no sleeper", bell.rings)
+	}
+	word32(r.mem, offSQWakeFlag).Store(1)
+	n, _ := app.Submit.Reserve(1)
+	app.Submit.Publish(n)
+	n, _ = app.Submit.Reserve(1)
+	app.Submit.Publish(n)
+	if bell.rings != 1 {
+		t.Fatalf("%d rings for one sleeper, want 1", bell.rings)
+	}
+}
+
+type countingBell struct{ rings int }
+
+func (b *countingBell) Prepare() uint32               { return 0 }
+func (b *countingBell) Sleep(uint32, time.Time) error { return nil }
+func (b *countingBell) Ring() error                   { b.rings++; return nil }
