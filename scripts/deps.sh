@@ -9,6 +9,7 @@ declare -A want=(
 	[ip]=iproute2
 	[ping]=iputils-ping
 	[curl]=curl
+	[tshark]=tshark
 )
 missing=()
 for cmd in "${!want[@]}"; do
