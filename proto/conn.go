@@ -42,14 +42,9 @@ func Dial(path string) (*Conn, error) {
 // UnixConn is the underlying socket.
 func (c *Conn) UnixConn() *net.UnixConn { return c.uc }
 
-// Close closes the socket and any received descriptors nobody claimed.
-func (c *Conn) Close() error {
-	for _, fd := range c.fds {
-		unix.Close(fd)
-	}
-	c.fds = nil
-	return c.uc.Close()
-}
+// Close closes the socket. A Receive in progress returns an error, and
+// closes any received descriptors no frame claimed.
+func (c *Conn) Close() error { return c.uc.Close() }
 
 // NextID returns a fresh request ID for this connection.
 func (c *Conn) NextID() uint64 { return c.nextID.Add(1) }
@@ -91,6 +86,7 @@ func (c *Conn) Reply(req *Envelope, t MsgType, body any, files ...*os.File) erro
 	if err != nil {
 		return err
 	}
+	e.Re = true
 	return c.Send(e, files...)
 }
 
@@ -104,6 +100,7 @@ func (c *Conn) ReplyError(req *Envelope, code, msg string) error {
 	if err != nil {
 		return err
 	}
+	e.Re = true
 	return c.Send(e)
 }
 
@@ -198,6 +195,10 @@ func (c *Conn) fill() error {
 	if err == nil {
 		err = errors.New("proto: empty read")
 	}
+	for _, fd := range c.fds { // the stream is over: nobody will claim these
+		unix.Close(fd)
+	}
+	c.fds = nil
 	return err
 }
 
@@ -217,7 +218,7 @@ func (c *Conn) Call(t MsgType, body, reply any, files ...*os.File) ([]*os.File, 
 		if err != nil {
 			return nil, err
 		}
-		if r.ID != e.ID {
+		if !r.Re || r.ID != e.ID {
 			for _, f := range rfiles {
 				f.Close()
 			}

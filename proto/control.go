@@ -61,6 +61,7 @@ type Envelope struct {
 	Version uint16             `msgpack:"v"`
 	Type    MsgType            `msgpack:"t"`
 	ID      uint64             `msgpack:"id"`
+	Re      bool               `msgpack:"re,omitempty"`  // a reply to request ID, not a request
 	FDs     int                `msgpack:"fds,omitempty"` // descriptors sent with this frame
 	Body    msgpack.RawMessage `msgpack:"b,omitempty"`
 }

@@ -251,3 +251,19 @@ func (c *Consumer) Interrupt() error {
 	}
 	return c.r.bell.Ring()
 }
+
+// ArmWakeup is the sleep protocol of Wait, split for a server that sleeps
+// on many rings at once (in epoll, say): it sets the wake flag and reports
+// whether the ring is still empty. If it is not, the flag is cleared again
+// and the caller must not sleep. After waking, call DisarmWakeup.
+func (c *Consumer) ArmWakeup() (empty bool) {
+	c.r.wakeFlag.Store(1)
+	if c.ready() {
+		c.r.wakeFlag.Store(0)
+		return false
+	}
+	return true
+}
+
+// DisarmWakeup clears the wake flag set by ArmWakeup.
+func (c *Consumer) DisarmWakeup() { c.r.wakeFlag.Store(0) }

@@ -10,7 +10,8 @@ import (
 )
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	if err := app.Run(interspersed(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "saturn:", err)
 		os.Exit(1)
 	}
@@ -23,10 +24,23 @@ func newApp() *cli.App {
 		Description: "saturn runs network services as separate processes: netproc owns packet I/O and\n" +
 			"a user-level TCP/IP stack, diskproc owns disk I/O over io_uring, and apps make\n" +
 			"their system calls as entries on shared-memory rings. A supervisor starts,\n" +
-			"watches and restarts them all.",
+			"watches and restarts them all.\n\n" +
+			"Every command takes --state-dir and --instance to find its instance (or the\n" +
+			"SATURN_STATE_DIR and SATURN_INSTANCE variables).",
 		HideHelpCommand: true,
+		Flags:           instanceFlags(),
 		Commands: []*cli.Command{
+			supervisorCommand(),
+			statusCommand(),
+			killCommand(),
+			restartCommand(),
+			attachCommand(),
+			detachCommand(),
+			logsCommand(),
+			configCommand(),
 			versionCommand(),
+			serverCommand("netproc"),
+			serverCommand("diskproc"),
 		},
 	}
 }

@@ -35,3 +35,23 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestInterspersed(t *testing.T) {
+	app := newApp()
+	tests := []struct{ in, want string }{
+		{"saturn kill netproc --signal TERM", "saturn kill --signal TERM netproc"},
+		{"saturn kill --signal TERM netproc", "saturn kill --signal TERM netproc"},
+		{"saturn logs web -f -n 5", "saturn logs -f -n 5 web"},
+		{"saturn --instance x status --json", "saturn --instance x status --json"},
+		{"saturn attach --name echo -- ./echo --port 7", "saturn attach --name echo -- ./echo --port 7"},
+		{"saturn attach -- ./echo -n 3 --name x", "saturn attach -- ./echo -n 3 --name x"},
+		{"saturn supervisor start --detach --config c.toml", "saturn supervisor start --detach --config c.toml"},
+		{"saturn restart web --instance x", "saturn restart --instance x web"},
+	}
+	for _, tt := range tests {
+		got := strings.Join(interspersed(app, strings.Fields(tt.in)), " ")
+		if got != tt.want {
+			t.Errorf("%s\n got %s\nwant %s", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,216 @@
+// Package appproc is what an app programmer links to run on saturn. An app
+// attaches to its instance (Attach) and gets one channel per server; every
+// blocking call it makes (Do here, and the socket and file APIs built on
+// it) becomes an entry on a shared-memory ring, and the calling goroutine
+// parks until the server's completion arrives.
+//
+// An app is either started by the supervisor (listed in the config, or
+// launched with `saturn attach -- CMD`), in which case Attach uses the
+// control link the supervisor passed it, or started by anyone, in which
+// case Attach dials the instance's control socket, found from
+// SATURN_STATE_DIR and SATURN_INSTANCE or their defaults.
+package appproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"saturn/internal/component"
+	"saturn/proto"
+	"saturn/ring"
+)
+
+// Options say how to attach.
+type Options struct {
+	// Name is the app's name in status. Default: the name the supervisor
+	// gave it, else the program's file name.
+	Name string
+	// Servers to open channels to; default: all of them.
+	Servers []string
+	// StateDir and Instance find a running instance when the app was not
+	// started by it. Default: $SATURN_STATE_DIR and $SATURN_INSTANCE, else
+	// saturn's defaults.
+	StateDir, Instance string
+}
+
+// App is an attached app.
+type App struct {
+	name     string
+	instance string
+	session  *proto.Session
+	channels map[string]*Channel
+
+	closeOnce sync.Once
+}
+
+// Attach connects the app to its instance and maps its channels.
+func Attach(ctx context.Context, opts Options) (*App, error) {
+	sess, err := connect(opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = os.Getenv(component.EnvName)
+	}
+	if opts.Name == "" {
+		opts.Name = filepath.Base(os.Args[0])
+	}
+	var reply proto.AttachReply
+	files, err := sess.Call(ctx, proto.MsgAttach, &proto.Attach{Name: opts.Name, PID: os.Getpid(), Servers: opts.Servers}, &reply)
+	if err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("appproc: attach %q: %w", opts.Name, err)
+	}
+	a := &App{name: reply.Name, instance: reply.Instance, session: sess, channels: map[string]*Channel{}}
+	for _, d := range reply.Channels {
+		n := d.FDCount()
+		if len(files) < n {
+			err = fmt.Errorf("appproc: attach reply is missing descriptors for channel %d", d.ID)
+			break
+		}
+		var ch *Channel
+		ch, err = openChannel(d, files[:n])
+		files = files[n:]
+		if err != nil {
+			break
+		}
+		a.channels[d.Server] = ch
+	}
+	if err != nil {
+		for _, f := range files {
+			f.Close()
+		}
+		a.Close()
+		return nil, err
+	}
+	go func() {
+		<-sess.Done()
+		for _, ch := range a.channels {
+			ch.mu.Lock()
+			ch.kill(fmt.Errorf("%w: the instance's supervisor is gone", ErrChannelClosed))
+			ch.mu.Unlock()
+		}
+	}()
+	return a, nil
+}
+
+func connect(opts Options) (*proto.Session, error) {
+	if link, err := component.FromEnv(nil); err == nil {
+		return link.Session, nil
+	} else if !errors.Is(err, component.ErrNotSupervised) {
+		return nil, err
+	}
+	path := os.Getenv(component.EnvControlSocket)
+	if opts.StateDir != "" || opts.Instance != "" || path == "" {
+		dir := opts.StateDir
+		if dir == "" {
+			dir = os.Getenv(component.EnvStateDir)
+		}
+		if dir == "" {
+			dir = component.DefaultStateDir()
+		}
+		inst := opts.Instance
+		if inst == "" {
+			inst = os.Getenv(component.EnvInstance)
+		}
+		if inst == "" {
+			inst = "default"
+		}
+		path = filepath.Join(dir, inst, "control.sock")
+	}
+	uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("appproc: no saturn instance at %s (is `saturn supervisor start` running?): %w", path, err)
+	}
+	s := proto.NewSession(proto.NewConn(uc), nil)
+	go s.Run()
+	return s, nil
+}
+
+func openChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
+	if !d.Bells || len(files) != 3 {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, fmt.Errorf("appproc: channel %d: want a region and two doorbells", d.ID)
+	}
+	region, err := ring.Open(files[0])
+	if err != nil {
+		files[1].Close()
+		files[2].Close()
+		return nil, err
+	}
+	sb, err := ring.EventDoorbellFromFile(files[1])
+	if err != nil {
+		region.Close()
+		files[2].Close()
+		return nil, err
+	}
+	ab, err := ring.EventDoorbellFromFile(files[2])
+	if err != nil {
+		region.Close()
+		sb.Close()
+		return nil, err
+	}
+	end, err := region.App(ring.Bells{Server: sb, App: ab})
+	if err != nil {
+		region.Close()
+		return nil, err
+	}
+	region.SetAppPID(os.Getpid())
+	return newChannel(d.Server, region, end), nil
+}
+
+// Name is the app's name in its instance.
+func (a *App) Name() string { return a.name }
+
+// Instance is the instance the app attached to.
+func (a *App) Instance() string { return a.instance }
+
+// Channel is the app's channel to the named server.
+func (a *App) Channel(server string) (*Channel, error) {
+	ch, ok := a.channels[server]
+	if !ok {
+		return nil, fmt.Errorf("appproc: no channel to %q", server)
+	}
+	return ch, nil
+}
+
+// Ready reports what the app wants status to show of it (its listening
+// addresses, say). A supervised app is ready once it attached; Ready adds
+// information.
+func (a *App) Ready(ctx context.Context, info map[string]string) error {
+	_, err := a.session.Call(ctx, proto.MsgReady, &proto.Ready{Name: a.name, Info: info}, nil)
+	return err
+}
+
+// Ping makes a nop round trip to the named server.
+func (a *App) Ping(ctx context.Context, server string) error {
+	ch, err := a.Channel(server)
+	if err != nil {
+		return err
+	}
+	_, err = ch.Do(ctx, &Request{Op: proto.OpNop, Replay: true})
+	return err
+}
+
+// Done is closed when the connection to the instance ends.
+func (a *App) Done() <-chan struct{} { return a.session.Done() }
+
+// Close detaches: the supervisor releases the app's channels, and calls in
+// flight fail.
+func (a *App) Close() error {
+	var errs []error
+	a.closeOnce.Do(func() {
+		errs = append(errs, a.session.Close())
+		for _, ch := range a.channels {
+			errs = append(errs, ch.close())
+		}
+	})
+	return errors.Join(errs...)
+}

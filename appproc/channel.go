@@ -1,0 +1,380 @@
+package appproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"saturn/proto"
+	"saturn/ring"
+)
+
+// Channel is an app's end of its channel to one server. Any number of
+// goroutines may call Do at once: each call becomes one submission, and the
+// goroutine parks until its completion arrives. One dispatcher goroutine
+// per channel reaps completions and wakes the callers.
+//
+// Locks: mu guards the submission ring, the buffer pool and the table of
+// calls in flight. The dispatcher takes it only briefly per batch, never
+// while sleeping.
+type Channel struct {
+	server string
+	region *ring.Region
+	end    *ring.AppEnd
+	bufs   chan struct{} // a token per free buffer
+	slots  chan struct{} // a token per call that may be in flight
+
+	mu       sync.Mutex
+	inflight map[uint64]*call
+	nextID   uint64
+	epoch    uint32 // the server incarnation we last saw
+	dead     error  // set once: the channel no longer works
+	closing  bool
+
+	restarts int // server restarts seen (for tests and status)
+	done     chan struct{}
+}
+
+// Request describes one operation for Do.
+type Request struct {
+	Op     proto.Op
+	Flags  proto.SubmitFlag
+	Handle uint64
+	Offset uint64
+	Aux    uint32
+	Args   [3]uint64
+	// In is copied into a data buffer that travels with the entry (the
+	// bytes to send or write, a path, an address). At most BufferSize.
+	In []byte
+	// Out is where the bytes the server leaves in the buffer are copied
+	// (received or read data, a stat record). At most BufferSize.
+	Out []byte
+	// Replay marks an idempotent request: if the server dies before
+	// answering, it is submitted again to the next incarnation, and the
+	// caller sees only the delay. Other requests fail with ECONNRESET.
+	Replay bool
+}
+
+// Response is a completed operation.
+type Response struct {
+	Result int64              // the count or handle; never negative (see Do's error)
+	Aux    uint64             // per-op
+	Flags  proto.CompleteFlag // per-op
+	N      int                // bytes copied into Request.Out
+}
+
+type call struct {
+	req   Request
+	sub   proto.Submission
+	pos   uint32 // the submission's ring position, for replay after a restart
+	buf   uint32 // the lent buffer, or NoBuffer
+	resp  Response
+	err   error
+	done  chan struct{}
+	owner bool // a goroutine still waits for it (false after it gave up)
+}
+
+// ErrChannelClosed: the app closed the channel, or the supervisor went away.
+var ErrChannelClosed = errors.New("appproc: channel closed")
+
+func newChannel(server string, region *ring.Region, end *ring.AppEnd) *Channel {
+	c := &Channel{
+		server: server, region: region, end: end,
+		bufs:     make(chan struct{}, end.Pool.Len()),
+		slots:    make(chan struct{}, end.Complete.Capacity()),
+		inflight: map[uint64]*call{},
+		done:     make(chan struct{}),
+	}
+	for range end.Pool.Len() {
+		c.bufs <- struct{}{}
+	}
+	for range end.Complete.Capacity() {
+		c.slots <- struct{}{}
+	}
+	c.epoch, _ = region.ServerEpoch()
+	go c.dispatch()
+	return c
+}
+
+// Server names the server at the other end.
+func (c *Channel) Server() string { return c.server }
+
+// BufferSize is the most bytes one request can carry in or out.
+func (c *Channel) BufferSize() int { return c.end.Pool.BufferSize() }
+
+// Restarts is how many server restarts this channel has lived through.
+func (c *Channel) Restarts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restarts
+}
+
+// Do submits req and waits for its completion. A negative result comes back
+// as an error wrapping the errno. If ctx ends first, Do returns ctx.Err()
+// and the request is cancelled with OpCancel (it may still complete; its
+// buffer comes back either way).
+func (c *Channel) Do(ctx context.Context, req *Request) (Response, error) {
+	bs := c.end.Pool.BufferSize()
+	if len(req.In) > bs || len(req.Out) > bs {
+		return Response{}, fmt.Errorf("appproc: %s request of %d bytes in, %d out: a buffer holds %d", req.Op, len(req.In), len(req.Out), bs)
+	}
+	needBuf := len(req.In) > 0 || len(req.Out) > 0
+	select {
+	case <-c.slots:
+	case <-ctx.Done():
+		return Response{}, ctx.Err()
+	case <-c.done:
+		return Response{}, c.deadErr()
+	}
+	if needBuf {
+		select {
+		case <-c.bufs:
+		case <-ctx.Done():
+			c.slots <- struct{}{}
+			return Response{}, ctx.Err()
+		case <-c.done:
+			c.slots <- struct{}{}
+			return Response{}, c.deadErr()
+		}
+	}
+	cl := &call{req: *req, done: make(chan struct{}), owner: true, buf: proto.NoBuffer}
+	if err := c.submit(cl, needBuf); err != nil {
+		if needBuf {
+			c.bufs <- struct{}{}
+		}
+		c.slots <- struct{}{}
+		return Response{}, err
+	}
+	select {
+	case <-cl.done:
+		return cl.resp, cl.err
+	case <-ctx.Done():
+		c.abandon(cl)
+		return Response{}, ctx.Err()
+	}
+}
+
+func (c *Channel) deadErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead != nil {
+		return c.dead
+	}
+	return ErrChannelClosed
+}
+
+// submit encodes cl and publishes it.
+func (c *Channel) submit(cl *call, needBuf bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead != nil {
+		return c.dead
+	}
+	c.nextID++
+	id := c.nextID
+	sub := proto.Submission{
+		Op: cl.req.Op, Flags: cl.req.Flags, Buf: proto.NoBuffer, Handle: cl.req.Handle,
+		UserData: id, Offset: cl.req.Offset, Aux: cl.req.Aux, Args: cl.req.Args,
+	}
+	if needBuf {
+		b, err := c.end.Pool.Alloc()
+		if err != nil {
+			return fmt.Errorf("appproc: %w", err) // cannot happen: we hold a token
+		}
+		copy(c.end.Pool.Bytes(b), cl.req.In)
+		sub.Buf, cl.buf = b, b
+		sub.Len = uint32(max(len(cl.req.In), len(cl.req.Out)))
+	}
+	cl.sub = sub
+	if err := c.push(cl); err != nil {
+		if needBuf {
+			c.end.Pool.Free(cl.buf)
+		}
+		return err
+	}
+	c.inflight[id] = cl
+	return nil
+}
+
+// push lends cl's buffer and publishes its entry, waiting for a free slot if
+// the server is behind. mu held.
+func (c *Channel) push(cl *call) error {
+	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		n, err := c.end.Submit.Reserve(1)
+		if err != nil {
+			c.kill(err)
+			return err
+		}
+		if n == 1 {
+			break
+		}
+		// Full: the server has not consumed yet. It will; back off.
+		c.mu.Unlock()
+		time.Sleep(wait)
+		c.mu.Lock()
+		if c.dead != nil {
+			return c.dead
+		}
+	}
+	if cl.buf != proto.NoBuffer {
+		if err := c.end.Pool.Lend(cl.buf); err != nil {
+			return err
+		}
+	}
+	cl.pos = c.end.Submit.Position()
+	cl.sub.Encode(c.end.Submit.Slot(0))
+	return c.end.Submit.Publish(1)
+}
+
+// abandon gives up waiting for cl; it stays in flight until its completion
+// returns its buffer, and the server is asked to cancel it.
+func (c *Channel) abandon(cl *call) {
+	c.mu.Lock()
+	cl.owner = false
+	_, still := c.inflight[cl.sub.UserData]
+	c.mu.Unlock()
+	if still {
+		go c.Do(context.Background(), &Request{Op: proto.OpCancel, Args: [3]uint64{cl.sub.UserData}})
+	}
+}
+
+// dispatch reaps completions until the channel dies.
+func (c *Channel) dispatch() {
+	defer close(c.done)
+	for {
+		n, err := c.end.Complete.Wait(ring.WaitPolicy{Spin: ring.DefaultSpin}, time.Time{})
+		if err != nil {
+			c.mu.Lock()
+			c.kill(err)
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Lock()
+		if c.closing {
+			c.kill(ErrChannelClosed)
+			c.mu.Unlock()
+			return
+		}
+		epoch, resume := c.region.ServerEpoch()
+		c.reap(n)
+		if epoch != c.epoch {
+			// Completions the dead incarnation posted are all in the ring
+			// by now; reap them before deciding what to replay.
+			for {
+				k, err := c.end.Complete.Peek(c.end.Complete.Capacity())
+				if err != nil || k == 0 {
+					break
+				}
+				c.reap(k)
+			}
+			c.serverRestarted(epoch, resume)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// reap handles n ready completions. mu held.
+func (c *Channel) reap(n int) {
+	for i := range n {
+		comp, _ := proto.DecodeCompletion(c.end.Complete.Slot(i))
+		cl := c.inflight[comp.UserData]
+		if cl == nil {
+			continue // not ours (a server bug, or a late answer to a replayed call)
+		}
+		if comp.Flags&proto.FlagMore == 0 {
+			delete(c.inflight, comp.UserData)
+		}
+		c.finish(cl, comp)
+	}
+	c.end.Complete.Release(n)
+}
+
+// finish completes cl with comp, taking its buffer back. mu held.
+func (c *Channel) finish(cl *call, comp proto.Completion) {
+	cl.resp = Response{Result: comp.Result, Aux: comp.Aux, Flags: comp.Flags}
+	cl.err = comp.Err()
+	if cl.buf != proto.NoBuffer {
+		if comp.Buf == cl.buf {
+			n := uint32(0)
+			if comp.Result > 0 {
+				n = uint32(min(comp.Result, int64(len(cl.req.Out))))
+			}
+			data, err := c.end.Pool.Reclaim(cl.buf, n)
+			if err != nil && cl.err == nil {
+				cl.err = err
+			}
+			cl.resp.N = copy(cl.req.Out, data)
+		} else {
+			// The server refused the entry without taking the buffer; it
+			// is still ours.
+			c.end.Pool.Unlend(cl.buf)
+		}
+		c.end.Pool.Free(cl.buf)
+		cl.buf = proto.NoBuffer
+		c.bufs <- struct{}{}
+	}
+	if comp.Result < 0 {
+		cl.resp.Result = 0
+	}
+	c.slots <- struct{}{}
+	close(cl.done)
+}
+
+// serverRestarted handles a new server incarnation: calls the dead one took
+// and never answered are replayed if idempotent, and failed with
+// ECONNRESET otherwise; calls it never took are served by the new one.
+// mu held.
+func (c *Channel) serverRestarted(epoch, resume uint32) {
+	if c.epoch != 0 { // 0: no server had attached yet; this is its first start
+		c.restarts++
+	}
+	c.epoch = epoch
+	for id, cl := range c.inflight {
+		if int32(cl.pos-resume) >= 0 {
+			continue // not consumed yet: the new incarnation will serve it
+		}
+		if cl.buf != proto.NoBuffer {
+			c.end.Pool.Unlend(cl.buf) // the dead server held it; it is ours again
+		}
+		if cl.req.Replay && cl.owner {
+			if cl.buf != proto.NoBuffer {
+				copy(c.end.Pool.Bytes(cl.buf), cl.req.In) // the server may have written over it
+			}
+			if err := c.push(cl); err == nil {
+				continue
+			}
+		}
+		delete(c.inflight, id)
+		c.finish(cl, proto.Completion{UserData: id, Result: proto.ErrResult(syscall.ECONNRESET), Buf: proto.NoBuffer})
+	}
+}
+
+// kill declares the channel dead and fails every call in flight. mu held.
+func (c *Channel) kill(err error) {
+	if c.dead != nil {
+		return
+	}
+	c.dead = err
+	for id, cl := range c.inflight {
+		delete(c.inflight, id)
+		cl.err = err
+		if cl.buf != proto.NoBuffer {
+			c.bufs <- struct{}{} // the memory goes away with the channel
+		}
+		c.slots <- struct{}{}
+		close(cl.done)
+	}
+}
+
+// close stops the dispatcher, fails calls in flight and unmaps the region.
+func (c *Channel) close() error {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.end.Complete.Interrupt()
+	<-c.done
+	return c.region.Close()
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"saturn/proto"
+)
+
+func killCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "kill",
+		Usage:     "signal a component as if it crashed; its restart policy decides what follows",
+		ArgsUsage: "NAME",
+		Flags: withInstance(&cli.StringFlag{
+			Name: "signal", Aliases: []string{"s"}, Value: "KILL", Usage: "the signal, by name (KILL, TERM, SIGSEGV) or number",
+		}),
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "NAME")
+			if err != nil {
+				return err
+			}
+			if err := request(c, proto.MsgKill, &proto.Kill{Name: name, Signal: c.String("signal")}, nil, 10*time.Second); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "saturn: sent %s to %s\n", strings.ToUpper(strings.TrimPrefix(strings.ToUpper(c.String("signal")), "SIG")), name)
+			return nil
+		},
+	}
+}
+
+func restartCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "restart",
+		Usage:       "stop a component gracefully and start it afresh, whatever its policy",
+		Description: "Returns once the new incarnation is ready. A failed component is started again\nwith its restart count for the intensity limit cleared.",
+		ArgsUsage:   "NAME",
+		Flags:       withInstance(),
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "NAME")
+			if err != nil {
+				return err
+			}
+			if err := request(c, proto.MsgRestart, &proto.Restart{Name: name}, nil, 2*time.Minute); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "saturn: %s restarted\n", name)
+			return nil
+		},
+	}
+}
+
+func attachCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "attach",
+		Usage:     "start a custom app process under the supervisor, with its channels",
+		ArgsUsage: "-- CMD [ARGS...]",
+		Description: "The supervisor runs CMD (relative paths and PATH lookups resolve here, and it\n" +
+			"runs in this folder), gives it its channels to netproc and diskproc, watches\n" +
+			"it, restarts it by --restart, and shows it in status. Apps built on appproc\n" +
+			"find their channels with appproc.Attach. `saturn detach NAME` removes it.",
+		Flags: withInstance(
+			&cli.StringFlag{Name: "name", Aliases: []string{"n"}, Required: true, Usage: "the app's `NAME` in status"},
+			&cli.StringFlag{Name: "restart", Value: "on-failure", Usage: "restart policy: always, on-failure or never"},
+			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "`KEY=VALUE` to add to its environment (repeatable)"},
+		),
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			if len(args) == 0 {
+				return fmt.Errorf("attach: no command; usage: saturn attach --name NAME -- CMD [ARGS...]")
+			}
+			path, err := resolveCommand(args[0])
+			if err != nil {
+				return err
+			}
+			cwd, err := os.Getwd()
+			if err != nil {
+				return err
+			}
+			env := map[string]string{}
+			for _, kv := range c.StringSlice("env") {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--env %q: want KEY=VALUE", kv)
+				}
+				env[k] = v
+			}
+			cmd := append([]string{path}, args[1:]...)
+			m := &proto.Launch{Name: c.String("name"), Command: cmd, Restart: c.String("restart"), Env: env, Dir: cwd}
+			if err := request(c, proto.MsgLaunch, m, nil, 2*time.Minute); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "saturn: %s attached (see `saturn status`, `saturn logs %s`)\n", m.Name, m.Name)
+			return nil
+		},
+	}
+}
+
+// resolveCommand makes a command name absolute as this shell would find
+// it: a path relative to here, or a PATH lookup. "saturn" stays as it is:
+// the supervisor runs its own binary for it.
+func resolveCommand(name string) (string, error) {
+	if name == "saturn" {
+		return name, nil
+	}
+	if strings.Contains(name, "/") {
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", fmt.Errorf("attach: %w", err)
+		}
+		return abs, nil
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("attach: %w", err)
+	}
+	return filepath.Abs(p)
+}
+
+func detachCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "detach",
+		Usage:     "stop an attached app and remove it from the instance",
+		ArgsUsage: "NAME",
+		Flags:     withInstance(),
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "NAME")
+			if err != nil {
+				return err
+			}
+			if err := request(c, proto.MsgDetach, &proto.Detach{Name: name}, nil, 2*time.Minute); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "saturn: %s detached\n", name)
+			return nil
+		},
+	}
+}
+
+func oneArg(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", fmt.Errorf("%s: want exactly one %s (got %d arguments)", c.Command.Name, what, c.NArg())
+	}
+	return c.Args().First(), nil
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"saturn/proto"
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show every component of the instance: state, pid, uptime, restarts, last exit, rings",
+		Flags: withInstance(&cli.BoolFlag{Name: "json", Usage: "print JSON for machines"}),
+		Action: func(c *cli.Context) error {
+			var st proto.StatusReply
+			if err := request(c, proto.MsgStatus, &proto.Status{}, &st, 10*time.Second); err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(&st)
+			}
+			printStatus(c.App.Writer, &st)
+			return nil
+		},
+	}
+}
+
+func printStatus(w io.Writer, st *proto.StatusReply) {
+	fmt.Fprintf(w, "instance %s (supervisor pid %d)\n\n", st.Instance, st.Supervisor)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tPID\tSTATE\tUPTIME\tRESTARTS\tLAST EXIT\tINFO")
+	for _, c := range st.Components {
+		pid := "-"
+		if c.PID != 0 {
+			pid = fmt.Sprint(c.PID)
+		}
+		uptime := "-"
+		if c.Uptime > 0 {
+			uptime = (time.Duration(c.Uptime * float64(time.Second))).Round(time.Second).String()
+		}
+		kind := c.Kind
+		if c.Attached {
+			kind += " (self-attached)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, kind, pid, c.State, uptime, c.Restarts, c.LastExit, infoString(c.Info))
+	}
+	tw.Flush()
+	for _, c := range st.Components {
+		if c.Reason != "" && c.State != "running" {
+			fmt.Fprintf(w, "\n%s: %s", c.Name, c.Reason)
+		}
+	}
+	var chans []proto.ChannelStatus
+	for _, c := range st.Components {
+		chans = append(chans, c.Channels...)
+	}
+	if len(chans) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHANNEL\tAPP\tSERVER\tEPOCH\tSQ DEPTH\tCQ DEPTH\tSUBMITTED\tCOMPLETED")
+		for _, ch := range chans {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", ch.ID, ch.App, ch.Server, ch.Epoch, ch.SQDepth, ch.CQDepth, ch.Submitted, ch.Completed)
+		}
+		tw.Flush()
+	} else {
+		fmt.Fprintln(w)
+	}
+}
+
+func infoString(info map[string]string) string {
+	keys := make([]string, 0, len(info))
+	for k := range info {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, k+"="+info[k])
+	}
+	return strings.Join(parts, " ")
+}

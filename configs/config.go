@@ -1,0 +1,348 @@
+// Package configs holds saturn's configuration: its types, the TOML parser
+// that reads them (with errors that name the file, line and key), and the
+// default configuration embedded in the binary.
+package configs
+
+import (
+	_ "embed"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+)
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultTOML is the embedded default configuration's text.
+func DefaultTOML() []byte { return slices.Clone(defaultTOML) }
+
+// Config is a whole instance's configuration.
+type Config struct {
+	Supervisor Supervisor `toml:"supervisor"`
+	Netproc    Netproc    `toml:"netproc"`
+	Diskproc   Diskproc   `toml:"diskproc"`
+	Channel    Channel    `toml:"channel"`
+	Apps       []App      `toml:"app,omitempty"`
+
+	// Source is the file the configuration came from, or "" for the
+	// embedded default.
+	Source string `toml:"-"`
+}
+
+// Supervisor tunes the supervisor itself.
+type Supervisor struct {
+	// StopGrace is how long a component has after SIGTERM before SIGKILL.
+	StopGrace Duration `toml:"stop_grace"`
+	// ReadyTimeout is how long a component may take to report ready.
+	ReadyTimeout Duration `toml:"ready_timeout"`
+}
+
+// Policy is a component's restart policy, in the manner of Erlang/OTP
+// supervisors and systemd: what to do when it exits, how long to wait
+// before starting it again (exponential back-off from Backoff to
+// MaxBackoff), and the intensity limit: at most Intensity restarts within
+// Period, after which the component is marked failed.
+type Policy struct {
+	Restart    RestartMode `toml:"restart"`
+	Backoff    Duration    `toml:"backoff"`
+	MaxBackoff Duration    `toml:"max_backoff"`
+	Intensity  int         `toml:"intensity"`
+	Period     Duration    `toml:"period"`
+}
+
+// Netproc configures the network server.
+type Netproc struct {
+	Policy
+	Backend string `toml:"backend"` // "usertcp", "kernel" or "auto"
+	Netns   string `toml:"netns"`   // usertcp: the namespace holding the TUN device
+	Address string `toml:"address"` // usertcp: saturn's address with prefix length
+}
+
+// Diskproc configures the disk server.
+type Diskproc struct {
+	Policy
+	Root    string `toml:"root"`    // every path an app opens resolves beneath this
+	Backend string `toml:"backend"` // "uring", "threads" or "auto"
+}
+
+// Channel sets the geometry of every app's channels.
+type Channel struct {
+	SQEntries  uint32 `toml:"sq_entries"`
+	CQEntries  uint32 `toml:"cq_entries"`
+	BufferSize uint32 `toml:"buffer_size"`
+	Buffers    uint32 `toml:"buffers"`
+}
+
+// App is an app process the supervisor starts and watches.
+type App struct {
+	Policy
+	Name    string            `toml:"name"`
+	Command []string          `toml:"command"`
+	Env     map[string]string `toml:"env"`
+	Dir     string            `toml:"dir"`
+}
+
+// RestartMode says when a component that exited is started again.
+type RestartMode string
+
+const (
+	RestartAlways    RestartMode = "always"     // whatever the exit
+	RestartOnFailure RestartMode = "on-failure" // unless it exited with status 0
+	RestartNever     RestartMode = "never"
+)
+
+// UnmarshalText refuses modes other than the three.
+func (m *RestartMode) UnmarshalText(b []byte) error {
+	switch v := RestartMode(b); v {
+	case RestartAlways, RestartOnFailure, RestartNever:
+		*m = v
+		return nil
+	}
+	return fmt.Errorf("restart %q: want \"always\", \"on-failure\" or \"never\"", b)
+}
+
+// Duration is a time.Duration written as a Go duration string ("1.5s").
+type Duration time.Duration
+
+// UnmarshalText parses a duration string; negative durations are refused.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit, such as \"250ms\" or \"2s\"", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration back as a string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D is the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Defaults for everything a config may leave out.
+var defaultPolicy = Policy{
+	Restart:    RestartAlways,
+	Backoff:    Duration(100 * time.Millisecond),
+	MaxBackoff: Duration(10 * time.Second),
+	Intensity:  5,
+	Period:     Duration(10 * time.Second),
+}
+
+// FillDefaults gives every field p leaves unset its default.
+func (p *Policy) FillDefaults() {
+	if p.Restart == "" {
+		p.Restart = defaultPolicy.Restart
+	}
+	if p.Backoff == 0 {
+		p.Backoff = defaultPolicy.Backoff
+	}
+	if p.MaxBackoff == 0 {
+		p.MaxBackoff = max(defaultPolicy.MaxBackoff, p.Backoff)
+	}
+	if p.Intensity == 0 {
+		p.Intensity = defaultPolicy.Intensity
+	}
+	if p.Period == 0 {
+		p.Period = defaultPolicy.Period
+	}
+}
+
+func (c *Config) fillDefaults() {
+	if c.Supervisor.StopGrace == 0 {
+		c.Supervisor.StopGrace = Duration(5 * time.Second)
+	}
+	if c.Supervisor.ReadyTimeout == 0 {
+		c.Supervisor.ReadyTimeout = Duration(10 * time.Second)
+	}
+	c.Netproc.FillDefaults()
+	if c.Netproc.Backend == "" {
+		c.Netproc.Backend = "auto"
+	}
+	if c.Netproc.Netns == "" {
+		c.Netproc.Netns = "saturn-default"
+	}
+	if c.Netproc.Address == "" {
+		c.Netproc.Address = "10.77.0.2/24"
+	}
+	c.Diskproc.FillDefaults()
+	if c.Diskproc.Backend == "" {
+		c.Diskproc.Backend = "auto"
+	}
+	if c.Diskproc.Root == "" {
+		c.Diskproc.Root = "site"
+	}
+	if c.Channel.SQEntries == 0 {
+		c.Channel.SQEntries = 256
+	}
+	if c.Channel.CQEntries == 0 {
+		c.Channel.CQEntries = 512
+	}
+	if c.Channel.BufferSize == 0 {
+		c.Channel.BufferSize = 64 << 10
+	}
+	if c.Channel.Buffers == 0 {
+		c.Channel.Buffers = 128
+	}
+	for i := range c.Apps {
+		c.Apps[i].FillDefaults()
+	}
+}
+
+// Names that apps may not take: the servers' and the supervisor's own.
+var reservedNames = []string{"netproc", "diskproc", "supervisor"}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
+
+// CheckName reports whether name may name an app.
+func CheckName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("name %q: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	if slices.Contains(reservedNames, name) {
+		return fmt.Errorf("name %q is reserved for saturn's own components", name)
+	}
+	return nil
+}
+
+// fieldError is a semantic error about one key, located later.
+type fieldError struct {
+	key string // dotted TOML key, e.g. "netproc.backend" or "app.restart"
+	nth int    // for keys inside [[app]]: which one (0-based); -1 otherwise
+	msg string
+}
+
+func (e *fieldError) Error() string { return e.key + ": " + e.msg }
+
+func (p *Policy) check(section string, nth int) error {
+	if p.MaxBackoff < p.Backoff {
+		return &fieldError{section + ".max_backoff", nth, fmt.Sprintf("%s is less than backoff %s", p.MaxBackoff.D(), p.Backoff.D())}
+	}
+	if p.Intensity < 0 {
+		return &fieldError{section + ".intensity", nth, fmt.Sprintf("%d is negative", p.Intensity)}
+	}
+	return nil
+}
+
+func (c *Config) check() error {
+	if err := c.Netproc.check("netproc", -1); err != nil {
+		return err
+	}
+	switch c.Netproc.Backend {
+	case "auto", "usertcp", "kernel":
+	default:
+		return &fieldError{"netproc.backend", -1, fmt.Sprintf("%q: want \"usertcp\", \"kernel\" or \"auto\"", c.Netproc.Backend)}
+	}
+	if !nameRE.MatchString(c.Netproc.Netns) || len(c.Netproc.Netns) > 15 {
+		return &fieldError{"netproc.netns", -1, fmt.Sprintf("%q: use 1 to 15 letters, digits, '.', '_' or '-'", c.Netproc.Netns)}
+	}
+	pfx, err := netip.ParsePrefix(c.Netproc.Address)
+	if err != nil || !pfx.Addr().Is4() || pfx.Bits() < 8 || pfx.Bits() > 30 {
+		return &fieldError{"netproc.address", -1, fmt.Sprintf("%q: want an IPv4 address with a prefix length from 8 to 30, such as \"10.77.0.2/24\"", c.Netproc.Address)}
+	}
+	if err := c.Diskproc.check("diskproc", -1); err != nil {
+		return err
+	}
+	switch c.Diskproc.Backend {
+	case "auto", "uring", "threads":
+	default:
+		return &fieldError{"diskproc.backend", -1, fmt.Sprintf("%q: want \"uring\", \"threads\" or \"auto\"", c.Diskproc.Backend)}
+	}
+	seen := map[string]bool{}
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		if err := CheckName(a.Name); err != nil {
+			return &fieldError{"app.name", i, err.Error()}
+		}
+		if seen[a.Name] {
+			return &fieldError{"app.name", i, fmt.Sprintf("%q names two apps", a.Name)}
+		}
+		seen[a.Name] = true
+		if len(a.Command) == 0 || a.Command[0] == "" {
+			return &fieldError{"app.command", i, "app " + a.Name + " has no command"}
+		}
+		if err := a.check("app", i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Resolve makes relative paths absolute: against the config file's folder,
+// or against base for the embedded default.
+func (c *Config) Resolve(base string) {
+	dir := base
+	if c.Source != "" {
+		dir = filepath.Dir(c.Source)
+	}
+	if !filepath.IsAbs(c.Diskproc.Root) {
+		c.Diskproc.Root = filepath.Join(dir, c.Diskproc.Root)
+	}
+	for i := range c.Apps {
+		if c.Apps[i].Dir != "" && !filepath.IsAbs(c.Apps[i].Dir) {
+			c.Apps[i].Dir = filepath.Join(dir, c.Apps[i].Dir)
+		}
+	}
+}
+
+// Load reads the configuration at path, or the embedded default when path
+// is empty, fills in defaults and checks every value. Errors name the file,
+// the line and the key.
+func Load(path string) (*Config, error) {
+	data, name := defaultTOML, "default config (embedded)"
+	if path != "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		data, err = os.ReadFile(abs)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		path, name = abs, abs
+	}
+	c, err := Parse(data, name)
+	if err != nil {
+		return nil, err
+	}
+	c.Source = path
+	return c, nil
+}
+
+// EnvList returns the app's environment as KEY=VALUE strings, sorted.
+func (a *App) EnvList() []string {
+	var env []string
+	for k, v := range a.Env {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
+}
+
+// ServerPolicy returns the policy of the server called name.
+func (c *Config) ServerPolicy(name string) (Policy, bool) {
+	switch name {
+	case "netproc":
+		return c.Netproc.Policy, true
+	case "diskproc":
+		return c.Diskproc.Policy, true
+	}
+	return Policy{}, false
+}
+
+// App returns the app called name.
+func (c *Config) App(name string) (*App, bool) {
+	for i := range c.Apps {
+		if c.Apps[i].Name == name {
+			return &c.Apps[i], true
+		}
+	}
+	return nil, false
+}

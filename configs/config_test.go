@@ -1,0 +1,127 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Netproc.Backend != "auto" || c.Netproc.Netns != "saturn-default" || c.Netproc.Address != "10.77.0.2/24" {
+		t.Errorf("netproc: %+v", c.Netproc)
+	}
+	if c.Netproc.Restart != RestartAlways || c.Netproc.Backoff.D() != 100*time.Millisecond || c.Netproc.Intensity != 5 {
+		t.Errorf("netproc policy: %+v", c.Netproc.Policy)
+	}
+	c.Resolve("/run/saturn/default")
+	if c.Diskproc.Root != "/run/saturn/default/site" {
+		t.Errorf("embedded root resolves to %q", c.Diskproc.Root)
+	}
+}
+
+func TestIssueExample(t *testing.T) {
+	// The example config the supervisor issue gives, spelled as tests write it.
+	doc := `
+[netproc]
+backend = "auto"            # "usertcp", "kernel" or "auto"
+netns = "saturn-default"    # usertcp: the namespace that holds the TUN device
+address = "10.77.0.2/24"    # usertcp: saturn's address
+restart = "always"          # "always", "on-failure" or "never"
+
+[diskproc]
+root = "/srv/saturn"
+backend = "auto"
+restart = "always"
+
+[[app]]
+name = "web"
+command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":8080"]
+restart = "always"
+env = { GOGC = "200" }
+backoff = "50ms"
+max_backoff = "2s"
+intensity = 3
+period = "30s"
+`
+	c, err := Parse([]byte(doc), "x.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := c.App("web")
+	if !ok || a.Env["GOGC"] != "200" || a.Command[2] != "webserver" || a.Intensity != 3 || a.Period.D() != 30*time.Second || a.Backoff.D() != 50*time.Millisecond {
+		t.Fatalf("app: %+v", a)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"unknown key", "[netproc]\nbackend = \"auto\"\nbogus = 1\n", "x.toml:3: netproc.bogus: unknown key"},
+		{"unknown table", "[nope]\na = 1\n", "x.toml:1: nope"},
+		{"bad restart", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\n[[app]]\nname = \"b\"\ncommand = [\"y\"]\nrestart = \"sometimes\"\n", "x.toml:7: app.restart"},
+		{"bad duration", "[diskproc]\nbackoff = \"soon\"\n", "x.toml:2: diskproc.backoff"},
+		{"wrong type", "[netproc]\nnetns = 5\n", "x.toml:2: netproc.netns"},
+		{"bad backend", "[netproc]\nbackend = \"dpdk\"\n", "x.toml:2: netproc.backend: \"dpdk\""},
+		{"bad disk backend", "\n[diskproc]\nbackend = \"aio\"\n", "x.toml:3: diskproc.backend"},
+		{"bad address", "[netproc]\naddress = \"10.77.0.2\"\n", "x.toml:2: netproc.address"},
+		{"bad netns", "[netproc]\nnetns = \"has space\"\n", "x.toml:2: netproc.netns"},
+		{"duplicate app", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\n[[app]]\nname = \"a\"\ncommand = [\"y\"]\n", "x.toml:5: app.name: \"a\" names two apps"},
+		{"reserved name", "[[app]]\nname = \"netproc\"\ncommand = [\"x\"]\n", "x.toml:2: app.name"},
+		{"no command", "[[app]]\nname = \"a\"\n", "x.toml: app.command: app a has no command"},
+		{"max below initial", "[netproc]\nbackoff = \"2s\"\nmax_backoff = \"1s\"\n", "x.toml:3: netproc.max_backoff"},
+		{"syntax", "[netproc\n", "x.toml:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc), "x.toml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRelativeRoot(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "saturn.toml")
+	os.WriteFile(path, []byte("[diskproc]\nroot = \"www\"\n[[app]]\nname = \"a\"\ncommand = [\"x\"]\ndir = \"work\"\n"), 0o644)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resolve("/ignored")
+	if c.Diskproc.Root != filepath.Join(dir, "www") || c.Apps[0].Dir != filepath.Join(dir, "work") {
+		t.Fatalf("root %q dir %q", c.Diskproc.Root, c.Apps[0].Dir)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestPrintRoundTrip(t *testing.T) {
+	c, err := Parse([]byte("[[app]]\nname = \"a\"\ncommand = [\"x\", \"y\"]\nbackoff = \"1.5s\"\nenv = { K = \"v\" }\n"), "x.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Print(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out, "printed")
+	if err != nil {
+		t.Fatalf("printed config does not parse: %v\n%s", err, out)
+	}
+	if back.Apps[0].Backoff != c.Apps[0].Backoff || back.Apps[0].Env["K"] != "v" || back.Netproc.Address != c.Netproc.Address {
+		t.Fatalf("round trip lost values:\n%s", out)
+	}
+}

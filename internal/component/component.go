@@ -1,0 +1,99 @@
+// Package component is the component side of the supervisor's protocol:
+// how a server or a supervised app started by the supervisor finds its
+// control link, reports ready, and learns that the supervisor is gone.
+//
+// The supervisor starts each component with one end of a socket pair as an
+// inherited descriptor named by SATURN_CONTROL_FD, and describes the
+// instance in the other variables below. A process that someone else
+// started finds the instance from SATURN_STATE_DIR and SATURN_INSTANCE (or
+// their defaults) and dials its control socket instead.
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"saturn/proto"
+)
+
+// Environment variables the supervisor sets for its components.
+const (
+	EnvControlFD     = "SATURN_CONTROL_FD"     // the inherited control link
+	EnvName          = "SATURN_COMPONENT"      // the component's name
+	EnvInstance      = "SATURN_INSTANCE"       // the instance's name
+	EnvStateDir      = "SATURN_STATE_DIR"      // the state directory
+	EnvControlSocket = "SATURN_CONTROL_SOCKET" // the instance's control socket
+	EnvConfig        = "SATURN_CONFIG"         // the effective configuration file
+)
+
+// Link is a component's control link to its supervisor.
+type Link struct {
+	Name    string
+	Session *proto.Session
+}
+
+// ErrNotSupervised: the process was not started by a supervisor.
+var ErrNotSupervised = errors.New("component: not started by a saturn supervisor (no " + EnvControlFD + ")")
+
+// FromEnv opens the control link the supervisor passed, and starts serving
+// the supervisor's requests with handler (nil for none). The link's
+// descriptor is removed from the environment's reach: children of this
+// process do not inherit it.
+func FromEnv(handler func(*proto.Request)) (*Link, error) {
+	v := os.Getenv(EnvControlFD)
+	if v == "" {
+		return nil, ErrNotSupervised
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("component: %s=%q is not a descriptor", EnvControlFD, v)
+	}
+	f := os.NewFile(uintptr(fd), "control-link")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("component: control link: %w", err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("component: control link is not a Unix socket")
+	}
+	os.Unsetenv(EnvControlFD)
+	s := proto.NewSession(proto.NewConn(uc), handler)
+	go s.Run()
+	return &Link{Name: os.Getenv(EnvName), Session: s}, nil
+}
+
+// Ready tells the supervisor the component is ready, with what it reports
+// of itself (shown in status). Call it again when that changes.
+func (l *Link) Ready(ctx context.Context, info map[string]string) error {
+	_, err := l.Session.Call(ctx, proto.MsgReady, &proto.Ready{Name: l.Name, Info: info}, nil)
+	return err
+}
+
+// Done is closed when the supervisor is gone (or closed the link). A
+// component then exits: without its supervisor it has no channels to
+// serve and nobody to restart it.
+func (l *Link) Done() <-chan struct{} { return l.Session.Done() }
+
+// Close closes the link.
+func (l *Link) Close() error { return l.Session.Close() }
+
+// DefaultStateDir is where instances live unless told otherwise:
+// /run/saturn for root, else $XDG_RUNTIME_DIR/saturn, or saturn-UID under
+// the temporary folder when that is unset.
+func DefaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/run/saturn"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "saturn")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("saturn-%d", os.Geteuid()))
+}

@@ -1,0 +1,142 @@
+package serverkit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"saturn/proto"
+	"saturn/ring"
+)
+
+// Channel is a server's end of one app's channel.
+type Channel struct {
+	Desc   proto.ChannelDesc
+	Region *ring.Region
+	End    *ring.ServerEnd
+
+	sbell, abell *ring.EventDoorbell
+	pending      []proto.Completion // completions of this round, published together
+	backlog      []proto.Completion // completions that found the ring full
+	dead         error              // the ring is corrupt; the channel is no longer served
+
+	// Data is the handler's own per-channel state.
+	Data any
+}
+
+// maxBacklog bounds the completions a channel may have waiting for room in
+// its completion ring. An app that submits more than its ring holds and
+// never reaps only hurts itself: past this, its completions are dropped
+// and the channel is declared dead.
+const maxBacklog = 4096
+
+// Open maps a channel received from the supervisor: the region, then the
+// server's and the app's doorbells. It takes ownership of files and starts
+// a new server incarnation on the region.
+func Open(desc proto.ChannelDesc, files []*os.File) (*Channel, error) {
+	if len(files) != desc.FDCount() || !desc.Bells {
+		closeFiles(files)
+		return nil, fmt.Errorf("serverkit: channel %d came with %d descriptors, want 3", desc.ID, len(files))
+	}
+	region, err := ring.Open(files[0])
+	if err != nil {
+		closeFiles(files[1:])
+		return nil, err
+	}
+	g := region.Geometry()
+	if g.SQEntrySize != proto.SubmissionSize || g.CQEntrySize != proto.CompletionSize {
+		region.Close()
+		closeFiles(files[1:])
+		return nil, fmt.Errorf("serverkit: channel %d has entries of %d and %d bytes, want %d and %d",
+			desc.ID, g.SQEntrySize, g.CQEntrySize, proto.SubmissionSize, proto.CompletionSize)
+	}
+	sb, err := ring.EventDoorbellFromFile(files[1])
+	if err != nil {
+		region.Close()
+		closeFiles(files[1:])
+		return nil, err
+	}
+	ab, err := ring.EventDoorbellFromFile(files[2])
+	if err != nil {
+		region.Close()
+		sb.Close()
+		files[2].Close()
+		return nil, err
+	}
+	end, err := region.Server(ring.Bells{Server: sb, App: ab})
+	if err != nil {
+		region.Close()
+		sb.Close()
+		ab.Close()
+		return nil, err
+	}
+	return &Channel{Desc: desc, Region: region, End: end, sbell: sb, abell: ab}, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// Close unmaps the channel and closes its doorbells.
+func (ch *Channel) Close() error {
+	return errors.Join(ch.Region.Close(), ch.sbell.Close(), ch.abell.Close())
+}
+
+// Complete queues c; the loop publishes a round's completions together. If
+// c names a buffer, it is handed back here: the handler must not touch it
+// after this call. Loop only.
+func (ch *Channel) Complete(c proto.Completion) {
+	if c.Buf != proto.NoBuffer {
+		if err := ch.End.Loans.Return(c.Buf); err != nil {
+			// A handler bug: never hand the app a buffer we do not hold.
+			c.Buf = proto.NoBuffer
+			if c.Result >= 0 {
+				c.Result = -int64(syscall.EFAULT)
+			}
+		}
+	}
+	ch.pending = append(ch.pending, c)
+}
+
+// CompleteErr completes sub with an error, handing back its buffer if the
+// server holds it.
+func (ch *Channel) CompleteErr(sub *proto.Submission, errno syscall.Errno, heldBuf bool) {
+	c := proto.Completion{UserData: sub.UserData, Result: proto.ErrResult(errno), Buf: proto.NoBuffer}
+	if heldBuf {
+		c.Buf = sub.Buf
+	}
+	ch.Complete(c)
+}
+
+// flush publishes what fits of the backlog and this round's completions,
+// oldest first. It reports whether completions are still waiting for room.
+func (ch *Channel) flush() bool {
+	if len(ch.pending) > 0 {
+		ch.backlog = append(ch.backlog, ch.pending...)
+		ch.pending = ch.pending[:0]
+	}
+	for len(ch.backlog) > 0 && ch.dead == nil {
+		n, err := ch.End.Complete.Reserve(len(ch.backlog))
+		if err != nil {
+			ch.dead = err
+			break
+		}
+		if n == 0 {
+			break
+		}
+		for i := range n {
+			ch.backlog[i].Encode(ch.End.Complete.Slot(i))
+		}
+		ch.End.Complete.Publish(n)
+		ch.backlog = ch.backlog[n:]
+	}
+	if len(ch.backlog) == 0 {
+		ch.backlog = nil
+	} else if len(ch.backlog) > maxBacklog && ch.dead == nil {
+		ch.dead = fmt.Errorf("serverkit: app %s left %d completions unreaped", ch.Desc.App, len(ch.backlog))
+	}
+	return len(ch.backlog) > 0
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package testkit
+
+// RaceEnabled is true when the tests run with the race detector.
+const RaceEnabled = true

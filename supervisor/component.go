@@ -1,0 +1,49 @@
+package supervisor
+
+import (
+	"os"
+	"time"
+
+	"saturn/proto"
+)
+
+// component is one supervised process (or a self-attached app, which the
+// supervisor did not start and cannot restart). Owned by the loop.
+type component struct {
+	name     string
+	kind     string // proto.KindServer or proto.KindApp
+	spec     launchSpec
+	tracker  *Tracker
+	attached bool // self-attached: no process of ours, no restarts
+
+	state       string
+	incarnation int // bumped at every start; events of older ones are stale
+	proc        *os.Process
+	pid         int
+	startedAt   time.Time
+	restarts    int
+	lastExit    string
+	reason      string
+	info        map[string]string
+	ready       bool
+	link        *proto.Session // this incarnation's control link
+	channels    []*channel     // an app's channels, one per server
+
+	stopping    bool // a stop, restart or detach was asked: the exit is not a crash
+	restartAsk  bool // start again right after the requested stop
+	detachAsk   bool // forget the component after it stops
+	killTimer   *time.Timer
+	backoffWait *time.Timer
+}
+
+// launchSpec is how to start a component's process.
+type launchSpec struct {
+	path string   // executable
+	args []string // argv, args[0] included
+	env  []string // extra environment
+	dir  string
+}
+
+// alive reports whether the component has a process (or a live session,
+// when self-attached).
+func (c *component) alive() bool { return c.pid != 0 }

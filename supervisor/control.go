@@ -1,0 +1,404 @@
+package supervisor
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"saturn/configs"
+	"saturn/proto"
+)
+
+// acceptLoop serves the control socket: each connection is a session whose
+// requests go to the loop. It returns when the listener closes.
+func (s *Supervisor) acceptLoop() {
+	for {
+		uc, err := s.ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		cred, err := peerCred(uc)
+		if err != nil || (cred.Uid != 0 && int(cred.Uid) != os.Geteuid()) {
+			s.log.Warn("control connection refused", "uid", credUID(cred), "err", err)
+			c := proto.NewConn(uc)
+			c.ReplyError(nil, proto.CodeDenied, "permission denied: only root or the instance's owner may use its control socket")
+			c.Close()
+			continue
+		}
+		var sess *proto.Session
+		sess = proto.NewSession(proto.NewConn(uc), func(r *proto.Request) { s.onControlRequest(sess, cred, r) })
+		s.do(func() { s.sessions[sess] = true })
+		go func() {
+			sess.Run()
+			s.do(func() {
+				delete(s.sessions, sess)
+				s.sessionEnded(sess)
+			})
+		}()
+	}
+}
+
+func peerCred(uc *net.UnixConn) (*unix.Ucred, error) {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	return cred, cerr
+}
+
+func credUID(c *unix.Ucred) int {
+	if c == nil {
+		return -1
+	}
+	return int(c.Uid)
+}
+
+// sessionEnded forgets a self-attached app whose connection closed. Loop
+// only.
+func (s *Supervisor) sessionEnded(sess *proto.Session) {
+	for _, c := range s.components {
+		if c.attached && c.link == sess {
+			s.log.Info("self-attached app gone", "name", c.name, "pid", c.pid)
+			c.link = nil
+			s.dropChannels(c)
+			s.remove(c)
+			return
+		}
+	}
+}
+
+// onControlRequest handles a request from the CLI or a self-attaching app.
+// It runs on the session's reader goroutine and hands everything to the
+// loop.
+func (s *Supervisor) onControlRequest(sess *proto.Session, cred *unix.Ucred, r *proto.Request) {
+	closeFiles(r.Files) // nothing the CLI sends carries descriptors we want
+	switch r.Type {
+	case proto.MsgStatus:
+		s.do(func() { r.Reply(proto.MsgStatusReply, s.status()) })
+	case proto.MsgKill:
+		var m proto.Kill
+		if decode(r, &m) {
+			s.do(func() { s.handleKill(r, &m) })
+		}
+	case proto.MsgRestart:
+		var m proto.Restart
+		if decode(r, &m) {
+			s.do(func() { s.handleRestart(r, m.Name) })
+		}
+	case proto.MsgStop:
+		s.do(func() {
+			r.Reply(proto.MsgOK, nil)
+			s.beginShutdown()
+		})
+	case proto.MsgLaunch:
+		var m proto.Launch
+		if decode(r, &m) {
+			s.do(func() { s.handleLaunch(r, &m) })
+		}
+	case proto.MsgDetach:
+		var m proto.Detach
+		if decode(r, &m) {
+			s.do(func() { s.handleDetach(r, m.Name) })
+		}
+	case proto.MsgAttach:
+		var m proto.Attach
+		if decode(r, &m) {
+			s.do(func() { s.handleSelfAttach(sess, cred, r, &m) })
+		}
+	case proto.MsgReady:
+		var m proto.Ready
+		if decode(r, &m) {
+			s.do(func() {
+				for _, c := range s.components {
+					if c.attached && c.link == sess {
+						c.info = m.Info
+						s.notify()
+						r.Reply(proto.MsgOK, nil)
+						return
+					}
+				}
+				r.Error(proto.CodeBadRequest, "ready from a connection that has not attached")
+			})
+		}
+	default:
+		r.Error(proto.CodeBadRequest, fmt.Sprintf("unknown request %q", r.Type))
+	}
+}
+
+func decode(r *proto.Request, v any) bool {
+	if err := r.Decode(v); err != nil {
+		r.Error(proto.CodeBadRequest, err.Error())
+		return false
+	}
+	return true
+}
+
+// onLinkRequest handles a request from a component we started, over its
+// link.
+func (s *Supervisor) onLinkRequest(c *component, inc int, r *proto.Request) {
+	closeFiles(r.Files)
+	switch r.Type {
+	case proto.MsgReady:
+		var m proto.Ready
+		if !decode(r, &m) {
+			return
+		}
+		s.do(func() {
+			if c.incarnation != inc || !c.alive() {
+				r.Error(proto.CodeFailed, "stale incarnation")
+				return
+			}
+			c.info = m.Info
+			if !c.ready {
+				c.ready = true
+				s.log.Info("ready", "name", c.name, "pid", c.pid, "info", m.Info)
+			}
+			if c.state == proto.StateStarting {
+				c.state = proto.StateRunning
+			}
+			s.notify()
+			r.Reply(proto.MsgOK, nil)
+		})
+	case proto.MsgAttach:
+		var m proto.Attach
+		if !decode(r, &m) {
+			return
+		}
+		s.do(func() {
+			switch {
+			case c.incarnation != inc || !c.alive():
+				r.Error(proto.CodeFailed, "stale incarnation")
+			case c.kind != proto.KindApp:
+				r.Error(proto.CodeDenied, "servers do not attach")
+			default:
+				s.attachApp(c, r, m.Servers)
+			}
+		})
+	default:
+		r.Error(proto.CodeBadRequest, fmt.Sprintf("unknown request %q on a component link", r.Type))
+	}
+}
+
+func (s *Supervisor) handleKill(r *proto.Request, m *proto.Kill) {
+	c := s.find(m.Name)
+	if c == nil {
+		r.Error(proto.CodeNotFound, fmt.Sprintf("no component called %q", m.Name))
+		return
+	}
+	sigName := m.Signal
+	if sigName == "" {
+		sigName = "KILL"
+	}
+	sig, err := ParseSignal(sigName)
+	if err != nil {
+		r.Error(proto.CodeBadRequest, err.Error())
+		return
+	}
+	if err := s.signal(c, sig); err != nil {
+		r.Error(proto.CodeFailed, fmt.Sprintf("kill %s: %v", c.name, err))
+		return
+	}
+	s.log.Info("signalled on request", "name", c.name, "pid", c.pid, "signal", signalName(sig))
+	r.Reply(proto.MsgOK, nil)
+}
+
+// handleRestart stops c gracefully and starts it afresh, whatever its
+// policy, and answers once the new incarnation is ready.
+func (s *Supervisor) handleRestart(r *proto.Request, name string) {
+	c := s.find(name)
+	switch {
+	case c == nil:
+		r.Error(proto.CodeNotFound, fmt.Sprintf("no component called %q", name))
+		return
+	case c.attached:
+		r.Error(proto.CodeFailed, fmt.Sprintf("%s attached itself; saturn did not start it and cannot restart it", name))
+		return
+	case s.shutdown:
+		r.Error(proto.CodeFailed, "the instance is stopping")
+		return
+	}
+	if c.alive() {
+		c.restartAsk = true // the exit that follows starts it again
+		s.stop(c)
+	} else {
+		c.tracker.Reset()
+		c.restarts++
+		s.start(c)
+	}
+	inc := c.incarnation
+	go s.replyWhenReady(r, name, inc)
+}
+
+// replyWhenReady answers r once the named component has a ready
+// incarnation newer than after, or failed.
+func (s *Supervisor) replyWhenReady(r *proto.Request, name string, after int) {
+	timeout := s.cfg.Supervisor.ReadyTimeout.D() + s.cfg.Supervisor.StopGrace.D()
+	var state, reason string
+	ok := s.waitFor(timeout, func() bool {
+		c := s.find(name)
+		if c == nil {
+			state = "gone"
+			return true
+		}
+		state, reason = c.state, c.reason
+		return c.incarnation > after && c.ready || c.state == proto.StateFailed || (c.incarnation > after && c.state == proto.StateStopped)
+	})
+	switch {
+	case ok && state == proto.StateRunning:
+		r.Reply(proto.MsgOK, nil)
+	case ok:
+		r.Error(proto.CodeFailed, fmt.Sprintf("%s is %s: %s (see `saturn logs %s`)", name, state, reason, name))
+	default:
+		// Not ready in time, but maybe a plain program that never reports.
+		r.Reply(proto.MsgOK, nil)
+	}
+}
+
+func (s *Supervisor) handleLaunch(r *proto.Request, m *proto.Launch) {
+	if err := configs.CheckName(m.Name); err != nil {
+		r.Error(proto.CodeBadRequest, err.Error())
+		return
+	}
+	if s.find(m.Name) != nil {
+		r.Error(proto.CodeExists, fmt.Sprintf("a component called %q already exists (detach it first)", m.Name))
+		return
+	}
+	if len(m.Command) == 0 || m.Command[0] == "" {
+		r.Error(proto.CodeBadRequest, "no command to run")
+		return
+	}
+	if s.shutdown {
+		r.Error(proto.CodeFailed, "the instance is stopping")
+		return
+	}
+	var mode configs.RestartMode
+	if m.Restart == "" {
+		m.Restart = string(configs.RestartOnFailure)
+	}
+	if err := mode.UnmarshalText([]byte(m.Restart)); err != nil {
+		r.Error(proto.CodeBadRequest, err.Error())
+		return
+	}
+	app := configs.App{Policy: configs.Policy{Restart: mode}, Name: m.Name, Command: m.Command, Env: m.Env, Dir: m.Dir}
+	app.Policy.FillDefaults()
+	c := &component{
+		name: m.Name, kind: proto.KindApp, tracker: NewTracker(app.Policy), state: proto.StateStopped,
+		spec: s.appSpec(m.Command, app.EnvList(), m.Dir),
+	}
+	s.components = append(s.components, c)
+	s.start(c)
+	if c.state == proto.StateFailed {
+		reason := c.reason
+		s.remove(c)
+		r.Error(proto.CodeFailed, fmt.Sprintf("%s: %s", m.Name, reason))
+		return
+	}
+	go s.replyWhenReady(r, m.Name, c.incarnation-1)
+}
+
+func (s *Supervisor) handleDetach(r *proto.Request, name string) {
+	c := s.find(name)
+	switch {
+	case c == nil:
+		r.Error(proto.CodeNotFound, fmt.Sprintf("no component called %q", name))
+		return
+	case c.kind != proto.KindApp:
+		r.Error(proto.CodeDenied, fmt.Sprintf("%s is a server; servers cannot be detached", name))
+		return
+	case c.attached:
+		r.Error(proto.CodeFailed, fmt.Sprintf("%s attached itself; it detaches by exiting or closing its connection", name))
+		return
+	}
+	if !c.alive() {
+		s.dropChannels(c)
+		s.remove(c)
+		r.Reply(proto.MsgOK, nil)
+		return
+	}
+	c.detachAsk = true
+	s.stop(c)
+	go func() {
+		s.waitFor(s.cfg.Supervisor.StopGrace.D()+5*time.Second, func() bool { return !contains(s.components, c) })
+		r.Reply(proto.MsgOK, nil)
+	}()
+}
+
+func contains(cs []*component, c *component) bool {
+	for _, x := range cs {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// handleSelfAttach registers an app that someone else started and that
+// attaches itself over the control socket.
+func (s *Supervisor) handleSelfAttach(sess *proto.Session, cred *unix.Ucred, r *proto.Request, m *proto.Attach) {
+	if err := configs.CheckName(m.Name); err != nil {
+		r.Error(proto.CodeBadRequest, err.Error())
+		return
+	}
+	if s.shutdown {
+		r.Error(proto.CodeFailed, "the instance is stopping")
+		return
+	}
+	if c := s.find(m.Name); c != nil {
+		r.Error(proto.CodeExists, fmt.Sprintf("a component called %q already exists", m.Name))
+		return
+	}
+	if m.PID != 0 && m.PID != int(cred.Pid) {
+		r.Error(proto.CodeDenied, fmt.Sprintf("attach says pid %d, but the socket's peer is pid %d", m.PID, cred.Pid))
+		return
+	}
+	c := &component{
+		name: m.Name, kind: proto.KindApp, attached: true, state: proto.StateRunning,
+		pid: int(cred.Pid), startedAt: time.Now(), link: sess, incarnation: 1,
+		tracker: NewTracker(configs.Policy{Restart: configs.RestartNever}), lastExit: "-",
+	}
+	s.components = append(s.components, c)
+	s.attachApp(c, r, m.Servers)
+	if c.channels == nil {
+		s.remove(c) // channels failed; attachApp answered with the error
+	}
+}
+
+// status builds the answer to `saturn status`. Loop only.
+func (s *Supervisor) status() *proto.StatusReply {
+	out := &proto.StatusReply{Instance: s.opts.Paths.Instance, Supervisor: os.Getpid()}
+	for _, c := range s.components {
+		row := proto.ComponentStatus{
+			Name: c.name, Kind: c.kind, PID: c.pid, State: c.state, Restarts: c.restarts,
+			LastExit: c.lastExit, Reason: c.reason, Policy: string(c.tracker.Policy.Restart),
+			Attached: c.attached, Info: c.info,
+		}
+		if row.LastExit == "" {
+			row.LastExit = "-"
+		}
+		if c.alive() {
+			row.Uptime = time.Since(c.startedAt).Seconds()
+		}
+		if c.kind == proto.KindServer {
+			for _, ch := range s.channelsFor(c.name) {
+				cnt := ch.region.Counters()
+				epoch, _ := ch.region.ServerEpoch()
+				row.Channels = append(row.Channels, proto.ChannelStatus{
+					ID: ch.id, App: ch.app.name, Server: ch.server, Epoch: epoch,
+					SQDepth: cnt.SQDepth, CQDepth: cnt.CQDepth, Submitted: cnt.Submitted, Completed: cnt.Completed,
+				})
+			}
+		}
+		out.Components = append(out.Components, row)
+	}
+	return out
+}

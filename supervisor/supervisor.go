@@ -1,0 +1,374 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"saturn/configs"
+	"saturn/proto"
+)
+
+// Options configure a supervisor.
+type Options struct {
+	Paths  Paths
+	Config *configs.Config
+	// Binary is saturn's own executable: servers run as `Binary netproc`,
+	// and an app command whose first word is "saturn" runs it too.
+	Binary string
+	Logger *slog.Logger
+	// Ready, when set, receives one line once startup is over: "ready", or
+	// "failed: REASON". `supervisor start --detach` waits for it.
+	Ready *os.File
+}
+
+// serverNames are the servers, in start order.
+var serverNames = []string{"netproc", "diskproc"}
+
+// Supervisor is one running instance.
+type Supervisor struct {
+	opts Options
+	log  *slog.Logger
+	cfg  *configs.Config
+
+	work    chan func() // closures for the loop
+	stopped chan struct{}
+
+	// Owned by the loop:
+	components []*component // servers first, in start order, then apps
+	nextChanID uint64
+	changed    chan struct{} // closed and replaced on every state change
+	shutdown   bool
+	finish     chan struct{} // closed when shutdown is complete
+	sessions   map[*proto.Session]bool
+
+	spawner *spawner
+	lockF   *os.File
+	ln      *net.UnixListener
+}
+
+// New prepares a supervisor; Run starts it.
+func New(opts Options) *Supervisor {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Supervisor{
+		opts:     opts,
+		log:      opts.Logger,
+		cfg:      opts.Config,
+		work:     make(chan func(), 64),
+		stopped:  make(chan struct{}),
+		changed:  make(chan struct{}),
+		finish:   make(chan struct{}),
+		sessions: map[*proto.Session]bool{},
+	}
+}
+
+// do hands f to the loop. It never blocks once the loop has stopped.
+func (s *Supervisor) do(f func()) {
+	select {
+	case s.work <- f:
+	case <-s.stopped:
+	}
+}
+
+// call runs f in the loop and waits for it; false if the loop has stopped.
+func call[T any](s *Supervisor, f func() T) (T, bool) {
+	ch := make(chan T, 1)
+	s.do(func() { ch <- f() })
+	select {
+	case v := <-ch:
+		return v, true
+	case <-s.stopped:
+		var zero T
+		return zero, false
+	}
+}
+
+// notify wakes everyone waiting for a state change. Loop only.
+func (s *Supervisor) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// waitFor waits until cond (run in the loop) holds, the timeout passes, or
+// the loop stops. It returns cond's last verdict.
+func (s *Supervisor) waitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.After(timeout)
+	for {
+		type snap struct {
+			ok      bool
+			changed chan struct{}
+		}
+		v, ok := call(s, func() snap { return snap{cond(), s.changed} })
+		if !ok {
+			return false
+		}
+		if v.ok {
+			return true
+		}
+		select {
+		case <-v.changed:
+		case <-deadline:
+			r, _ := call(s, cond)
+			return r
+		case <-s.stopped:
+			return false
+		}
+	}
+}
+
+// Run runs the instance until ctx is cancelled or a Stop request comes,
+// then stops every component and removes the instance's socket, pid file
+// and regions. It returns an error if the instance could not start.
+func (s *Supervisor) Run(ctx context.Context) error {
+	if err := s.prepare(); err != nil {
+		s.cleanup()
+		s.readyLine("failed: " + err.Error())
+		return err
+	}
+	s.spawner = newSpawner()
+	go s.acceptLoop()
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		s.loop(ctx)
+	}()
+
+	startErr := s.startAll()
+	if startErr != nil {
+		s.log.Error("startup failed", "err", startErr)
+		s.do(s.beginShutdown)
+	} else {
+		s.log.Info("instance ready", "control", s.opts.Paths.Control, "logs", s.opts.Paths.LogDir)
+		s.readyLine("ready")
+	}
+	<-loopDone
+	s.cleanup()
+	s.spawner.close()
+	if startErr != nil {
+		// Only now, with everything stopped and removed, does a detached
+		// start learn that it failed.
+		s.readyLine("failed: " + startErr.Error())
+	}
+	return startErr
+}
+
+func (s *Supervisor) readyLine(line string) {
+	if s.opts.Ready == nil {
+		return
+	}
+	fmt.Fprintln(s.opts.Ready, line)
+	s.opts.Ready.Close()
+	s.opts.Ready = nil
+}
+
+// loop runs closures until shutdown completes.
+func (s *Supervisor) loop(ctx context.Context) {
+	defer close(s.stopped)
+	for {
+		select {
+		case f := <-s.work:
+			f()
+		case <-ctx.Done():
+			s.log.Info("signal received: stopping")
+			s.beginShutdown()
+			ctx = context.Background() // once
+		case <-s.finish:
+			return
+		}
+	}
+}
+
+// prepare creates the instance's directory, takes its lock, clears a stale
+// socket and listens.
+func (s *Supervisor) prepare() error {
+	p := s.opts.Paths
+	if err := os.MkdirAll(p.LogDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(p.Dir, 0o700); err != nil {
+		return err
+	}
+	lf, err := os.OpenFile(p.LockFile, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lf.Close()
+		pid, _ := os.ReadFile(p.PIDFile)
+		return fmt.Errorf("instance %q is already running (supervisor pid %s)", p.Instance, trimSpace(pid))
+	}
+	s.lockF = lf
+	// We hold the lock, so any socket or pid file here is a dead
+	// supervisor's leftovers.
+	os.Remove(p.Control)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p.Control, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(p.Control, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	s.ln = ln
+	if err := os.WriteFile(p.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return err
+	}
+	printed, err := configs.Print(s.cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p.Config, printed, 0o600); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.cfg.Diskproc.Root, 0o755); err != nil {
+		return fmt.Errorf("diskproc root: %w", err)
+	}
+	return nil
+}
+
+func trimSpace(b []byte) string {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return "unknown"
+	}
+	return string(b)
+}
+
+// cleanup removes what the instance leaves behind: the socket (on close),
+// the pid file, the effective config, the lock.
+func (s *Supervisor) cleanup() {
+	p := s.opts.Paths
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	os.Remove(p.PIDFile)
+	os.Remove(p.Config)
+	if s.lockF != nil {
+		os.Remove(p.LockFile)
+		s.lockF.Close()
+	}
+}
+
+// startAll starts the servers, each ready before the next, then the apps.
+func (s *Supervisor) startAll() error {
+	timeout := s.cfg.Supervisor.ReadyTimeout.D()
+	s.do(func() {
+		for _, name := range serverNames {
+			pol, _ := s.cfg.ServerPolicy(name)
+			s.components = append(s.components, &component{
+				name: name, kind: proto.KindServer, tracker: NewTracker(pol), state: proto.StateStopped,
+				spec: launchSpec{path: s.opts.Binary, args: []string{"saturn", name, "--config", s.opts.Paths.Config}},
+			})
+		}
+		for i := range s.cfg.Apps {
+			a := &s.cfg.Apps[i]
+			s.components = append(s.components, &component{
+				name: a.Name, kind: proto.KindApp, tracker: NewTracker(a.Policy), state: proto.StateStopped,
+				spec: s.appSpec(a.Command, a.EnvList(), a.Dir),
+			})
+		}
+	})
+	for _, name := range serverNames {
+		if err := s.startAndWait(name, timeout, true); err != nil {
+			return err
+		}
+	}
+	for i := range s.cfg.Apps {
+		if err := s.startAndWait(s.cfg.Apps[i].Name, timeout, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startAndWait starts the named component and waits until it is ready. A
+// server that is not ready in time fails the start; an app that is still
+// running but never said ready is taken as running, with a warning, since
+// plain programs attached with `saturn attach` need not speak the protocol.
+func (s *Supervisor) startAndWait(name string, timeout time.Duration, mustReport bool) error {
+	ok, _ := call(s, func() bool {
+		c := s.find(name)
+		if c == nil || s.shutdown {
+			return false
+		}
+		s.start(c)
+		return true
+	})
+	if !ok {
+		return fmt.Errorf("%s: not started (shutting down)", name)
+	}
+	var verdict error
+	s.waitFor(timeout, func() bool {
+		c := s.find(name)
+		switch {
+		case c == nil:
+			verdict = fmt.Errorf("%s: removed during start", name)
+		case c.state == proto.StateFailed:
+			verdict = fmt.Errorf("%s failed to start: %s", name, c.reason)
+		case c.state == proto.StateStopped:
+			verdict = fmt.Errorf("%s stopped during start: %s", name, c.reason)
+		case c.ready:
+			verdict = nil
+		default:
+			verdict = errNotReady
+			return false
+		}
+		return true
+	})
+	if verdict == errNotReady {
+		if mustReport {
+			return fmt.Errorf("%s did not report ready within %s", name, timeout)
+		}
+		s.log.Warn("app did not report ready; taking it as running", "name", name, "timeout", timeout)
+		s.do(func() {
+			if c := s.find(name); c != nil && c.state == proto.StateStarting {
+				c.state = proto.StateRunning
+				s.notify()
+			}
+		})
+		return nil
+	}
+	return verdict
+}
+
+var errNotReady = errors.New("not ready")
+
+// find returns the component called name. Loop only.
+func (s *Supervisor) find(name string) *component {
+	for _, c := range s.components {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// remove forgets c. Loop only.
+func (s *Supervisor) remove(c *component) {
+	s.components = slices.DeleteFunc(s.components, func(x *component) bool { return x == c })
+	s.notify()
+}
+
+// appSpec builds the launch spec of an app command; a first word of
+// "saturn" means this very binary.
+func (s *Supervisor) appSpec(command, env []string, dir string) launchSpec {
+	path := command[0]
+	if path == "saturn" {
+		path = s.opts.Binary
+	}
+	return launchSpec{path: path, args: slices.Clone(command), env: env, dir: dir}
+}
