@@ -28,6 +28,7 @@ type component struct {
 	ready       bool
 	link        *proto.Session // this incarnation's control link
 	channels    []*channel     // an app's channels, one per server
+	persist     *os.File       // a server's persistent memory (see newPersist)
 
 	stopping    bool // a stop, restart or detach was asked: the exit is not a crash
 	restartAsk  bool // start again right after the requested stop

@@ -24,7 +24,13 @@ func (s *Supervisor) start(c *component) {
 	inc := c.incarnation
 	c.state, c.ready, c.info = proto.StateStarting, false, nil
 	c.stopping, c.restartAsk = false, false
-	proc, link, err := s.spawner.spawn(c.spec, s.componentEnv(c), s.opts.Paths.Log(c.name))
+	var extra []*os.File
+	env := s.componentEnv(c)
+	if c.persist != nil {
+		extra = append(extra, c.persist)
+		env = append(env, "SATURN_PERSIST_FD=4")
+	}
+	proc, link, err := s.spawner.spawn(c.spec, env, s.opts.Paths.Log(c.name), extra...)
 	if err != nil {
 		c.state, c.reason = proto.StateFailed, "cannot start: "+err.Error()
 		s.log.Error("start failed", "name", c.name, "err", err)

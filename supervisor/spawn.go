@@ -29,6 +29,7 @@ type spawnReq struct {
 	spec    launchSpec
 	env     []string
 	logPath string
+	extra   []*os.File // descriptors 4, 5, ...
 	reply   chan spawnResult
 }
 
@@ -53,10 +54,11 @@ func newSpawner() *spawner {
 func (sp *spawner) close() { close(sp.reqs) }
 
 // spawn starts spec with env added to a clean copy of our environment, its
-// output appended to logPath, and a control link as descriptor 3.
-func (sp *spawner) spawn(spec launchSpec, env []string, logPath string) (*os.Process, *proto.Conn, error) {
+// output appended to logPath, a control link as descriptor 3, and extra as
+// descriptors 4 and on.
+func (sp *spawner) spawn(spec launchSpec, env []string, logPath string, extra ...*os.File) (*os.Process, *proto.Conn, error) {
 	reply := make(chan spawnResult, 1)
-	sp.reqs <- spawnReq{spec, env, logPath, reply}
+	sp.reqs <- spawnReq{spec, env, logPath, extra, reply}
 	r := <-reply
 	return r.proc, r.link, r.err
 }
@@ -85,7 +87,7 @@ func spawnNow(req spawnReq) (*os.Process, *proto.Conn, error) {
 	proc, err := os.StartProcess(req.spec.path, req.spec.args, &os.ProcAttr{
 		Dir:   req.spec.dir,
 		Env:   env,
-		Files: []*os.File{devnull, logf, logf, theirs},
+		Files: append([]*os.File{devnull, logf, logf, theirs}, req.extra...),
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,            // its own group, so signals reach its children too
 			Pdeathsig: syscall.SIGKILL, // die with the supervisor (see spawner)
@@ -110,7 +112,7 @@ func spawnNow(req spawnReq) (*os.Process, *proto.Conn, error) {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "SATURN_CONTROL_FD=") || strings.HasPrefix(kv, "SATURN_COMPONENT=") || strings.HasPrefix(kv, "SATURN_READY_FD=") {
+		if strings.HasPrefix(kv, "SATURN_CONTROL_FD=") || strings.HasPrefix(kv, "SATURN_COMPONENT=") || strings.HasPrefix(kv, "SATURN_READY_FD=") || strings.HasPrefix(kv, "SATURN_PERSIST_FD=") {
 			continue
 		}
 		env = append(env, kv)

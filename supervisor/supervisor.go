@@ -255,6 +255,11 @@ func (s *Supervisor) cleanup() {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	for _, c := range s.components {
+		if c.persist != nil {
+			c.persist.Close()
+		}
+	}
 	os.Remove(p.PIDFile)
 	os.Remove(p.Config)
 	if s.lockF != nil {
@@ -269,9 +274,14 @@ func (s *Supervisor) startAll() error {
 	s.do(func() {
 		for _, name := range serverNames {
 			pol, _ := s.cfg.ServerPolicy(name)
+			persist, err := newPersist(name)
+			if err != nil {
+				s.log.Error("persistent memory", "name", name, "err", err)
+			}
 			s.components = append(s.components, &component{
 				name: name, kind: proto.KindServer, tracker: NewTracker(pol), state: proto.StateStopped,
-				spec: launchSpec{path: s.opts.Binary, args: []string{"saturn", name, "--config", s.opts.Paths.Config}},
+				spec:    launchSpec{path: s.opts.Binary, args: []string{"saturn", name, "--config", s.opts.Paths.Config}},
+				persist: persist,
 			})
 		}
 		for i := range s.cfg.Apps {
@@ -371,4 +381,26 @@ func (s *Supervisor) appSpec(command, env []string, dir string) launchSpec {
 		path = s.opts.Binary
 	}
 	return launchSpec{path: path, args: slices.Clone(command), env: env, dir: dir}
+}
+
+// PersistSize is the size of a server's persistent memory.
+const PersistSize = 64 << 20
+
+// newPersist creates a server's persistent memory: a memfd that the
+// supervisor keeps for the life of the instance and hands to every
+// incarnation of the server as descriptor 4 (SATURN_PERSIST_FD). A server
+// keeps there what its next incarnation needs to take over: diskproc its
+// open-file tables, netproc its connections. Pages cost memory only once
+// written.
+func newPersist(server string) (*os.File, error) {
+	fd, err := unix.MemfdCreate("saturn-"+server+"-persist", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "persist:"+server)
+	if err := f.Truncate(PersistSize); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

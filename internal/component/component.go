@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"saturn/proto"
 )
 
@@ -29,6 +31,7 @@ const (
 	EnvStateDir      = "SATURN_STATE_DIR"      // the state directory
 	EnvControlSocket = "SATURN_CONTROL_SOCKET" // the instance's control socket
 	EnvConfig        = "SATURN_CONFIG"         // the effective configuration file
+	EnvPersistFD     = "SATURN_PERSIST_FD"     // a server's persistent memory
 )
 
 // Link is a component's control link to its supervisor.
@@ -96,4 +99,23 @@ func DefaultStateDir() string {
 		return filepath.Join(d, "saturn")
 	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("saturn-%d", os.Geteuid()))
+}
+
+// Persist returns the server's persistent memory: a memfd the supervisor
+// keeps for the life of the instance and hands to every incarnation of the
+// server, so that a restarted server finds there what the dead one left
+// (diskproc its open files, netproc its connections). It is empty (zeros)
+// at the first start. The caller owns the returned file.
+func Persist() (*os.File, error) {
+	v := os.Getenv(EnvPersistFD)
+	if v == "" {
+		return nil, fmt.Errorf("component: no persistent memory (%s unset)", EnvPersistFD)
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("component: %s=%q is not a descriptor", EnvPersistFD, v)
+	}
+	os.Unsetenv(EnvPersistFD)
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), "persist"), nil
 }
