@@ -1,0 +1,139 @@
+// Package sim is a deterministic simulator for the TCP core: two hosts,
+// each with a minimal shell around package tcp (a connection table, a
+// listener, timers and a scripted application), joined by a simulated link
+// that loses, duplicates, reorders, delays and rate-limits segments, all
+// driven by one virtual clock and one seeded random source. The same seed
+// always produces the same run, event for event.
+package sim
+
+import (
+	"container/heap"
+	"math/rand/v2"
+	"time"
+
+	"saturn/netproc/tcp"
+)
+
+// LinkConfig describes the simulated link; both directions behave alike.
+type LinkConfig struct {
+	Loss      float64       // probability a packet is lost
+	Duplicate float64       // probability a packet is delivered twice
+	Reorder   float64       // probability a packet is held back by up to ReorderBy
+	ReorderBy time.Duration // extra delay of a reordered packet
+	Delay     time.Duration // one-way propagation delay
+	Jitter    time.Duration // uniform extra delay per packet
+	Bandwidth int64         // bytes per second; 0 means unlimited
+	Queue     time.Duration // a packet that would wait longer than this for the link is dropped
+}
+
+// packet is a segment in flight, with its payload copied out of the
+// sender's send buffer.
+type packet struct {
+	to    int // host index
+	tuple tcp.Tuple
+	seg   tcp.Segment
+}
+
+// event is one scheduled happening.
+type event struct {
+	at   tcp.Time
+	seq  uint64 // tie-break: events at the same instant run in scheduling order
+	kind eventKind
+	pkt  *packet
+	ep   *endpoint
+}
+
+type eventKind uint8
+
+const (
+	evPacket eventKind = iota
+	evTimer
+	evApp
+	evConnect
+)
+
+// eventQueue is a min-heap of events by (at, seq).
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// link carries packets between the two hosts.
+type link struct {
+	cfg                                           LinkConfig
+	rng                                           *rand.Rand
+	busy                                          [2]tcp.Time // when each direction's transmitter is free again
+	sent, lost, duplicated, reordered, queueDrops int
+}
+
+// wireSize approximates the packet's size on the wire: IPv4 and TCP
+// headers, options, payload.
+func wireSize(s *tcp.Segment) int {
+	n := 40 + s.PayloadLen()
+	if s.Options.TS {
+		n += 12
+	}
+	if s.Options.NumSACK > 0 {
+		n += 4 + 8*int(s.Options.NumSACK)
+	}
+	if s.Flags&tcp.FlagSYN != 0 {
+		n += 20
+	}
+	return n
+}
+
+// transmit schedules the delivery of p (sent by host from at now) on w.
+func (l *link) transmit(w *world, from int, p *packet) {
+	l.sent++
+	if l.rng.Float64() < l.cfg.Loss {
+		l.lost++
+		return
+	}
+	now := w.now
+	start := max(now, l.busy[from])
+	if l.cfg.Queue > 0 && start.Sub(now) > l.cfg.Queue {
+		l.queueDrops++
+		return
+	}
+	if l.cfg.Bandwidth > 0 {
+		tx := time.Duration(int64(wireSize(&p.seg)) * int64(time.Second) / l.cfg.Bandwidth)
+		l.busy[from] = start.Add(tx)
+	} else {
+		l.busy[from] = start
+	}
+	copies := 1
+	if l.rng.Float64() < l.cfg.Duplicate {
+		copies = 2
+		l.duplicated++
+	}
+	for i := 0; i < copies; i++ {
+		at := l.busy[from].Add(l.cfg.Delay)
+		if l.cfg.Jitter > 0 {
+			at = at.Add(time.Duration(l.rng.Int64N(int64(l.cfg.Jitter))))
+		}
+		if l.cfg.Reorder > 0 && l.rng.Float64() < l.cfg.Reorder && l.cfg.ReorderBy > 0 {
+			at = at.Add(time.Duration(l.rng.Int64N(int64(l.cfg.ReorderBy))))
+			l.reordered++
+		}
+		w.schedule(&event{at: at, kind: evPacket, pkt: p})
+	}
+}
+
+func (w *world) schedule(ev *event) {
+	w.seq++
+	ev.seq = w.seq
+	heap.Push(&w.events, ev)
+}

@@ -1,0 +1,244 @@
+package tcp
+
+import (
+	"time"
+
+	"saturn/netproc/tcp/seqnum"
+)
+
+// timers holds the connection's deadlines; zero means not armed. The caller
+// sees only the earliest (Output.Timer).
+type timers struct {
+	rto     Time // retransmission (RFC 6298), also for SYN and FIN
+	delack  Time // delayed ACK (RFC 9293, 3.8.6.3)
+	persist Time // zero-window probe and SWS override (RFC 9293, 3.8.6.1)
+	keep    Time // keep-alive (RFC 9293, 3.8.4)
+	close   Time // TIME-WAIT or orphaned FIN-WAIT-2 expiry
+
+	persistBackoff uint8
+	keepProbes     uint8
+}
+
+// nextDeadline returns the earliest armed deadline, or zero.
+func (c *Conn) nextDeadline() Time {
+	var d Time
+	for _, t := range [...]Time{c.tm.rto, c.tm.delack, c.tm.persist, c.tm.keep, c.tm.close} {
+		if t != 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	return d
+}
+
+// timerFired runs every deadline that has passed.
+func (c *Conn) timerFired(e *env) {
+	now := e.now
+	if c.tm.close != 0 && now >= c.tm.close {
+		// TIME-WAIT is over, or an orphan waited too long in FIN-WAIT-2.
+		c.tm.close = 0
+		c.closed(e, errNone)
+		return
+	}
+	if c.tm.rto != 0 && now >= c.tm.rto {
+		c.tm.rto = 0
+		c.retransmitTimeout(e)
+		if c.state == StateClosed {
+			return
+		}
+	}
+	if c.tm.persist != 0 && now >= c.tm.persist {
+		c.tm.persist = 0
+		c.persistFired(e)
+	}
+	if c.tm.keep != 0 && now >= c.tm.keep {
+		c.tm.keep = 0
+		c.keepaliveFired(e)
+		if c.state == StateClosed {
+			return
+		}
+	}
+	if c.tm.delack != 0 && now >= c.tm.delack {
+		c.tm.delack = 0
+		if c.rcv.ackPending() {
+			e.st.DelayedACKs++
+			c.sendACK(e)
+		}
+	}
+}
+
+// rttState holds the RFC 6298 estimator and the one timed segment used when
+// timestamps are off.
+type rttState struct {
+	srtt, rttvar time.Duration
+	rto          time.Duration
+	sampled      bool  // srtt holds a measurement
+	backoff      uint8 // consecutive timeouts without progress
+	synRetx      bool  // the SYN or SYN-ACK was retransmitted (RFC 6298, 5.7; RFC 5681, 3.1)
+
+	timing    bool
+	timedSeq  seqnum.Value // the timed segment's end
+	timedSent Time
+
+	// retxEnd is the end of the highest retransmitted range. An ACK that
+	// covers retransmitted bytes gives no timestamp sample: the receiver
+	// echoes the TSval of the original, not of the retransmission
+	// (RFC 7323, 4.3), and a sample that includes the timeout would feed
+	// back into an ever larger RTO.
+	retxEnd seqnum.Value
+}
+
+// sample feeds one RTT measurement to the estimator (RFC 6298, 2.2, 2.3).
+func (c *Conn) sample(r time.Duration) {
+	if r < 0 {
+		return
+	}
+	t := &c.rtt
+	if !t.sampled {
+		t.srtt = r
+		t.rttvar = r / 2
+		t.sampled = true
+	} else {
+		d := t.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		t.rttvar = (3*t.rttvar + d) / 4
+		t.srtt = (7*t.srtt + r) / 8
+	}
+	// G, the clock granularity, is 1ms for the timestamp clock.
+	k := max(4*t.rttvar, time.Millisecond)
+	t.rto = min(max(t.srtt+k, c.cfg.MinRTO), c.cfg.MaxRTO)
+}
+
+// currentRTO returns the RTO with the exponential back-off applied
+// (RFC 6298, 5.5), capped at MaxRTO.
+func (c *Conn) currentRTO() time.Duration {
+	r := c.rtt.rto
+	for i := uint8(0); i < c.rtt.backoff && r < c.cfg.MaxRTO; i++ {
+		r *= 2
+	}
+	return min(r, c.cfg.MaxRTO)
+}
+
+// armRTO starts the retransmission timer unless it is running
+// (RFC 6298, 5.1).
+func (c *Conn) armRTO(e *env) {
+	if c.tm.rto == 0 {
+		c.tm.rto = e.now.Add(c.currentRTO())
+	}
+}
+
+// retransmitTimeout handles the RTO expiry (RFC 6298, 5.4-5.6).
+func (c *Conn) retransmitTimeout(e *env) {
+	switch c.state {
+	case StateSynSent, StateSynReceived:
+		if c.rtt.backoff >= c.cfg.SynRetries {
+			e.st.AbortOnTimeout++
+			c.closed(e, errTimeout)
+			return
+		}
+		c.rtt.backoff++
+		c.rtt.synRetx = true
+		c.rtt.timing = false
+		e.st.Timeouts++
+		e.st.RetransSegs++
+		c.sendSYN(e)
+		c.armRTO(e)
+		return
+	case StateClosed, StateTimeWait, StateFinWait2:
+		return
+	}
+	if c.snd.una == c.snd.nxt {
+		return // everything was acknowledged meanwhile
+	}
+	if c.rtt.backoff >= c.cfg.Retries {
+		e.st.AbortOnTimeout++
+		c.closed(e, errTimeout)
+		return
+	}
+	c.rtt.backoff++
+	e.st.Timeouts++
+	c.enterLoss(e)
+	c.output(e)
+	c.armRTO(e)
+}
+
+// persistFired sends a window probe, or, if the window has opened a little
+// but not enough for the SWS rules, the data that fits (the "override
+// timeout" of RFC 9293, 3.8.6.2.1).
+func (c *Conn) persistFired(e *env) {
+	if !c.needPersist() {
+		return
+	}
+	if room := c.windowRoom(); room > 0 {
+		c.sendNew(e, c.payloadMax(), room, true)
+	} else {
+		e.st.ZeroWindowProbes++
+		// Like Linux, probe with a segment one below SND.UNA: any receiver
+		// answers it with an ACK carrying its current window, and it holds
+		// no data that a zero window would refuse.
+		c.transmit(e, Segment{Seq: c.snd.una - 1, Flags: FlagACK})
+	}
+	if c.tm.persistBackoff < 16 {
+		c.tm.persistBackoff++
+	}
+	c.armPersist(e)
+}
+
+// needPersist reports whether data waits to be sent while nothing is in
+// flight, so that only a timer can get it moving again.
+func (c *Conn) needPersist() bool {
+	if !c.canSendData() || c.snd.una != c.snd.nxt {
+		return false
+	}
+	return c.snd.nxt.LessThan(c.snd.bufStart.Add(seqnum.Size(c.snd.buffered)))
+}
+
+// armPersist starts or stops the persist timer as needed.
+func (c *Conn) armPersist(e *env) {
+	if !c.needPersist() {
+		c.tm.persist = 0
+		c.tm.persistBackoff = 0
+		return
+	}
+	if c.tm.persist != 0 {
+		return
+	}
+	r := c.rtt.rto
+	for i := uint8(0); i < c.tm.persistBackoff && r < c.cfg.MaxRTO; i++ {
+		r *= 2
+	}
+	c.tm.persist = e.now.Add(min(r, c.cfg.MaxRTO))
+}
+
+// keepaliveFired sends a keep-alive probe or gives up (RFC 1122, 4.2.3.6).
+func (c *Conn) keepaliveFired(e *env) {
+	if !c.cfg.KeepAlive || !(c.state == StateEstablished || c.state == StateCloseWait) {
+		return
+	}
+	if c.snd.una != c.snd.nxt {
+		// Data is in flight: the retransmission timer watches the peer.
+		c.tm.keep = e.now.Add(c.cfg.KeepIdle)
+		return
+	}
+	if c.tm.keepProbes >= c.cfg.KeepCount {
+		e.st.AbortOnTimeout++
+		c.closed(e, errTimeout)
+		return
+	}
+	c.tm.keepProbes++
+	e.st.KeepaliveProbes++
+	// SEG.SEQ = SND.NXT-1 with no data draws an ACK from a live peer.
+	c.transmit(e, Segment{Seq: c.snd.nxt - 1, Flags: FlagACK})
+	c.tm.keep = e.now.Add(c.cfg.KeepInterval)
+}
+
+// heardFromPeer restarts the keep-alive idle period.
+func (c *Conn) heardFromPeer(e *env) {
+	c.tm.keepProbes = 0
+	if c.cfg.KeepAlive && (c.state == StateEstablished || c.state == StateCloseWait) {
+		c.tm.keep = e.now.Add(c.cfg.KeepIdle)
+	} else {
+		c.tm.keep = 0
+	}
+}
