@@ -10,6 +10,7 @@ declare -A want=(
 	[ping]=iputils-ping
 	[curl]=curl
 	[tshark]=tshark
+	[fio]=fio
 )
 missing=()
 for cmd in "${!want[@]}"; do

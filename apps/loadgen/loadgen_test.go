@@ -1,0 +1,326 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testServer is a raw HTTP/1.1 server on loopback whose every response is
+// written by respond, so that tests control framing down to the byte. It
+// counts the requests it has read.
+type testServer struct {
+	addr     string
+	requests atomic.Int64
+}
+
+// respond writes the response to request n (counted from 1) and says
+// whether to close the connection after it.
+type respondFunc func(n int64, w *bufio.Writer) (close bool)
+
+func startTestServer(t *testing.T, respond respondFunc) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br, bw := bufio.NewReader(c), bufio.NewWriter(c)
+				for {
+					for { // the request head
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					closeAfter := respond(s.requests.Add(1), bw)
+					if bw.Flush() != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func okResponse(body string) respondFunc {
+	return func(_ int64, w *bufio.Writer) bool {
+		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		return false
+	}
+}
+
+func run(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestCountedOnce: in a count-limited run, every request is answered and
+// counted exactly once, by the server and by the report.
+func TestCountedOnce(t *testing.T) {
+	tests := []struct {
+		name    string
+		respond respondFunc
+		conns   int
+		head    bool
+	}{
+		{"content-length", okResponse("hello"), 8, false},
+		{"one connection", okResponse(strings.Repeat("x", 100<<10)), 1, false},
+		{"chunked", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n3\r\nabc\r\n0\r\nTrailer: x\r\n\r\n")
+			return false
+		}, 4, false},
+		{"connection close", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+			return true
+		}, 4, false},
+		{"HTTP/1.0 read to close", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.0 200 OK\r\n\r\nbody until close")
+			return true
+		}, 4, false},
+		{"interim 100", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+			return false
+		}, 2, false},
+		{"HEAD", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+			return false
+		}, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startTestServer(t, tt.respond)
+			const n = 500
+			cfg := Config{URL: "http://" + s.addr + "/x", Connections: tt.conns, Requests: n}
+			if tt.head {
+				cfg.Method = "HEAD"
+			}
+			rep := run(t, cfg)
+			if rep.Requests != n || rep.Errors.Total() != 0 || s.requests.Load() != n || rep.StatusCodes[rep.firstCode()] != n {
+				t.Fatalf("responses %d, errors %+v, server saw %d, want %d each:\n%s", rep.Requests, rep.Errors, s.requests.Load(), n, rep)
+			}
+			if rep.Latency.P50 <= 0 || rep.Latency.Max < rep.Latency.P99 || rep.Bytes == 0 {
+				t.Errorf("implausible report:\n%s", rep)
+			}
+		})
+	}
+}
+
+func (r *Report) firstCode() int {
+	for c := range r.StatusCodes {
+		return c
+	}
+	return 0
+}
+
+// TestErrorKinds: broken responses count as errors of the right kind and
+// never as successes; the total still equals the requests made.
+func TestErrorKinds(t *testing.T) {
+	tests := []struct {
+		name    string
+		respond respondFunc
+		check   func(e Errors) int64
+	}{
+		{"truncated body", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+			return true
+		}, func(e Errors) int64 { return e.Read }},
+		{"truncated chunked", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort")
+			return true
+		}, func(e Errors) int64 { return e.Read }},
+		{"chunked without last chunk", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n")
+			return true
+		}, func(e Errors) int64 { return e.Read }},
+		{"truncated head", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Len")
+			return true
+		}, func(e Errors) int64 { return e.Read }},
+		{"closed without answer", func(int64, *bufio.Writer) bool { return true }, func(e Errors) int64 { return e.Read }},
+		{"garbage", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "SSH-2.0-OpenSSH\r\n\r\n")
+			return true
+		}, func(e Errors) int64 { return e.Malformed }},
+		{"bad chunk size", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+			return true
+		}, func(e Errors) int64 { return e.Malformed }},
+		{"conflicting lengths", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+			return true
+		}, func(e Errors) int64 { return e.Malformed }},
+		{"status 500", func(_ int64, w *bufio.Writer) bool {
+			io.WriteString(w, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+			return false
+		}, func(e Errors) int64 { return e.Status }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startTestServer(t, tt.respond)
+			const n = 50
+			rep := run(t, Config{URL: "http://" + s.addr + "/", Connections: 3, Requests: n})
+			if got := tt.check(rep.Errors); got != n || rep.Errors.Total() != n {
+				t.Fatalf("errors %+v, want %d of the expected kind:\n%s", rep.Errors, n, rep)
+			}
+			if tt.name != "status 500" && rep.Requests != 0 {
+				t.Errorf("%d broken responses counted as responses", rep.Requests)
+			}
+		})
+	}
+}
+
+// TestConnectErrors: a dialer that fails makes connect errors, one per
+// request.
+func TestConnectErrors(t *testing.T) {
+	dial := func(context.Context, string, string) (net.Conn, error) { return nil, errors.New("no route") }
+	rep := run(t, Config{URL: "http://192.0.2.1/", Dial: dial, Connections: 2, Requests: 20})
+	if rep.Errors.Connect != 20 || rep.Requests != 0 {
+		t.Fatalf("errors %+v, responses %d", rep.Errors, rep.Requests)
+	}
+}
+
+// TestTimeout: a server that never answers produces timeouts.
+func TestTimeout(t *testing.T) {
+	s := startTestServer(t, func(int64, *bufio.Writer) bool { time.Sleep(time.Second); return true })
+	rep := run(t, Config{URL: "http://" + s.addr + "/", Connections: 2, Requests: 4, Timeout: 100 * time.Millisecond})
+	if rep.Errors.Timeout != 4 {
+		t.Fatalf("errors %+v", rep.Errors)
+	}
+}
+
+// TestDuration: a timed run ends on time, and requests cut off by its end
+// are not counted as errors.
+func TestDuration(t *testing.T) {
+	s := startTestServer(t, okResponse("hi"))
+	start := time.Now()
+	var calls, finals atomic.Int64
+	rep := run(t, Config{URL: "http://" + s.addr + "/", Connections: 4, Duration: 300 * time.Millisecond,
+		ProgressInterval: 50 * time.Millisecond, Progress: func(p Progress) {
+			calls.Add(1)
+			if p.Final {
+				finals.Add(1)
+				if p.Fraction != 1 {
+					t.Errorf("final fraction %v", p.Fraction)
+				}
+			}
+		}})
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("run took %v", el)
+	}
+	if rep.Requests == 0 || rep.Errors.Total() != 0 {
+		t.Errorf("report:\n%s", rep)
+	}
+	if calls.Load() < 3 || finals.Load() != 1 {
+		t.Errorf("progress called %d times, %d final", calls.Load(), finals.Load())
+	}
+	if d := rep.Elapsed; d < 250*time.Millisecond || d > 400*time.Millisecond {
+		t.Errorf("elapsed %v", d)
+	}
+}
+
+// TestOpenLoop: at a constant rate the run sends about rate × duration
+// requests; and against a server slower than the schedule, latency is
+// measured from the scheduled time, so it grows with the queue instead of
+// staying at the service time as a closed loop would report.
+func TestOpenLoop(t *testing.T) {
+	s := startTestServer(t, okResponse("x"))
+	rep := run(t, Config{URL: "http://" + s.addr + "/", Connections: 4, Rate: 200, Duration: time.Second})
+	if rep.Requests < 150 || rep.Requests > 210 {
+		t.Errorf("%d responses at 200/s for 1s", rep.Requests)
+	}
+
+	const service = 20 * time.Millisecond
+	slow := startTestServer(t, func(n int64, w *bufio.Writer) bool {
+		time.Sleep(service)
+		return okResponse("x")(n, w)
+	})
+	closed := run(t, Config{URL: "http://" + slow.addr + "/", Connections: 1, Requests: 20})
+	open := run(t, Config{URL: "http://" + slow.addr + "/", Connections: 1, Requests: 20, Rate: 200}) // one every 5ms
+	if closed.Latency.Max > 10*service {
+		t.Errorf("closed loop max latency %v, want about %v", closed.Latency.Max, service)
+	}
+	// The 20th request was due at 95ms and is answered at about 400ms.
+	if open.Latency.Max < 250*time.Millisecond || open.Latency.P50 < 4*service {
+		t.Errorf("open loop latency not corrected: %+v", open.Latency)
+	}
+}
+
+// TestReportForms: the text report names every figure; JSON round-trips.
+func TestReportForms(t *testing.T) {
+	s := startTestServer(t, okResponse("hello"))
+	rep := run(t, Config{URL: "http://" + s.addr + "/", Requests: 10})
+	text := rep.String()
+	for _, w := range []string{"requests   10", "p50", "p99.99", "max", "200: 10", "errors     0"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("text report lacks %q:\n%s", w, text)
+		}
+	}
+	js, err := rep.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js, &back); err != nil || back.Requests != 10 || back.Latency.P50 != rep.Latency.P50 || back.StatusCodes[200] != 10 {
+		t.Errorf("JSON round trip: %v\n%s", err, js)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{URL: "https://example.com/"},
+		{URL: "ftp://x/"},
+		{URL: "http:///nohost"},
+		{URL: "http://x/", Method: "POST"},
+		{URL: "http://x/", Rate: -1},
+		{URL: "http://x/", Header: map[string]string{"X": "a\r\nEvil: 1"}},
+	} {
+		if _, err := Run(context.Background(), cfg); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}

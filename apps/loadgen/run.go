@@ -1,0 +1,312 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// readBufSize is each connection's read buffer: response heads must fit in
+// it; bodies pass through it in pieces of this size.
+const readBufSize = 64 << 10
+
+// latencyBatch is how many latencies a connection collects before adding
+// them to the shared histogram under its lock: one histogram for the run
+// instead of one per connection (each is about 200 KiB), without a lock
+// per request.
+const latencyBatch = 256
+
+// connectBackoff is the pause after a failed connect, so that a run
+// against a dead server counts errors instead of spinning.
+const connectBackoff = 10 * time.Millisecond
+
+// aLongTimeAgo, set as a deadline, makes blocked I/O return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Run runs the load described by cfg and reports on it. It returns early,
+// with the report so far, when ctx ends. The error is for a configuration
+// that cannot run; failed requests are counted in the report, not returned.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	t, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, t: t, hist: newHistogram(), start: time.Now()}
+	r.remaining.Store(cfg.Requests)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.Duration > 0 {
+		var cancelT context.CancelFunc
+		ctx, cancelT = context.WithDeadline(ctx, r.start.Add(cfg.Duration))
+		defer cancelT()
+	}
+
+	r.workers = make([]*worker, cfg.Connections)
+	var wg sync.WaitGroup
+	for i := range r.workers {
+		w := &worker{r: r, id: i, status: map[int]int64{}}
+		r.workers[i] = w
+		wg.Add(1)
+		go func() { defer wg.Done(); w.run(ctx) }()
+	}
+	progressDone := make(chan struct{})
+	if cfg.Progress != nil {
+		go r.reportProgress(ctx, progressDone)
+	} else {
+		close(progressDone)
+	}
+	wg.Wait()
+	elapsed := time.Since(r.start)
+	if cfg.Duration > 0 {
+		elapsed = min(elapsed, cfg.Duration)
+	}
+	cancel()
+	<-progressDone
+
+	rep := &Report{
+		URL:         cfg.URL,
+		Connections: cfg.Connections,
+		Rate:        cfg.Rate,
+		Elapsed:     elapsed,
+		StatusCodes: map[int]int64{},
+		Latency:     summarize(r.hist),
+	}
+	for _, w := range r.workers {
+		rep.Requests += w.responses.Load()
+		rep.Bytes += w.bytes.Load()
+		rep.Errors.add(w.errs)
+		for code, n := range w.status {
+			rep.StatusCodes[code] += n
+		}
+	}
+	if s := elapsed.Seconds(); s > 0 {
+		rep.RequestsPerSec = float64(rep.Requests) / s
+		rep.BytesPerSec = float64(rep.Bytes) / s
+	}
+	if cfg.Progress != nil {
+		cfg.Progress(r.progress(true))
+	}
+	return rep, nil
+}
+
+// runner is one run's shared state.
+type runner struct {
+	cfg       Config
+	t         target
+	start     time.Time
+	remaining atomic.Int64 // requests not yet claimed, when cfg.Requests > 0
+	workers   []*worker
+
+	mu   sync.Mutex // guards hist
+	hist *hdrhistogram.Histogram
+}
+
+// claim takes the right to send one more request.
+func (r *runner) claim() bool {
+	if r.cfg.Requests <= 0 {
+		return true
+	}
+	return r.remaining.Add(-1) >= 0
+}
+
+func (r *runner) record(batch []int64) {
+	r.mu.Lock()
+	for _, v := range batch {
+		r.hist.RecordValue(v) // values are clamped to the histogram's range
+	}
+	r.mu.Unlock()
+}
+
+func (r *runner) progress(final bool) Progress {
+	p := Progress{Elapsed: time.Since(r.start), Final: final}
+	for _, w := range r.workers {
+		p.Responses += w.responses.Load()
+		p.Errors += w.failures.Load()
+	}
+	if d := r.cfg.Duration; d > 0 {
+		p.Fraction = min(p.Elapsed.Seconds()/d.Seconds(), 1)
+	}
+	if n := r.cfg.Requests; n > 0 {
+		p.Fraction = max(p.Fraction, min(float64(p.Responses+p.Errors)/float64(n), 1))
+	}
+	if final {
+		p.Fraction = 1
+	}
+	return p
+}
+
+func (r *runner) reportProgress(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(r.cfg.ProgressInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			r.cfg.Progress(r.progress(false))
+		}
+	}
+}
+
+// worker drives one connection (re-dialled whenever it closes). Its
+// counters are read by the progress goroutine, so the two it shares are
+// atomic; the rest are merged after it ends.
+type worker struct {
+	r         *runner
+	id        int
+	responses atomic.Int64
+	failures  atomic.Int64
+	bytes     atomic.Int64
+
+	errs   Errors
+	status map[int]int64
+	batch  []int64
+
+	conn net.Conn
+	rr   *respReader
+	stop func() bool // unregisters the context's interruption of conn
+}
+
+func (w *worker) run(ctx context.Context) {
+	defer w.closeConn()
+	defer func() { w.r.record(w.batch) }()
+	r := w.r
+	var interval time.Duration
+	var next time.Time
+	var timer *time.Timer
+	if r.cfg.Rate > 0 {
+		// Each connection carries Rate/N requests per second, staggered
+		// so that the connections do not send in bursts.
+		interval = time.Duration(float64(r.cfg.Connections) / r.cfg.Rate * float64(time.Second))
+		next = r.start.Add(time.Duration(float64(w.id) / r.cfg.Rate * float64(time.Second)))
+		timer = time.NewTimer(time.Hour)
+		defer timer.Stop()
+	}
+	for ctx.Err() == nil && r.claim() {
+		var intended time.Time
+		if interval > 0 {
+			intended = next
+			next = next.Add(interval)
+			if d := time.Until(intended); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
+			}
+		}
+		w.request(ctx, intended)
+	}
+}
+
+// request sends one request and reads its response, counting the outcome
+// exactly once, unless the run ended while it was in flight (then it is
+// not counted at all). intended is the scheduled send time in an
+// open-loop run, zero otherwise.
+func (w *worker) request(ctx context.Context, intended time.Time) {
+	r := w.r
+	if w.conn == nil {
+		if err := w.dial(ctx); err != nil {
+			if ctx.Err() == nil {
+				w.fail(kindConnect)
+				time.Sleep(connectBackoff)
+			}
+			return
+		}
+	}
+	start := time.Now()
+	if intended.IsZero() {
+		intended = start
+	}
+	w.conn.SetDeadline(start.Add(r.cfg.Timeout))
+	if ctx.Err() != nil {
+		return // see dial: the interruption may have been overwritten
+	}
+	if _, err := w.conn.Write(r.t.request); err != nil {
+		w.closeConn()
+		if ctx.Err() == nil {
+			if errors.Is(err, errDeadline) {
+				w.fail(kindTimeout)
+			} else {
+				w.fail(kindWrite)
+			}
+		}
+		return
+	}
+	resp, rerr := w.rr.readResponse(r.t.head)
+	w.bytes.Store(w.rr.total)
+	if rerr != nil {
+		w.closeConn()
+		if ctx.Err() == nil {
+			w.fail(rerr.kind)
+		}
+		return
+	}
+	lat := time.Since(intended).Microseconds()
+	w.batch = append(w.batch, max(lat, histMin))
+	if len(w.batch) == latencyBatch {
+		r.record(w.batch)
+		w.batch = w.batch[:0]
+	}
+	w.status[resp.status]++
+	w.responses.Add(1)
+	if resp.status >= 400 {
+		w.errs.Status++
+		w.failures.Add(1)
+	}
+	if resp.close {
+		w.closeConn()
+	}
+}
+
+func (w *worker) fail(k errorKind) {
+	switch k {
+	case kindConnect:
+		w.errs.Connect++
+	case kindRead:
+		w.errs.Read++
+	case kindWrite:
+		w.errs.Write++
+	case kindTimeout:
+		w.errs.Timeout++
+	default:
+		w.errs.Malformed++
+	}
+	w.failures.Add(1)
+}
+
+func (w *worker) dial(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, w.r.cfg.Timeout)
+	defer cancel()
+	c, err := w.r.cfg.Dial(dctx, "tcp", w.r.t.addr)
+	if err != nil {
+		return err
+	}
+	w.conn = c
+	if w.rr == nil {
+		w.rr = newRespReader(c, readBufSize)
+	} else {
+		*w.rr = respReader{r: c, buf: w.rr.buf, total: w.rr.total}
+	}
+	// When the run ends, cut short whatever the connection is blocked on.
+	// request re-checks ctx after each SetDeadline, since a deadline set
+	// after this fires would undo it.
+	w.stop = context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	return nil
+}
+
+func (w *worker) closeConn() {
+	if w.conn == nil {
+		return
+	}
+	w.stop()
+	w.conn.Close()
+	w.conn = nil
+}

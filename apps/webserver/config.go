@@ -1,0 +1,114 @@
+package webserver
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"time"
+)
+
+// Config says what a Server serves and within which limits. The zero value
+// of every field but Root is usable: a zero limit or timeout means the
+// default written beside it, not "unlimited".
+type Config struct {
+	// Root is the tree served. In saturn it is diskproc's file system; any
+	// fs.FS works. Files are read through it only: with io.ReaderAt or
+	// io.Seeker when the fs.File offers them, sequentially otherwise.
+	Root fs.FS
+
+	// IndexFile is the file served for a directory, "index.html" as a rule.
+	// Empty means no index file.
+	IndexFile string
+	// Listing makes a directory without an index file answer with an HTML
+	// listing of its entries instead of 403 Forbidden.
+	Listing bool
+
+	// MaxHeaderBytes caps a request head (request line and field lines);
+	// a longer one is answered 431, or 414 when the request line alone is
+	// too long. Default 16 KiB.
+	MaxHeaderBytes int
+	// MaxHeaderCount caps the number of field lines; more is answered 431.
+	// Default 100.
+	MaxHeaderCount int
+	// MaxBodyBytes is the largest request body (declared by Content-Length)
+	// that the server reads and discards to keep a connection; a larger one
+	// is answered 413 and the connection closed. Default 64 KiB.
+	MaxBodyBytes int64
+
+	// HeaderTimeout bounds the time from a request's first byte (from the
+	// accept, for a connection's first request) to the end of its head, so
+	// that a client sending slowly cannot hold a connection. Default 10s.
+	HeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a keep-alive
+	// connection. Default 60s.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write to the client, so that one that stops
+	// reading is dropped. Default 60s.
+	WriteTimeout time.Duration
+	// ShutdownTimeout bounds the graceful part of the package-level Serve's
+	// shutdown; Server.Shutdown takes a context instead. Default 30s.
+	ShutdownTimeout time.Duration
+
+	// AccessLog, when set, receives one line per response in the combined
+	// log format. Writes are serialised by the server, one Write per line;
+	// wrap a file in something buffered if that is too many.
+	AccessLog io.Writer
+	// ErrorLog receives accept errors and file errors other than "not
+	// found". Default: discarded.
+	ErrorLog *slog.Logger
+
+	// ContentTypes adds to or overrides the built-in table of media types
+	// by file extension (".ext" or "ext", matched without case).
+	ContentTypes map[string]string
+}
+
+// Defaults applied to zero fields.
+const (
+	DefaultMaxHeaderBytes  = 16 << 10
+	DefaultMaxHeaderCount  = 100
+	DefaultMaxBodyBytes    = 64 << 10
+	DefaultHeaderTimeout   = 10 * time.Second
+	DefaultIdleTimeout     = 60 * time.Second
+	DefaultWriteTimeout    = 60 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// minHeaderBytes keeps MaxHeaderBytes above what any real request needs.
+const minHeaderBytes = 512
+
+// ErrNoRoot is returned by New for a Config without Root.
+var ErrNoRoot = errors.New("webserver: Config.Root is nil")
+
+// withDefaults returns c with every zero limit replaced by its default.
+func (c Config) withDefaults() (Config, error) {
+	if c.Root == nil {
+		return c, ErrNoRoot
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	c.MaxHeaderBytes = max(c.MaxHeaderBytes, minHeaderBytes)
+	if c.MaxHeaderCount <= 0 {
+		c.MaxHeaderCount = DefaultMaxHeaderCount
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.ErrorLog == nil {
+		c.ErrorLog = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

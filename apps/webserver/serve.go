@@ -1,0 +1,305 @@
+package webserver
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"strconv"
+	"syscall"
+	"time"
+
+	"saturn/apps/internal/httplex"
+)
+
+// handle answers the parsed request in c.req, appending the response to
+// c.wbuf (and writing it out early when the body is large). It returns an
+// error only when the connection can no longer be used: a response was
+// started that cannot be finished.
+func (c *conn) handle() error {
+	req := &c.req
+	c.acquireWbuf()
+	// Bodies are refused before anything else: a body the server cannot
+	// skip leaves the connection's framing unknown.
+	if req.hasTE {
+		if req.teChunked {
+			c.writeError(411, true) // a body of unknown length: ask for one with Content-Length
+		} else {
+			c.writeError(501, true) // RFC 9112 §6.1: an unknown transfer coding
+		}
+		return nil
+	}
+	if req.contentLength > c.srv.cfg.MaxBodyBytes {
+		c.writeError(413, true)
+		return nil
+	}
+	switch req.method {
+	case methodUnknown:
+		c.writeError(501, false)
+		return nil
+	case methodNotAllowed:
+		c.writeError(405, false, "Allow", "GET, HEAD")
+		return nil
+	}
+	if len(req.expect) > 0 {
+		if !httplex.EqualFold(req.expect, "100-continue") {
+			c.writeError(417, false)
+			return nil
+		}
+		if req.hasBody() {
+			// The final response goes out without a 100 Continue; whether
+			// the client then sends the body is its choice, so the
+			// connection cannot be reused (RFC 9110 §10.1.1).
+			c.keep = false
+		}
+	}
+	name, grown, dirForm, perr := resolvePath(c.pathBuf, req.path)
+	c.pathBuf = grown[:0]
+	if perr != nil {
+		c.writeError(perr.status, false)
+		return nil
+	}
+	return c.serveName(string(name), dirForm)
+}
+
+// serveName serves the fs name: a file, or a directory's index file or
+// listing. dirForm is whether the request path named a directory by its
+// form (a trailing slash).
+func (c *conn) serveName(name string, dirForm bool) error {
+	f, err := c.srv.cfg.Root.Open(name)
+	if err != nil {
+		c.writeOpenError(err, name)
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		c.writeOpenError(err, name)
+		return nil
+	}
+	if fi.IsDir() {
+		if !dirForm {
+			// Relative links in the directory's page resolve against the
+			// URL with a slash; send the client there (as nginx does).
+			loc := append(c.scratch[:0], c.req.path...)
+			loc = append(loc, '/')
+			if c.req.query != nil {
+				loc = append(loc, '?')
+				loc = append(loc, c.req.query...)
+			}
+			c.scratch = loc
+			c.writeError(301, false, "Location", string(loc))
+			return nil
+		}
+		return c.serveDir(f, name)
+	}
+	if dirForm || !fi.Mode().IsRegular() {
+		c.writeError(404, false)
+		return nil
+	}
+	return c.serveFile(f, fi, name)
+}
+
+func (c *conn) serveDir(dir fs.File, name string) error {
+	if idx := c.srv.cfg.IndexFile; idx != "" {
+		iname := idx
+		if name != "." {
+			iname = name + "/" + idx
+		}
+		if f, err := c.srv.cfg.Root.Open(iname); err == nil {
+			defer f.Close()
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				return c.serveFile(f, fi, iname)
+			}
+		}
+	}
+	if c.srv.cfg.Listing {
+		return c.serveListing(dir, name)
+	}
+	c.writeError(403, false)
+	return nil
+}
+
+// writeOpenError maps a file system error to a status: 404 for a name that
+// does not exist or cannot be one (a file used as a directory, a name the
+// FS refuses), 403 for one the server may not read, 500 for the rest, which
+// are also logged.
+func (c *conn) writeOpenError(err error, name string) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrInvalid),
+		errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.ENAMETOOLONG):
+		c.writeError(404, false)
+	case errors.Is(err, fs.ErrPermission):
+		c.writeError(403, false)
+	default:
+		c.srv.cfg.ErrorLog.Error("webserver: open", "name", name, "err", err)
+		c.writeError(500, false)
+	}
+}
+
+// serveFile sends a regular file, whole or in ranges, after evaluating the
+// request's preconditions.
+func (c *conn) serveFile(f fs.File, fi fs.FileInfo, name string) error {
+	req := &c.req
+	size, mod := fi.Size(), fi.ModTime()
+	c.etagBuf = appendETag(c.etagBuf[:0], mod, size)
+	etag := c.etagBuf
+	modSec := mod.Truncate(time.Second) // HTTP dates have one-second precision
+	if mod.IsZero() || mod.Unix() <= 0 {
+		modSec = time.Time{} // an FS without times: send no Last-Modified
+	}
+	body := newFileBody(f)
+
+	switch evalPreconditions(req, etag, modSec) {
+	case notModified:
+		c.appendResponseHead(304)
+		c.appendValidators(etag, modSec)
+		c.endHead()
+		c.status = 304
+		return nil
+	case preconditionFailed:
+		c.writeError(412, false)
+		return nil
+	}
+
+	ctype := c.srv.types.lookup(name)
+	result := rangeIgnore
+	if req.method == methodGet && req.rangeCount == 1 && body.positional() && rangeApplies(req, etag, modSec) {
+		c.rangeBuf, result = parseRanges(c.rangeBuf, req.rangeSpec, size)
+	}
+	switch {
+	case result == rangeUnsatisfiable:
+		c.scratch = append(append(c.scratch[:0], "bytes */"...), strconv.FormatInt(size, 10)...)
+		c.writeError(416, false, "Content-Range", string(c.scratch))
+		return nil
+	case result == rangeSatisfiable && len(c.rangeBuf) > 1:
+		return c.sendMultipart(body, size, etag, modSec, ctype)
+	}
+
+	start, length, status := int64(0), size, 200
+	if result == rangeSatisfiable {
+		r := c.rangeBuf[0]
+		start, length, status = r.start, r.length, 206
+	}
+	c.appendResponseHead(status)
+	c.appendField("Content-Type", ctype)
+	c.appendContentLength(length)
+	if status == 206 {
+		c.scratch = appendContentRange(c.scratch[:0], c.rangeBuf[0], size)
+		c.appendFieldBytes("Content-Range", c.scratch)
+	}
+	c.appendValidators(etag, modSec)
+	if body.positional() {
+		c.appendField("Accept-Ranges", "bytes")
+	}
+	c.endHead()
+	c.status = status
+	if req.method == methodHead {
+		return nil
+	}
+	return c.sendBody(&body, start, length)
+}
+
+func (c *conn) appendValidators(etag []byte, modSec time.Time) {
+	c.appendFieldBytes("ETag", etag)
+	if !modSec.IsZero() {
+		b := append(c.wbuf, "Last-Modified: "...)
+		b = appendHTTPDate(b, modSec)
+		c.wbuf = append(b, "\r\n"...)
+	}
+}
+
+// sendMultipart sends several ranges as multipart/byteranges (RFC 9110
+// §14.6), with a Content-Length computed in advance so that the connection
+// stays reusable.
+func (c *conn) sendMultipart(body fileBody, size int64, etag []byte, modSec time.Time, ctype string) error {
+	var bnd [16]byte
+	b := strconv.AppendUint(bnd[:0], rand.Uint64()|1<<63, 16) // always 16 digits
+	boundary := bnd[:len(b)]
+	var total int64
+	total, c.scratch = multipartLength(c.scratch, c.rangeBuf, boundary, ctype, size)
+
+	c.appendResponseHead(206)
+	c.wbuf = append(c.wbuf, "Content-Type: multipart/byteranges; boundary="...)
+	c.wbuf = append(c.wbuf, boundary...)
+	c.wbuf = append(c.wbuf, "\r\n"...)
+	c.appendContentLength(total)
+	c.appendValidators(etag, modSec)
+	c.appendField("Accept-Ranges", "bytes")
+	c.endHead()
+	c.status = 206
+	for _, r := range c.rangeBuf {
+		if cap(c.wbuf)-len(c.wbuf) < 512+len(ctype) {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
+		c.wbuf = appendPartHeader(c.wbuf, boundary, ctype, r, size)
+		if err := c.sendBody(&body, r.start, r.length); err != nil {
+			return err
+		}
+	}
+	c.wbuf = appendCloseDelimiter(c.wbuf, boundary)
+	c.bodySent = total
+	return nil
+}
+
+// sendBody sends length bytes of the file from start. A body that fits in
+// the write buffer is read straight into it, so that a small response and
+// its head (and the responses pipelined with it) go out in one write. A
+// larger one from a kernel-backed file on a connection that can splice
+// (io.ReaderFrom; on kernel sockets, sendfile) is handed to the connection;
+// anything else is copied through the write buffer.
+func (c *conn) sendBody(body *fileBody, start, length int64) error {
+	if free := int64(cap(c.wbuf) - len(c.wbuf)); length <= free {
+		n := len(c.wbuf)
+		c.wbuf = c.wbuf[:n+int(length)]
+		if err := body.readAt(c.wbuf[n:], start); err != nil {
+			c.wbuf = c.wbuf[:n]
+			return err
+		}
+		c.bodySent += length
+		return nil
+	}
+	if rf, ok := c.nc.(io.ReaderFrom); ok && body.spliceable() {
+		if err := c.flush(); err != nil {
+			return err
+		}
+		if start != body.pos { // a fresh file is at 0: save the lseek
+			if _, err := body.seeker.Seek(start, io.SeekStart); err != nil {
+				return err
+			}
+		}
+		// flush set the write deadline only if it had bytes to write.
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		c.limited = io.LimitedReader{R: body.f, N: length}
+		n, err := rf.ReadFrom(&c.limited)
+		c.limited.R = nil
+		body.pos = -1 // the splice moved the offset; Seek again if read again
+		c.bodySent += n
+		if err == nil && n < length {
+			err = io.ErrUnexpectedEOF // the file shrank after its Stat
+		}
+		return err
+	}
+	for length > 0 {
+		free := int64(cap(c.wbuf) - len(c.wbuf))
+		if free == 0 {
+			if err := c.flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		k := min(length, free)
+		n := len(c.wbuf)
+		c.wbuf = c.wbuf[:n+int(k)]
+		if err := body.readAt(c.wbuf[n:], start); err != nil {
+			c.wbuf = c.wbuf[:n]
+			return err
+		}
+		start += k
+		length -= k
+		c.bodySent += k
+	}
+	return nil
+}
