@@ -96,6 +96,7 @@ func Attach(ctx context.Context, opts Options) (*App, error) {
 			ch.mu.Unlock()
 		}
 	}()
+	setDefault(a) // for the package-level Listen and Dial
 	return a, nil
 }
 
@@ -165,6 +166,18 @@ func openChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
 	region.SetAppPID(os.Getpid())
 	return newChannel(d.Server, region, end), nil
 }
+
+// OpenChannel maps a channel handed over some other way than Attach (an
+// embedding program that runs a server in-process, or a test): its region
+// and its two eventfd doorbells, as a server receives them. It takes
+// ownership of files. Close the channel with Channel.Close.
+func OpenChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
+	return openChannel(d, files)
+}
+
+// Close stops the channel's dispatcher, fails calls in flight and unmaps
+// the region. A channel that belongs to an App is closed by App.Close.
+func (c *Channel) Close() error { return c.close() }
 
 // Name is the app's name in its instance.
 func (a *App) Name() string { return a.name }

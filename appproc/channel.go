@@ -52,6 +52,10 @@ type Request struct {
 	// Out is where the bytes the server leaves in the buffer are copied
 	// (received or read data, a stat record). At most BufferSize.
 	Out []byte
+	// Room asks for a buffer of this many bytes for the server to fill,
+	// for a call started with Start, whose callback reads the bytes from
+	// the buffer itself instead of having them copied to Out.
+	Room int
 	// Replay marks an idempotent request: if the server dies before
 	// answering, it is submitted again to the next incarnation, and the
 	// caller sees only the delay. Other requests fail with ECONNRESET.
@@ -64,6 +68,7 @@ type Response struct {
 	Aux    uint64             // per-op
 	Flags  proto.CompleteFlag // per-op
 	N      int                // bytes copied into Request.Out
+	ID     uint64             // the call's ID, for a Callback (see Start)
 }
 
 type call struct {
@@ -75,6 +80,9 @@ type call struct {
 	err   error
 	done  chan struct{}
 	owner bool // a goroutine still waits for it (false after it gave up)
+	// sink, for a call made with Start, takes the completion instead of
+	// done and Out; see Start.
+	sink func(resp Response, data []byte, err error)
 }
 
 // ErrChannelClosed: the app closed the channel, or the supervisor went away.
@@ -118,10 +126,10 @@ func (c *Channel) Restarts() int {
 // buffer comes back either way).
 func (c *Channel) Do(ctx context.Context, req *Request) (Response, error) {
 	bs := c.end.Pool.BufferSize()
-	if len(req.In) > bs || len(req.Out) > bs {
+	if len(req.In) > bs || len(req.Out) > bs || req.Room > bs {
 		return Response{}, fmt.Errorf("appproc: %s request of %d bytes in, %d out: a buffer holds %d", req.Op, len(req.In), len(req.Out), bs)
 	}
-	needBuf := len(req.In) > 0 || len(req.Out) > 0
+	needBuf := len(req.In) > 0 || len(req.Out) > 0 || req.Room > 0
 	select {
 	case <-c.slots:
 	case <-ctx.Done():
@@ -186,7 +194,7 @@ func (c *Channel) submit(cl *call, needBuf bool) error {
 		}
 		copy(c.end.Pool.Bytes(b), cl.req.In)
 		sub.Buf, cl.buf = b, b
-		sub.Len = uint32(max(len(cl.req.In), len(cl.req.Out)))
+		sub.Len = uint32(max(len(cl.req.In), len(cl.req.Out), cl.req.Room))
 	}
 	cl.sub = sub
 	if err := c.push(cl); err != nil {
@@ -302,11 +310,20 @@ func (c *Channel) finish(cl *call, comp proto.Completion) {
 			if comp.Result > 0 {
 				n = uint32(min(comp.Result, int64(len(cl.req.Out))))
 			}
+			if cl.sink != nil {
+				n = uint32(min(max(comp.Result, 0), int64(cl.sub.Len)))
+			}
 			data, err := c.end.Pool.Reclaim(cl.buf, n)
 			if err != nil && cl.err == nil {
 				cl.err = err
 			}
-			cl.resp.N = copy(cl.req.Out, data)
+			if cl.sink != nil {
+				cl.resp.N = len(data)
+				c.sinkCall(cl, data)
+				data = nil
+			} else {
+				cl.resp.N = copy(cl.req.Out, data)
+			}
 		} else {
 			// The server refused the entry without taking the buffer; it
 			// is still ours.
@@ -320,6 +337,12 @@ func (c *Channel) finish(cl *call, comp proto.Completion) {
 		cl.resp.Result = 0
 	}
 	c.slots <- struct{}{}
+	if cl.sink != nil {
+		if comp.Buf != cl.sub.Buf || cl.sub.Buf == proto.NoBuffer {
+			c.sinkCall(cl, nil) // no buffer came back: nothing to show
+		}
+		return
+	}
 	close(cl.done)
 }
 
@@ -365,6 +388,10 @@ func (c *Channel) kill(err error) {
 			c.bufs <- struct{}{} // the memory goes away with the channel
 		}
 		c.slots <- struct{}{}
+		if cl.sink != nil {
+			cl.sink(Response{ID: id}, nil, err)
+			continue
+		}
 		close(cl.done)
 	}
 }

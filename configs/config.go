@@ -67,6 +67,10 @@ type Diskproc struct {
 	Policy
 	Root    string `toml:"root"`    // every path an app opens resolves beneath this
 	Backend string `toml:"backend"` // "uring", "threads" or "auto"
+	// Each app's limits: files open at once (EMFILE past it), and requests
+	// in flight (EAGAIN past it).
+	MaxOpen     int `toml:"max_open_files"`
+	MaxInflight int `toml:"max_inflight"`
 }
 
 // Channel sets the geometry of every app's channels.
@@ -179,6 +183,12 @@ func (c *Config) fillDefaults() {
 	if c.Diskproc.Root == "" {
 		c.Diskproc.Root = "site"
 	}
+	if c.Diskproc.MaxOpen == 0 {
+		c.Diskproc.MaxOpen = 1024
+	}
+	if c.Diskproc.MaxInflight == 0 {
+		c.Diskproc.MaxInflight = 1024
+	}
 	if c.Channel.SQEntries == 0 {
 		c.Channel.SQEntries = 256
 	}
@@ -254,6 +264,12 @@ func (c *Config) check() error {
 	case "auto", "uring", "threads":
 	default:
 		return &fieldError{"diskproc.backend", -1, fmt.Sprintf("%q: want \"uring\", \"threads\" or \"auto\"", c.Diskproc.Backend)}
+	}
+	if c.Diskproc.MaxOpen < 0 {
+		return &fieldError{"diskproc.max_open_files", -1, fmt.Sprintf("%d is negative", c.Diskproc.MaxOpen)}
+	}
+	if c.Diskproc.MaxInflight < 0 {
+		return &fieldError{"diskproc.max_inflight", -1, fmt.Sprintf("%d is negative", c.Diskproc.MaxInflight)}
 	}
 	seen := map[string]bool{}
 	for i := range c.Apps {

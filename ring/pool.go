@@ -162,6 +162,15 @@ func (l *Loans) BufferSize() int { return int(l.size) }
 // Held reports how many buffers the server holds.
 func (l *Loans) Held() int { return l.n }
 
+// Memory is the whole pool's memory (every buffer, in index order), for
+// registering it with the kernel once (io_uring fixed buffers) instead of
+// one buffer per request. It grants nothing: the server still touches only
+// the buffers it holds, through Take and Return.
+func (l *Loans) Memory() []byte {
+	end := l.off + int(l.count)*int(l.size)
+	return l.mem[l.off:end:end]
+}
+
 func (l *Loans) check(i uint32) error {
 	if i >= l.count {
 		return fmt.Errorf("%w: buffer %d in a pool of %d", ErrBufferIndex, i, l.count)

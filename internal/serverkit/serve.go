@@ -14,9 +14,21 @@ import (
 // ready (with what info returns, shown in status) once the loop runs, and
 // returns when ctx is cancelled or the supervisor goes away.
 func Serve(ctx context.Context, server proto.Server, handler Handler, log *slog.Logger, info func() map[string]string) error {
+	return ServeWith(ctx, server, handler, log, info, nil)
+}
+
+// ServeWith is Serve with a setup step that runs once the loop exists and
+// before it runs (to add the server's own descriptors with Loop.AddFD).
+func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *slog.Logger, info func() map[string]string, setup func(*Loop) error) error {
 	loop, err := NewLoop(server, handler, log)
 	if err != nil {
 		return err
+	}
+	if setup != nil {
+		if err := setup(loop); err != nil {
+			loop.close()
+			return err
+		}
 	}
 	link, err := component.FromEnv(func(r *proto.Request) { onRequest(loop, log, r) })
 	if err != nil {

@@ -1,0 +1,416 @@
+package appproc
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"saturn/proto"
+)
+
+// TCPConn is a TCP connection through netproc. It implements net.Conn
+// completely, in the manner of *net.TCPConn: it is safe for concurrent
+// use (Reads are serialised among themselves, and so are Writes);
+// deadlines are absolute, expire with an error that is
+// os.ErrDeadlineExceeded and a net.Error whose Timeout is true, and may be
+// moved while a call waits; Close unblocks every pending call, and later
+// calls fail with net.ErrClosed; errors are *net.OpError wrapping the
+// errno netproc answered, except io.EOF at the end of the stream.
+//
+// How it maps onto netproc: a Read that finds nothing buffered starts one
+// recv and waits for it, its deadline, or Close. A recv outlives a Read
+// that gave up (deadline): what it brings is kept for the next Read, so no
+// byte is ever lost, and the caller's slice is never written after Read
+// returned. A Write copies its bytes into the channel's buffers, in chunks
+// of the buffer size, and returns once they are queued in netproc, in
+// order, like bytes in a kernel socket's send buffer: up to
+// maxWriteBehind chunks per connection are in flight, and a Write waits
+// (and its deadline applies) only for room among them. A send that fails
+// later fails the next Write (or Close), as an asynchronous socket error
+// does; Close lets what is queued go out first. When
+// the channel's buffers run short, a Read waits for readability without
+// holding a buffer (proto.RecvPoll), so that idle connections cannot
+// starve busy ones.
+//
+// After netproc restarts, the connection is gone with the old netproc's
+// sockets (kernel backend): calls fail with ECONNRESET, as on a reset
+// connection. A TCPListener, by contrast, listens again by itself.
+type TCPConn struct {
+	ch           *Channel
+	h            uint64
+	laddr, raddr *net.TCPAddr
+
+	rmu, wmu sync.Mutex // one Read at a time; one Write at a time
+
+	// mu guards what follows. The channel's dispatcher takes it in the
+	// completion callbacks, with the channel locked: the lock order is
+	// Channel.mu, then TCPConn.mu, so nothing calls the channel while
+	// holding mu.
+	mu       sync.Mutex
+	closed   bool
+	recving  bool   // a recv or a poll is in flight
+	readable bool   // a poll said data waits: receive with a buffer now
+	mustPoll bool   // netproc refused to hold another buffer (ENOBUFS): poll first
+	stash    []byte // received and not yet read
+	store    []byte // stash's reusable backing array
+	rerr     error  // what ended reading (io.EOF or an errno); sticky
+	reader   []byte // the Read waiting for the recv in flight, if any
+	readerN  int    // what the recv copied into reader
+	sending  int    // sends in flight
+	werr     error  // a send failed: the next Write reports it; sticky
+
+	closing          chan struct{} // closed by Close
+	rready           chan struct{} // a token: a recv or poll finished
+	wroom            chan struct{} // a token: a send finished, so there may be room
+	rdl, wdl         deadline
+	recvCB, pollCB   Callback
+	sendCB           Callback
+	minRoom, maxRoom int
+}
+
+// maxWriteBehind bounds the sends a connection has in flight: the
+// connection's share of the channel's buffers that its unsent bytes may
+// hold.
+const maxWriteBehind = 4
+
+var _ net.Conn = (*TCPConn)(nil)
+
+func newTCPConn(ch *Channel, h uint64, local, peer netip.AddrPort) *TCPConn {
+	c := &TCPConn{
+		ch: ch, h: h, laddr: tcpAddr(local), raddr: tcpAddr(peer),
+		closing: make(chan struct{}), rready: make(chan struct{}, 1), wroom: make(chan struct{}, 1),
+		rdl: newDeadline(), wdl: newDeadline(),
+		maxRoom: ch.BufferSize(),
+	}
+	c.minRoom = min(16<<10, c.maxRoom)
+	c.recvCB, c.pollCB = c.onRecv, c.onPoll
+	c.sendCB = c.onSend
+	return c
+}
+
+// Handle is the connection's socket in netproc.
+func (c *TCPConn) Handle() Handle { return Handle(c.h) }
+
+// LocalAddr implements net.Conn.
+func (c *TCPConn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr implements net.Conn.
+func (c *TCPConn) RemoteAddr() net.Addr { return c.raddr }
+
+func (c *TCPConn) opErr(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return opError(op, "tcp", c.laddr, c.raddr, err)
+}
+
+// Read implements net.Conn.
+func (c *TCPConn) Read(b []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for {
+		c.mu.Lock()
+		switch {
+		case c.closed:
+			c.mu.Unlock()
+			return 0, c.opErr("read", net.ErrClosed)
+		case len(c.stash) > 0:
+			n := copy(b, c.stash)
+			c.stash = c.stash[n:]
+			c.mu.Unlock()
+			return n, nil
+		case c.rerr != nil:
+			err := c.rerr
+			c.mu.Unlock()
+			return 0, c.opErr("read", err)
+		case len(b) == 0:
+			c.mu.Unlock()
+			return 0, nil
+		case c.rdl.expired():
+			c.mu.Unlock()
+			return 0, c.opErr("read", os.ErrDeadlineExceeded)
+		}
+		var req *Request
+		cb := c.recvCB
+		if !c.recving {
+			c.recving = true
+			if !c.readable && (c.mustPoll || c.ch.FreeBuffers() < c.ch.end.Pool.Len()/4) {
+				req, cb = &Request{Op: proto.OpRecv, Handle: c.h, Args: [3]uint64{uint64(proto.RecvPoll)}}, c.pollCB
+			} else {
+				req = &Request{Op: proto.OpRecv, Handle: c.h, Room: min(max(len(b), c.minRoom), c.maxRoom)}
+			}
+			c.readable = false
+		}
+		c.reader, c.readerN = b, 0
+		c.mu.Unlock()
+		if req != nil {
+			if _, err := c.ch.start(req, cb, c.closing, c.rdl.wait()); err != nil {
+				c.mu.Lock()
+				c.recving, c.reader = false, nil
+				c.mu.Unlock()
+				if err == errAborted {
+					continue // closed or past the deadline: the top says which
+				}
+				return 0, c.opErr("read", err)
+			}
+		}
+		select {
+		case <-c.rready:
+		case <-c.rdl.wait():
+		case <-c.closing:
+		}
+		c.mu.Lock()
+		n := c.readerN
+		c.reader, c.readerN = nil, 0
+		c.mu.Unlock()
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// onRecv takes a recv's completion (on the dispatcher; see mu).
+func (c *TCPConn) onRecv(r Response, data []byte, err error) {
+	c.mu.Lock()
+	c.recving = false
+	switch {
+	case err != nil:
+		c.recvFailed(err)
+	case len(data) == 0:
+		c.rerr = io.EOF
+	default:
+		if c.reader != nil && len(c.stash) == 0 {
+			n := copy(c.reader, data)
+			c.readerN, c.reader = n, nil
+			data = data[n:]
+		}
+		if len(data) > 0 {
+			if len(c.stash) == 0 {
+				c.stash = c.store[:0]
+			}
+			c.stash = append(c.stash, data...)
+			if cap(c.stash) > cap(c.store) {
+				c.store = c.stash[:0:cap(c.stash)]
+			}
+		}
+	}
+	c.mu.Unlock()
+	c.signalRead()
+}
+
+// onPoll takes a poll's completion: the socket is readable.
+func (c *TCPConn) onPoll(r Response, _ []byte, err error) {
+	c.mu.Lock()
+	c.recving = false
+	switch {
+	case err == nil:
+		c.readable, c.mustPoll = true, false
+	case !c.closed && !errors.Is(err, syscall.ECANCELED):
+		c.rerr = err // even waiting without a buffer is refused: give up
+	}
+	c.mu.Unlock()
+	c.signalRead()
+}
+
+// recvFailed records why a recv failed. mu held.
+func (c *TCPConn) recvFailed(err error) {
+	switch {
+	case c.closed:
+		// Cancelled by our own Close: the reader reports ErrClosed.
+	case errors.Is(err, syscall.ENOBUFS):
+		// netproc holds as many of our buffers as it allows: wait for
+		// readability without one, then receive.
+		c.readable, c.mustPoll = false, true
+	case errors.Is(err, syscall.ECANCELED):
+	default:
+		c.rerr = err
+	}
+}
+
+func (c *TCPConn) signalRead() {
+	select {
+	case c.rready <- struct{}{}:
+	default:
+	}
+}
+
+// Write implements net.Conn.
+func (c *TCPConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	written := 0
+	for {
+		expired := c.wdl.expired()
+		c.mu.Lock()
+		closed, werr, full := c.closed, c.werr, c.sending >= maxWriteBehind
+		if !closed && werr == nil && !full && !expired && written < len(b) {
+			c.sending++ // before the send starts: its completion may come first
+		}
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return written, c.opErr("write", net.ErrClosed)
+		case werr != nil:
+			return written, c.opErr("write", werr)
+		case written == len(b):
+			return written, nil
+		case expired:
+			return written, c.opErr("write", os.ErrDeadlineExceeded)
+		case full:
+			select {
+			case <-c.wroom:
+			case <-c.wdl.wait():
+			case <-c.closing:
+			}
+			continue
+		}
+		chunk := b[written:min(len(b), written+c.maxRoom)]
+		_, err := c.ch.start(&Request{Op: proto.OpSend, Handle: c.h, In: chunk}, c.sendCB, c.closing, c.wdl.wait())
+		if err != nil {
+			c.mu.Lock()
+			c.sending--
+			c.mu.Unlock()
+			if err == errAborted {
+				continue // closed or past the deadline: the top says which
+			}
+			return written, c.opErr("write", err)
+		}
+		written += len(chunk) // queued in netproc: as good as in a socket buffer
+	}
+}
+
+// onSend takes a send's completion (on the dispatcher; see mu).
+func (c *TCPConn) onSend(r Response, _ []byte, err error) {
+	c.mu.Lock()
+	c.sending--
+	if err != nil && c.werr == nil && !c.closed && !errors.Is(err, syscall.ECANCELED) {
+		c.werr = err
+	}
+	c.mu.Unlock()
+	select {
+	case c.wroom <- struct{}{}:
+	default:
+	}
+}
+
+func (c *TCPConn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Close implements net.Conn: pending Reads and Writes return at once with
+// net.ErrClosed, and netproc closes the socket.
+func (c *TCPConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.closed = true
+	c.stash, c.store = nil, nil
+	c.mu.Unlock()
+	close(c.closing)
+	_, err := netOp(c.ch, &Request{Op: proto.OpClose, Handle: c.h})
+	if errors.Is(err, syscall.ECONNRESET) {
+		err = nil // netproc restarted: the socket is gone already
+	}
+	return c.opErr("close", err)
+}
+
+// CloseWrite shuts down the sending side: the peer reads the end of the
+// stream once what was sent has arrived.
+func (c *TCPConn) CloseWrite() error { return c.shutdown(proto.ShutWrite) }
+
+// CloseRead shuts down the receiving side.
+func (c *TCPConn) CloseRead() error { return c.shutdown(proto.ShutRead) }
+
+func (c *TCPConn) shutdown(how int) error {
+	if c.isClosed() {
+		return c.opErr("close", net.ErrClosed)
+	}
+	_, err := netOp(c.ch, &Request{Op: proto.OpShutdown, Handle: c.h, Args: [3]uint64{uint64(how)}})
+	return c.opErr("close", err)
+}
+
+// SetDeadline implements net.Conn.
+func (c *TCPConn) SetDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rdl.set(t)
+	c.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline implements net.Conn.
+func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline implements net.Conn.
+func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	if c.isClosed() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.wdl.set(t)
+	return nil
+}
+
+func (c *TCPConn) setOption(opt proto.SockOpt, v int64) error {
+	if c.isClosed() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	_, err := netOp(c.ch, &Request{Op: proto.OpSetsockopt, Handle: c.h, Args: [3]uint64{uint64(opt), uint64(v)}})
+	return c.opErr("set", err)
+}
+
+func boolOpt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// SetNoDelay turns Nagle's algorithm off (true, the default) or on.
+func (c *TCPConn) SetNoDelay(noDelay bool) error {
+	return c.setOption(proto.OptNoDelay, boolOpt(noDelay))
+}
+
+// SetKeepAlive turns TCP keep-alives on or off.
+func (c *TCPConn) SetKeepAlive(on bool) error { return c.setOption(proto.OptKeepAlive, boolOpt(on)) }
+
+// SetKeepAlivePeriod sets the idle time before keep-alives, and their
+// interval, in whole seconds (at least one), as package net does.
+func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	secs := max(int64((d+time.Second-1)/time.Second), 1)
+	if err := c.setOption(proto.OptKeepAliveIdle, secs); err != nil {
+		return err
+	}
+	return c.setOption(proto.OptKeepAliveInterval, secs)
+}
+
+// SetReadBuffer sets the socket's receive buffer size.
+func (c *TCPConn) SetReadBuffer(bytes int) error {
+	return c.setOption(proto.OptRecvBuffer, int64(bytes))
+}
+
+// SetWriteBuffer sets the socket's send buffer size.
+func (c *TCPConn) SetWriteBuffer(bytes int) error {
+	return c.setOption(proto.OptSendBuffer, int64(bytes))
+}
+
+// SetLinger sets SO_LINGER: negative (the default) closes in the
+// background, zero resets the connection at Close, positive waits.
+func (c *TCPConn) SetLinger(sec int) error {
+	return c.setOption(proto.OptLinger, int64(max(sec, -1)))
+}

@@ -1,0 +1,90 @@
+package appproc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"saturn/proto"
+)
+
+// dialTCP resolves address and connects to its addresses in turn, as
+// package net does without its parallel "happy eyeballs" race, until one
+// answers or ctx ends.
+func dialTCP(ctx context.Context, ch *Channel, network, address string) (*TCPConn, error) {
+	addrs, err := resolve(ctx, network, address, false)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	var first error
+	for _, ap := range addrs {
+		c, err := connectTCP(ctx, ch, network, ap)
+		if err == nil {
+			return c, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
+}
+
+// connectTCP makes one connection. The context's deadline becomes
+// netproc's connect timeout, and its cancellation cancels the connect.
+func connectTCP(ctx context.Context, ch *Channel, network string, ap netip.AddrPort) (*TCPConn, error) {
+	fail := func(err error) error { return opError("dial", network, nil, tcpAddr(ap), err) }
+	in, err := encodeAddr(ap)
+	if err != nil {
+		return nil, fail(err)
+	}
+	var timeout time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(dl); timeout <= 0 {
+			return nil, fail(context.DeadlineExceeded)
+		}
+	}
+	res := make(chan acceptResult, 1)
+	id, err := ch.start(&Request{Op: proto.OpConnect, In: in, Room: proto.AddrPairSize, Args: [3]uint64{uint64(timeout)}},
+		func(resp Response, data []byte, err error) {
+			r := acceptResult{err: err}
+			if err == nil {
+				r.h = uint64(resp.Result)
+				r.local, r.peer, r.err = proto.DecodeAddrPair(data)
+			}
+			res <- r
+		}, ctx.Done(), nil)
+	if errors.Is(err, errAborted) {
+		return nil, fail(ctx.Err())
+	}
+	if err != nil {
+		return nil, fail(err)
+	}
+	var r acceptResult
+	select {
+	case r = <-res:
+	case <-ctx.Done():
+		ch.Cancel(id)
+		if r = <-res; r.err == nil {
+			netOp(ch, &Request{Op: proto.OpClose, Handle: r.h}) // connected just as we gave up
+		}
+		return nil, fail(ctx.Err())
+	}
+	if r.err != nil {
+		if ctx.Err() != nil {
+			return nil, fail(ctx.Err())
+		}
+		if dl, ok := ctx.Deadline(); ok && errors.Is(r.err, syscall.ETIMEDOUT) && time.Until(dl) < time.Millisecond {
+			// netproc's timeout is the context's deadline, and its timer
+			// can beat the context's own.
+			return nil, fail(context.DeadlineExceeded)
+		}
+		return nil, fail(r.err)
+	}
+	return newTCPConn(ch, r.h, r.local, r.peer), nil
+}

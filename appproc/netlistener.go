@@ -1,0 +1,240 @@
+package appproc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"saturn/proto"
+)
+
+// TCPListener is a listening socket in netproc. It implements net.Listener
+// in the manner of *net.TCPListener.
+//
+// A listener belongs to the app's name and address, not to the process:
+// if this app is restarted, netproc keeps the socket open and its queue
+// filling, and the next incarnation's Listen on the same address takes it
+// over (Adopted reports so) and accepts what queued meanwhile.
+//
+// If netproc itself restarts, its kernel sockets die with it, and so does
+// this listener's; the listener notices (its Accept fails with ECONNRESET
+// under a new netproc incarnation) and listens again on the same address,
+// so Accept goes on. Connections that arrive while netproc is down are
+// refused by the kernel.
+type TCPListener struct {
+	ch      *Channel
+	addr    *net.TCPAddr
+	bound   netip.AddrPort // with the port the kernel chose
+	flags   proto.ListenFlag
+	backlog int
+	adopted bool
+
+	mu      sync.Mutex
+	h       uint64 // the socket; replaced when listening again after a netproc restart
+	epoch   uint32 // the netproc incarnation that made h
+	closed  bool
+	closing chan struct{}
+	dl      deadline
+}
+
+var _ net.Listener = (*TCPListener)(nil)
+
+func listenTCP(ch *Channel, network, address string, opts ListenOptions) (*TCPListener, error) {
+	addrs, err := resolve(context.Background(), network, address, true)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	ap := addrs[0]
+	for _, a := range addrs { // a name: listen on its first IPv4 address, as package net does
+		if a.Addr().Is4() {
+			ap = a
+			break
+		}
+	}
+	var flags proto.ListenFlag
+	switch {
+	case ap.Addr() == netip.IPv4Unspecified() && network == "tcp":
+		ap = netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port()) // dual stack, as package net
+	case ap.Addr() == netip.IPv6Unspecified() && network == "tcp6":
+		flags |= proto.ListenV6Only
+	}
+	if opts.ReusePort {
+		flags |= proto.ListenReusePort
+	}
+	l := &TCPListener{ch: ch, flags: flags, backlog: min(max(opts.Backlog, 0), proto.MaxBacklog), closing: make(chan struct{}), dl: newDeadline()}
+	h, bound, adopted, err := l.listen(ap)
+	if err != nil {
+		return nil, opError("listen", network, nil, tcpAddr(ap), err)
+	}
+	l.h, l.bound, l.adopted, l.addr = h, bound, adopted, tcpAddr(bound)
+	l.epoch = ch.serverEpoch()
+	return l, nil
+}
+
+// listen asks netproc for a listener on ap.
+func (l *TCPListener) listen(ap netip.AddrPort) (h uint64, bound netip.AddrPort, adopted bool, err error) {
+	in, err := encodeAddr(ap)
+	if err != nil {
+		return 0, bound, false, err
+	}
+	var data [proto.SockAddrSize]byte
+	res := make(chan error, 1)
+	var r Response
+	_, err = l.ch.start(&Request{Op: proto.OpListen, In: in, Args: [3]uint64{uint64(l.backlog), uint64(l.flags)}},
+		func(resp Response, d []byte, err error) {
+			r = resp
+			copy(data[:], d)
+			res <- err
+		}, nil, nil)
+	if err == nil {
+		err = <-res
+	}
+	if err != nil {
+		return 0, bound, false, err
+	}
+	bound, err = proto.DecodeSockAddr(data[:])
+	return uint64(r.Result), bound, r.Aux == proto.ListenAdopted, err
+}
+
+// Addr implements net.Listener: the bound address, with the port chosen.
+func (l *TCPListener) Addr() net.Addr { return l.addr }
+
+// Adopted reports whether this listener was taken over from the app's
+// previous incarnation.
+func (l *TCPListener) Adopted() bool { return l.adopted }
+
+// SetDeadline sets the deadline for Accept; the zero time means none.
+func (l *TCPListener) SetDeadline(t time.Time) error {
+	l.dl.set(t)
+	return nil
+}
+
+// Accept implements net.Listener.
+func (l *TCPListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+type acceptResult struct {
+	h           uint64
+	local, peer netip.AddrPort
+	err         error
+}
+
+// AcceptTCP is Accept returning the concrete type.
+func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
+	for {
+		l.mu.Lock()
+		closed, h, epoch := l.closed, l.h, l.epoch
+		l.mu.Unlock()
+		switch {
+		case closed:
+			return nil, l.opErr(net.ErrClosed)
+		case l.dl.expired():
+			return nil, l.opErr(os.ErrDeadlineExceeded)
+		}
+		res := make(chan acceptResult, 1)
+		id, err := l.ch.start(&Request{Op: proto.OpAccept, Handle: h, Room: proto.AddrPairSize},
+			func(resp Response, data []byte, err error) {
+				r := acceptResult{err: err}
+				if err == nil {
+					r.h = uint64(resp.Result)
+					r.local, r.peer, r.err = proto.DecodeAddrPair(data)
+				}
+				res <- r
+			}, l.closing, l.dl.wait())
+		if err == errAborted {
+			continue
+		}
+		if err != nil {
+			return nil, l.opErr(err)
+		}
+		var r acceptResult
+		select {
+		case r = <-res:
+		case <-l.closing:
+			r = <-res // Close's OpClose cancels it
+		case <-l.dl.wait():
+			l.ch.Cancel(id)
+			r = <-res
+		}
+		switch {
+		case r.err == nil && l.isClosed():
+			netOp(l.ch, &Request{Op: proto.OpClose, Handle: r.h}) // raced with Close
+			return nil, l.opErr(net.ErrClosed)
+		case r.err == nil:
+			return newTCPConn(l.ch, r.h, r.local, r.peer), nil
+		case errors.Is(r.err, syscall.ECONNRESET) && l.ch.serverEpoch() != epoch:
+			if err := l.relisten(epoch); err != nil {
+				return nil, l.opErr(err)
+			}
+		case errors.Is(r.err, syscall.ECANCELED) && (l.isClosed() || l.dl.expired()):
+			// The top of the loop says which.
+		default:
+			return nil, l.opErr(r.err)
+		}
+	}
+}
+
+// relisten replaces a listener that died with netproc's incarnation epoch
+// by a new one on the same address.
+func (l *TCPListener) relisten(epoch uint32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.epoch != epoch || l.closed {
+		return nil // done already, or not wanted any more
+	}
+	var err error
+	for try := 0; try < 50; try++ {
+		now := l.ch.serverEpoch()
+		var h uint64
+		h, _, _, err = l.listen(l.bound)
+		if err == nil {
+			l.h, l.epoch = h, now
+			return nil
+		}
+		if !errors.Is(err, syscall.ECONNRESET) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // netproc died again meanwhile
+	}
+	return err
+}
+
+func (l *TCPListener) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+func (l *TCPListener) opErr(err error) error {
+	return opError("accept", "tcp", nil, l.addr, err)
+}
+
+// Close implements net.Listener: a pending Accept returns net.ErrClosed,
+// and netproc closes the socket (it does not keep it for a next
+// incarnation: that is only for an app that goes away without closing).
+func (l *TCPListener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return opError("close", "tcp", nil, l.addr, net.ErrClosed)
+	}
+	l.closed = true
+	h := l.h
+	l.mu.Unlock()
+	close(l.closing)
+	_, err := netOp(l.ch, &Request{Op: proto.OpClose, Handle: h})
+	if errors.Is(err, syscall.ECONNRESET) {
+		err = nil
+	}
+	return opError("close", "tcp", nil, l.addr, err)
+}

@@ -1,0 +1,165 @@
+// Package backend is the boundary between netproc's event loop and a socket
+// implementation: the host's own TCP through kernel sockets (package
+// netproc/kernel), or saturn's user-level stack over TUN. netproc's handler
+// owns everything app-facing (handles, per-app limits, the queues of
+// operations waiting on each socket, cancellation, timeouts, listeners
+// kept across app restarts); a backend only moves bytes and reports
+// readiness, in the manner of non-blocking sockets under epoll.
+//
+// # The loop
+//
+// Everything runs on netproc's one loop goroutine: every method of every
+// type here is called on it, and a backend calls Notify and the callbacks
+// it registers through Env on it too. Nothing here needs a lock.
+//
+// # Readiness
+//
+// Operations never block: one that cannot make progress returns
+// syscall.EAGAIN. A backend reports, through the Notify given when a
+// socket was made, that an operation which returned EAGAIN may now
+// succeed (data or end of stream arrived, send room freed, a connection
+// queued, a connect finished, an error is pending). Notify is an edge: the
+// handler then retries what waits on that socket until it sees EAGAIN
+// again, and otherwise does not try, so a backend must notify after every
+// such change, and may notify spuriously. It may call Notify from inside
+// its own methods; the handler copes with the re-entry.
+//
+// A short Read or Write counts as EAGAIN for what follows it: it tells the
+// handler that the socket had no more data (or room) at that moment, and
+// the handler waits for the next notification before trying again. So a
+// backend must not return short while it has more to give, except at the
+// end of the stream: once the peer has shut down its side, it reports
+// Hangup, after which the handler keeps trying reads, which drain the data
+// and then return 0.
+//
+// Errors are syscall.Errno values, which travel to the app unchanged as the
+// completion's result: ECONNRESET, EPIPE, ECONNREFUSED, ETIMEDOUT, ...
+//
+// # Buffer ownership
+//
+// The byte slices passed to Read and Write are lent for the duration of
+// the call only. They lie in a channel's shared memory, which the app can
+// rewrite at any moment: Write must copy what it sends out of b before
+// returning and never read it twice expecting the same bytes; Read may only
+// write into b. Neither may keep b, or any slice of it, after returning.
+//
+// # Restarts
+//
+// With the kernel backend, sockets die with the netproc process: the next
+// incarnation starts with none, and answers the handles of the old one with
+// ECONNRESET. A backend whose connections outlive the process (state in
+// the server's persistent memory) will need the handler to restore its
+// handle table too; that is not part of this interface yet.
+package backend
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"saturn/proto"
+)
+
+// Events is a set of readiness conditions.
+type Events uint8
+
+const (
+	// Readable: Read or Accept may succeed, or report end of stream.
+	Readable Events = 1 << iota
+	// Writable: Write may succeed, or a connect finished.
+	Writable
+	// Failed: an error is pending; every operation will report it.
+	Failed
+	// Hangup: the peer has shut down its side (or the connection is
+	// gone); reads end with the end of the stream. It is sticky.
+	Hangup
+)
+
+// Notify tells the handler that a socket's readiness may have changed.
+type Notify func(Events)
+
+// Env is what the loop offers a backend.
+type Env interface {
+	// AddFD watches fd (epoll events, EPOLLET allowed) and calls cb with
+	// what happened; ModFD and DelFD change and end that.
+	AddFD(fd int, events uint32, cb func(events uint32)) error
+	ModFD(fd int, events uint32) error
+	DelFD(fd int) error
+	// AfterFunc runs f on the loop once d has passed, unless stopped.
+	AfterFunc(d time.Duration, f func()) Timer
+	// Post runs f on the loop soon, after the work at hand; safe from any
+	// goroutine.
+	Post(f func())
+	Logger() *slog.Logger
+}
+
+// Timer is a pending AfterFunc.
+type Timer interface {
+	// Stop cancels the timer; false if it already ran or was stopped.
+	Stop() bool
+}
+
+// Backend is a socket implementation.
+type Backend interface {
+	// Name is what status shows: "kernel" or "usertcp".
+	Name() string
+	// Start is called once, before any other method.
+	Start(env Env) error
+	// Info adds to what status shows of netproc (a usertcp backend: its
+	// netns and address); nil for nothing. It is called after Start, from
+	// any goroutine: it must not touch the loop's state.
+	Info() map[string]string
+	// Listen opens a listening socket on addr. An unspecified IPv6 address
+	// without V6Only listens on IPv4 too.
+	Listen(addr netip.AddrPort, opts ListenOptions, notify Notify) (Listener, error)
+	// Connect starts a connection to addr and returns at once; notify
+	// reports Writable (or Failed) when ConnectResult has the outcome.
+	Connect(addr netip.AddrPort, notify Notify) (Conn, error)
+	// Close releases everything the backend holds (sockets are closed by
+	// the handler first).
+	Close() error
+}
+
+// ListenOptions qualify Listen.
+type ListenOptions struct {
+	Backlog   int  // 0: the backend's default
+	V6Only    bool // see proto.ListenV6Only
+	ReusePort bool // see proto.ListenReusePort
+}
+
+// Socket is what listeners and connections share.
+type Socket interface {
+	// LocalAddr is the bound address (with the port chosen, for port 0).
+	LocalAddr() (netip.AddrPort, error)
+	// SetOption sets one of proto's socket options; values are checked by
+	// the handler against its limits, not by the backend.
+	SetOption(opt proto.SockOpt, value int64) error
+	// Close releases the socket at once; nothing is notified afterwards.
+	Close() error
+}
+
+// Listener is a listening socket.
+type Listener interface {
+	Socket
+	// Accept takes a queued connection, which reports to notify, and its
+	// peer's address; EAGAIN when none is queued.
+	Accept(notify Notify) (Conn, netip.AddrPort, error)
+}
+
+// Conn is a connected (or connecting) stream socket.
+type Conn interface {
+	Socket
+	// ConnectResult is the outcome of the Connect that made the socket:
+	// nil once connected, EINPROGRESS while it is not known yet, else the
+	// error. Call it after a notification.
+	ConnectResult() error
+	// Read receives into b (see the package doc on ownership): the count,
+	// 0 with nil at end of stream, or EAGAIN.
+	Read(b []byte) (int, error)
+	// Write sends from b: the count (possibly short), or EAGAIN.
+	Write(b []byte) (int, error)
+	// Shutdown shuts down reading, writing or both (proto.ShutRead, ...).
+	Shutdown(how int) error
+	// PeerAddr is the connected peer's address.
+	PeerAddr() (netip.AddrPort, error)
+}

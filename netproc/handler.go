@@ -1,0 +1,285 @@
+package netproc
+
+import (
+	crand "crypto/rand"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"saturn/internal/serverkit"
+	"saturn/netproc/backend"
+	"saturn/proto"
+)
+
+// Options configure a Handler.
+type Options struct {
+	// Backend provides the sockets. Required.
+	Backend backend.Backend
+	// Limits per app; zero fields take DefaultLimits'.
+	Limits Limits
+	// Linger is how long a listener outlives the app that opened it,
+	// waiting for the app's next incarnation to adopt it. Zero means
+	// DefaultLinger; negative, that listeners close with their app.
+	Linger time.Duration
+	// Permit, when set, vets every address an app listens on or connects
+	// to; an error (a syscall.Errno, such as EACCES) refuses the operation
+	// with it. Tests use it to keep apps on loopback.
+	Permit func(op proto.Op, addr netip.AddrPort) error
+	Log    *slog.Logger
+}
+
+// DefaultLinger is how long a listener waits for its app to come back.
+// It outlasts the supervisor's default back-off ceiling (10 s).
+const DefaultLinger = 30 * time.Second
+
+// Limits bound what one app may hold in netproc. Past them an operation
+// fails with the errno named, and nothing else changes.
+type Limits struct {
+	Sockets int // listeners and connections, connecting ones included: EMFILE
+	Pending int // operations waiting for readiness: ENOBUFS
+	Buffers int // data buffers held by waiting operations (0: the app's pool): ENOBUFS
+	SockBuf int // largest OptRecvBuffer or OptSendBuffer: ENOBUFS
+}
+
+// DefaultLimits are the limits of an app that sets none.
+var DefaultLimits = Limits{Sockets: 4096, Pending: 4096, SockBuf: 8 << 20}
+
+func (l Limits) withDefaults() Limits {
+	if l.Sockets <= 0 {
+		l.Sockets = DefaultLimits.Sockets
+	}
+	if l.Pending <= 0 {
+		l.Pending = DefaultLimits.Pending
+	}
+	if l.SockBuf <= 0 {
+		l.SockBuf = DefaultLimits.SockBuf
+	}
+	return l
+}
+
+// Handler is netproc's logic on serverkit's loop. Every method runs on the
+// loop goroutine, which owns all of its state; nothing here takes a lock.
+type Handler struct {
+	opts    Options
+	limits  Limits
+	be      backend.Backend
+	log     *slog.Logger
+	loop    *serverkit.Loop
+	timers  *timers
+	rng     *rand.ChaCha8
+	orphans map[orphanKey][]*sock // listeners waiting for their app's next incarnation
+	free    []*op                 // recycled operation records
+}
+
+var _ serverkit.Handler = (*Handler)(nil)
+
+// NewHandler makes a handler; Start it on its loop before the loop runs.
+func NewHandler(opts Options) *Handler {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
+	}
+	var seed [32]byte
+	crand.Read(seed[:]) // never fails on Linux
+	return &Handler{
+		opts: opts, limits: opts.Limits.withDefaults(), be: opts.Backend, log: opts.Log,
+		rng: rand.NewChaCha8(seed), orphans: map[orphanKey][]*sock{},
+	}
+}
+
+// Start sets up the timers and starts the backend on l. Call it once, before
+// l runs (serverkit.ServeWith's setup).
+func (h *Handler) Start(l *serverkit.Loop) error {
+	if h.be == nil {
+		return fmt.Errorf("netproc: no backend")
+	}
+	h.loop = l
+	ts, err := newTimers()
+	if err != nil {
+		return fmt.Errorf("netproc: timerfd: %w", err)
+	}
+	if err := l.AddFD(ts.fd, unix.EPOLLIN, ts.fire); err != nil {
+		ts.close()
+		return err
+	}
+	h.timers = ts
+	if err := h.be.Start(env{h}); err != nil {
+		return fmt.Errorf("netproc: starting the %s backend: %w", h.be.Name(), err)
+	}
+	h.log.Info("serving sockets", "backend", h.be.Name(), "limits", fmt.Sprintf("%+v", h.limits), "linger", h.opts.Linger)
+	return nil
+}
+
+// Close closes the listeners still waiting for their apps and the backend.
+// Call it after the loop has stopped (it has dropped every channel).
+func (h *Handler) Close() error {
+	for key, socks := range h.orphans {
+		for _, s := range socks {
+			s.closeBackend()
+		}
+		delete(h.orphans, key)
+	}
+	if h.timers != nil {
+		h.timers.close()
+	}
+	return h.be.Close()
+}
+
+// Added implements serverkit.Handler: a new app, or every app again after
+// a restart of netproc.
+func (h *Handler) Added(ch *serverkit.Channel) error {
+	ch.Data = &appState{
+		ch: ch, name: ch.Desc.App, epoch: uint64(ch.End.Epoch) & epochMask,
+		socks: map[uint64]*sock{}, closing: map[*sock]bool{}, pending: map[uint64]*op{},
+	}
+	return nil
+}
+
+// Dropped implements serverkit.Handler: the app is gone. Its connections
+// close now; its listeners wait for its next incarnation (orphan).
+func (h *Handler) Dropped(ch *serverkit.Channel) {
+	app, ok := ch.Data.(*appState)
+	if !ok {
+		return
+	}
+	app.gone = true
+	kept := 0
+	for _, s := range app.socks {
+		if s.ln != nil && h.opts.Linger > 0 {
+			h.orphan(s)
+			kept++
+			continue
+		}
+		s.close(syscall.ECANCELED)
+	}
+	for s := range app.closing {
+		s.close(syscall.ECANCELED)
+	}
+	if len(app.socks) > 0 {
+		h.log.Info("app gone: sockets closed", "app", app.name, "closed", len(app.socks)-kept, "listeners kept", kept)
+	}
+	clear(app.socks)
+	clear(app.pending)
+	ch.Data = nil
+}
+
+// Submit implements serverkit.Handler: one valid entry of a socket
+// operation (or OpCancel, or OpClose), from an app that may be hostile.
+func (h *Handler) Submit(ch *serverkit.Channel, sub *proto.Submission) {
+	app, ok := ch.Data.(*appState)
+	if !ok {
+		ch.CompleteErr(sub, syscall.EBADF, false)
+		return
+	}
+	o := h.newOp(app, sub)
+	if sub.Buf != proto.NoBuffer {
+		b, err := ch.End.Loans.Take(sub.Buf, sub.Len)
+		if err != nil {
+			// A length past the buffer: take the buffer anyway, if it is
+			// a valid one we do not hold, so that the error hands it back
+			// (as the loop does for entries it refuses).
+			_, err := ch.End.Loans.Take(sub.Buf, 0)
+			h.freeOp(o)
+			ch.CompleteErr(sub, syscall.EFAULT, err == nil)
+			return
+		}
+		o.buf, o.held = b, true
+	}
+	switch sub.Op {
+	case proto.OpListen:
+		h.listen(o)
+	case proto.OpAccept:
+		h.accept(o)
+	case proto.OpConnect:
+		h.connect(o)
+	case proto.OpSend:
+		h.send(o)
+	case proto.OpRecv:
+		h.recv(o)
+	case proto.OpShutdown:
+		h.shutdown(o)
+	case proto.OpClose:
+		h.closeOp(o)
+	case proto.OpSetsockopt:
+		h.setsockopt(o)
+	case proto.OpGetsockname, proto.OpGetpeername:
+		h.sockname(o)
+	case proto.OpCancel:
+		h.cancel(o)
+	default:
+		h.fail(o, syscall.EOPNOTSUPP)
+	}
+}
+
+// newHandle draws an unused handle for app: 48 random bits under the
+// channel's epoch, so that a handle of an earlier netproc incarnation is
+// recognisable (see lookup).
+func (h *Handler) newHandle(app *appState) uint64 {
+	for {
+		r := h.rng.Uint64() & randMask
+		hd := app.epoch<<randBits | r
+		if r != 0 && app.socks[hd] == nil {
+			return hd
+		}
+	}
+}
+
+// env is what the loop offers the backend.
+type env struct{ h *Handler }
+
+func (e env) AddFD(fd int, events uint32, cb func(uint32)) error {
+	return e.h.loop.AddFD(fd, events, cb)
+}
+func (e env) ModFD(fd int, events uint32) error { return e.h.loop.ModFD(fd, events) }
+func (e env) DelFD(fd int) error                { return e.h.loop.DelFD(fd) }
+func (e env) Post(f func())                     { e.h.loop.Post(f) }
+func (e env) Logger() *slog.Logger              { return e.h.log }
+func (e env) AfterFunc(d time.Duration, f func()) backend.Timer {
+	return e.h.timers.AfterFunc(d, f)
+}
+
+// Sockets counts the sockets the app called name holds. Loop only (see
+// serverkit.Loop.Post).
+func (h *Handler) Sockets(name string) int {
+	n := 0
+	for _, app := range h.apps(name) {
+		n += app.sockets()
+	}
+	return n
+}
+
+// Waiting counts the operations the app called name has waiting, and the
+// buffers they hold. Loop only.
+func (h *Handler) Waiting(name string) (ops, bufs int) {
+	for _, app := range h.apps(name) {
+		ops += len(app.pending)
+		bufs += app.bufs
+	}
+	return ops, bufs
+}
+
+// Kept counts the listeners kept for apps that went away. Loop only.
+func (h *Handler) Kept() int {
+	n := 0
+	for _, socks := range h.orphans {
+		n += len(socks)
+	}
+	return n
+}
+
+func (h *Handler) apps(name string) []*appState {
+	var out []*appState
+	for _, ch := range h.loop.Channels() {
+		if app, ok := ch.Data.(*appState); ok && app.name == name {
+			out = append(out, app)
+		}
+	}
+	return out
+}

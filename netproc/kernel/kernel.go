@@ -1,0 +1,138 @@
+// Package kernel is netproc's kernel-socket backend: the host's own TCP/IP,
+// through non-blocking sockets registered edge-triggered in netproc's epoll
+// set, as the seed's SockIO did. It needs no privileges.
+//
+// Each socket is registered once, for everything (EPOLLIN, EPOLLOUT,
+// EPOLLRDHUP, EPOLLET), so that no operation costs an epoll_ctl; the
+// handler tracks readiness itself and retries only after an edge (see
+// package backend). Accepted and connected sockets get TCP_NODELAY, as Go's
+// net gives them.
+package kernel
+
+import (
+	"errors"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"saturn/netproc/backend"
+)
+
+// Backend is the kernel-socket backend.
+type Backend struct {
+	env backend.Env
+}
+
+// New returns a kernel backend; Start gives it the loop.
+func New() *Backend { return &Backend{} }
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "kernel" }
+
+// Start implements backend.Backend.
+func (b *Backend) Start(env backend.Env) error {
+	b.env = env
+	return nil
+}
+
+// Info implements backend.Backend: the kernel backend has nothing to add.
+func (b *Backend) Info() map[string]string { return nil }
+
+// Close implements backend.Backend; the handler closes the sockets.
+func (b *Backend) Close() error { return nil }
+
+// defaultBacklog is used when an app asks for none; the kernel clamps it to
+// net.core.somaxconn.
+const defaultBacklog = 4096
+
+const connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+// Listen implements backend.Backend.
+func (b *Backend) Listen(addr netip.AddrPort, opts backend.ListenOptions, notify backend.Notify) (backend.Listener, error) {
+	fd, err := b.listen(addr, opts)
+	if errors.Is(err, unix.EAFNOSUPPORT) && addr.Addr() == netip.IPv6Unspecified() && !opts.V6Only {
+		// No IPv6 on this host: a dual-stack wildcard is IPv4's.
+		fd, err = b.listen(netip.AddrPortFrom(netip.IPv4Unspecified(), addr.Port()), opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &socket{b: b, fd: fd, notify: notify}
+	if err := b.env.AddFD(fd, unix.EPOLLIN|unix.EPOLLET, s.event); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (b *Backend) listen(addr netip.AddrPort, opts backend.ListenOptions) (int, error) {
+	family, sa := sockaddr(addr)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err == nil && family == unix.AF_INET6 {
+		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolInt(opts.V6Only))
+	}
+	if err == nil && opts.ReusePort {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}
+	if err == nil {
+		err = unix.Bind(fd, sa)
+	}
+	if err == nil {
+		backlog := opts.Backlog
+		if backlog <= 0 {
+			backlog = defaultBacklog
+		}
+		err = unix.Listen(fd, backlog)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// Connect implements backend.Backend.
+func (b *Backend) Connect(addr netip.AddrPort, notify backend.Notify) (backend.Conn, error) {
+	family, sa := sockaddr(addr)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	switch err := unix.Connect(fd, sa); err {
+	case nil, unix.EINPROGRESS, unix.EINTR:
+	default:
+		unix.Close(fd)
+		return nil, err
+	}
+	s := &socket{b: b, fd: fd, notify: notify, connecting: true}
+	if err := b.env.AddFD(fd, connEvents, s.event); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return s, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// errno unwraps what x/sys returns into a syscall.Errno for the handler.
+func errno(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return syscall.EIO
+}

@@ -1,0 +1,303 @@
+package netproc
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+
+	"saturn/netproc/backend"
+	"saturn/proto"
+)
+
+// The operations. Each checks everything it reads from the entry (the
+// loop has checked the opcode, flags and reserved bits, and Submit the
+// buffer) and either completes o now or leaves it waiting on a socket.
+
+func (h *Handler) listen(o *op) {
+	if len(o.buf) < proto.SockAddrSize {
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	addr, err := proto.DecodeSockAddr(o.buf)
+	backlog, flags := o.sub.Args[0], proto.ListenFlag(o.sub.Args[1])
+	if err != nil || backlog > proto.MaxBacklog || flags&^proto.KnownListenFlags != 0 {
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	if err := h.permit(o.sub.Op, addr); err != nil {
+		h.fail(o, err)
+		return
+	}
+	app := o.app
+	if app.sockets() >= h.limits.Sockets {
+		h.fail(o, syscall.EMFILE)
+		return
+	}
+	key := orphanKey{app: app.name, addr: addr, flags: flags}
+	var aux uint64
+	s := h.adopt(app, key)
+	if s != nil {
+		aux = proto.ListenAdopted
+	} else {
+		s = &sock{h: h, app: app}
+		opts := backend.ListenOptions{Backlog: int(backlog), V6Only: flags&proto.ListenV6Only != 0, ReusePort: flags&proto.ListenReusePort != 0}
+		ln, err := h.be.Listen(addr, opts, s.notify)
+		if err != nil {
+			h.fail(o, err)
+			return
+		}
+		s.ln = ln
+		s.handle = h.newHandle(app)
+		app.socks[s.handle] = s
+		// Kept under the port it got, so that a next incarnation that
+		// asked for port 0 and learned the port can ask for it again.
+		key.addr = netip.AddrPortFrom(addr.Addr(), s.localAddr().Port())
+		s.key = key
+	}
+	proto.EncodeSockAddr(o.buf, s.localAddr())
+	h.complete(o, int64(s.handle), aux)
+}
+
+func (h *Handler) accept(o *op) {
+	s, errno := o.app.lookup(o.sub.Handle)
+	switch {
+	case errno != 0:
+		h.fail(o, errno)
+		return
+	case s.ln == nil:
+		h.fail(o, syscall.EINVAL) // accept on a connection, as accept(2) says
+		return
+	case o.buf != nil && len(o.buf) < proto.AddrPairSize:
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	if len(s.accepts) == 0 && s.ready&backend.Readable != 0 && s.tryAccept(o) {
+		return
+	}
+	if h.admit(o) {
+		o.sock = s
+		s.accepts = append(s.accepts, o)
+	}
+}
+
+func (h *Handler) connect(o *op) {
+	if len(o.buf) < proto.SockAddrSize {
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	addr, err := proto.DecodeSockAddr(o.buf)
+	if err != nil || addr.Port() == 0 || o.sub.Args[0] > uint64(24*time.Hour) {
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	if err := h.permit(o.sub.Op, addr); err != nil {
+		h.fail(o, err)
+		return
+	}
+	app := o.app
+	if app.sockets() >= h.limits.Sockets {
+		h.fail(o, syscall.EMFILE)
+		return
+	}
+	if !h.admit(o) {
+		return
+	}
+	s := &sock{h: h, app: app}
+	c, err := h.be.Connect(addr, s.notify)
+	if err != nil {
+		h.fail(o, err)
+		return
+	}
+	s.conn = c
+	s.handle = h.newHandle(app)
+	app.socks[s.handle] = s
+	o.sock = s
+	s.connecting = o
+	if d := time.Duration(o.sub.Args[0]); d > 0 {
+		o.tmr = h.timers.AfterFunc(d, func() {
+			if s.connecting == o {
+				o.tmr = nil // it is running: do not stop it in complete
+				s.close(syscall.ETIMEDOUT)
+			}
+		})
+	}
+	s.pump()
+}
+
+func (h *Handler) send(o *op) {
+	s, errno := o.app.lookup(o.sub.Handle)
+	switch {
+	case errno != 0:
+		h.fail(o, errno)
+		return
+	case s.conn == nil || s.connecting != nil:
+		h.fail(o, syscall.ENOTCONN)
+		return
+	case o.sub.Len == 0:
+		h.complete(o, 0, 0)
+		return
+	case o.buf == nil:
+		h.fail(o, syscall.EFAULT)
+		return
+	}
+	if len(s.sends) == 0 && s.ready&backend.Writable != 0 && s.trySend(o) {
+		return
+	}
+	if h.admit(o) {
+		o.sock = s
+		s.sends = append(s.sends, o)
+	}
+}
+
+func (h *Handler) recv(o *op) {
+	s, errno := o.app.lookup(o.sub.Handle)
+	flags := proto.RecvFlag(o.sub.Args[0])
+	switch {
+	case errno != 0:
+		h.fail(o, errno)
+		return
+	case s.conn == nil || s.connecting != nil:
+		h.fail(o, syscall.ENOTCONN)
+		return
+	case flags&^proto.KnownRecvFlags != 0:
+		h.fail(o, syscall.EINVAL)
+		return
+	case flags&proto.RecvPoll != 0 && o.buf != nil:
+		h.fail(o, syscall.EINVAL)
+		return
+	case flags&proto.RecvPoll == 0 && len(o.buf) == 0:
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	if len(s.recvs) == 0 && s.ready&backend.Readable != 0 && s.tryRecv(o) {
+		return
+	}
+	if h.admit(o) {
+		o.sock = s
+		s.recvs = append(s.recvs, o)
+	}
+}
+
+func (h *Handler) shutdown(o *op) {
+	s, errno := o.app.lookup(o.sub.Handle)
+	switch {
+	case errno != 0:
+		h.fail(o, errno)
+		return
+	case s.conn == nil || s.connecting != nil:
+		h.fail(o, syscall.ENOTCONN)
+		return
+	case o.sub.Args[0] > proto.ShutBoth:
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	if o.sub.Args[0] != proto.ShutRead && len(s.sends) > 0 {
+		// Sends go out before the end of the stream: wait behind them.
+		if h.admit(o) {
+			o.sock = s
+			s.sends = append(s.sends, o)
+		}
+		return
+	}
+	s.shutdownNow(o)
+}
+
+func (h *Handler) closeOp(o *op) {
+	s, errno := o.app.lookup(o.sub.Handle)
+	if errno != 0 {
+		h.fail(o, errno)
+		return
+	}
+	if len(s.sends) > 0 {
+		s.closeAfterSends()
+	} else {
+		s.close(syscall.ECANCELED)
+	}
+	h.complete(o, 0, 0)
+}
+
+func (h *Handler) setsockopt(o *op) {
+	s, errno := o.app.lookup(o.sub.Handle)
+	opt, v := proto.SockOpt(o.sub.Args[0]), int64(o.sub.Args[1])
+	switch {
+	case errno != 0:
+		h.fail(o, errno)
+		return
+	case !opt.Valid():
+		h.fail(o, syscall.ENOPROTOOPT)
+		return
+	case (opt == proto.OptRecvBuffer || opt == proto.OptSendBuffer) && v > int64(h.limits.SockBuf):
+		h.fail(o, syscall.ENOBUFS)
+		return
+	case opt != proto.OptLinger && v < 0, v > 1<<31-1, v < -1:
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	var sk backend.Socket = s.conn
+	if s.ln != nil {
+		sk = s.ln
+	}
+	if err := sk.SetOption(opt, v); err != nil {
+		h.fail(o, err)
+		return
+	}
+	h.complete(o, 0, 0)
+}
+
+func (h *Handler) sockname(o *op) {
+	s, errno := o.app.lookup(o.sub.Handle)
+	switch {
+	case errno != 0:
+		h.fail(o, errno)
+		return
+	case len(o.buf) < proto.SockAddrSize:
+		h.fail(o, syscall.EINVAL)
+		return
+	}
+	if o.sub.Op == proto.OpGetsockname {
+		proto.EncodeSockAddr(o.buf, s.localAddr())
+		h.complete(o, proto.SockAddrSize, 0)
+		return
+	}
+	if s.conn == nil || s.connecting != nil {
+		h.fail(o, syscall.ENOTCONN)
+		return
+	}
+	peer, err := s.conn.PeerAddr()
+	if err != nil {
+		h.fail(o, err)
+		return
+	}
+	proto.EncodeSockAddr(o.buf, peer)
+	h.complete(o, proto.SockAddrSize, 0)
+}
+
+// cancel ends the waiting operation whose user_data is Args[0]: with
+// ECANCELED, or with its count if it is a send that got bytes out. A
+// connect that is cancelled closes its socket.
+func (h *Handler) cancel(o *op) {
+	target := o.app.pending[o.sub.Args[0]]
+	if target == nil {
+		h.fail(o, syscall.ENOENT)
+		return
+	}
+	s := target.sock
+	switch {
+	case s != nil && s.connecting == target:
+		s.close(syscall.ECANCELED)
+	case s != nil && s.remove(target):
+		h.endWaiting(target, syscall.ECANCELED)
+		s.pump() // a closing socket may have nothing left to send
+	default:
+		h.endWaiting(target, syscall.ECANCELED)
+	}
+	h.complete(o, 0, 0)
+}
+
+// permit asks Options.Permit about addr.
+func (h *Handler) permit(op proto.Op, addr netip.AddrPort) error {
+	if h.opts.Permit == nil {
+		return nil
+	}
+	return h.opts.Permit(op, addr)
+}

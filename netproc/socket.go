@@ -1,0 +1,330 @@
+package netproc
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"syscall"
+	"time"
+
+	"saturn/netproc/backend"
+	"saturn/proto"
+)
+
+// sock is one socket an app holds (or, orphaned, a listener waiting for
+// its app to come back): the backend's socket, what we know of its
+// readiness, and the operations waiting on it, in order.
+type sock struct {
+	h      *Handler
+	app    *appState // nil while orphaned
+	handle uint64
+	ln     backend.Listener // exactly one of ln and conn is set
+	conn   backend.Conn
+	key    orphanKey // listeners: the address asked for, for adoption
+
+	// ready is what may succeed without EAGAIN: set by the backend's
+	// notifications, cleared when an attempt finds the socket not ready
+	// (see package backend). A connection starts writable only: readable
+	// data is reported by the backend.
+	ready backend.Events
+
+	connecting     *op // the OpConnect that made the socket, until it ends
+	accepts, recvs []*op
+	sends          []*op
+
+	pumping, again bool // pump is running; a notification came meanwhile
+	closed         bool
+	closing        bool   // the app closed it; it closes once its sends are out
+	lingering      *timer // an orphaned listener's end, or a closing socket's
+}
+
+// notify is the backend's Notify for s.
+func (s *sock) notify(ev backend.Events) {
+	if ev&backend.Failed != 0 {
+		ev |= backend.Readable | backend.Writable
+	}
+	if ev&backend.Hangup != 0 {
+		ev |= backend.Readable
+	}
+	s.ready |= ev
+	s.pump()
+}
+
+// notReadable records that a read found nothing. Once the peer has hung up
+// a read always finds something (data, or the end of the stream), and no
+// further notification would come, so the socket stays readable.
+func (s *sock) notReadable() {
+	if s.ready&backend.Hangup == 0 {
+		s.ready &^= backend.Readable
+	}
+}
+
+// pump moves every waiting operation on as far as readiness allows. A
+// notification that arrives while it runs (a backend may notify from
+// inside a call) makes it go round again instead of recursing. Each queue
+// ends when it is empty or the socket stops being ready, so the work is
+// bounded by what the app has waiting.
+func (s *sock) pump() {
+	if s.pumping {
+		s.again = true
+		return
+	}
+	s.pumping = true
+	for {
+		s.again = false
+		if s.connecting != nil && s.ready&(backend.Writable|backend.Failed) != 0 {
+			s.finishConnect()
+		}
+		for len(s.accepts) > 0 && s.ready&backend.Readable != 0 && !s.closed {
+			if !s.tryAccept(s.accepts[0]) {
+				break
+			}
+			s.accepts = popFront(s.accepts)
+		}
+		for len(s.recvs) > 0 && s.ready&backend.Readable != 0 && !s.closed {
+			if !s.tryRecv(s.recvs[0]) {
+				break
+			}
+			s.recvs = popFront(s.recvs)
+		}
+		for len(s.sends) > 0 && (s.ready&backend.Writable != 0 || s.sends[0].sub.Op == proto.OpShutdown) && !s.closed {
+			if !s.trySend(s.sends[0]) {
+				break
+			}
+			s.sends = popFront(s.sends)
+		}
+		if s.closing && len(s.sends) == 0 && !s.closed {
+			s.close(syscall.ECANCELED) // closed by the app, and all sent
+		}
+		if !s.again || s.closed {
+			break
+		}
+	}
+	s.pumping = false
+}
+
+func popFront(q []*op) []*op {
+	q[0] = nil
+	q = q[1:]
+	if len(q) == 0 {
+		return q[:0:0] // let the backing array go rather than creep forward
+	}
+	return q
+}
+
+// tryRecv attempts o (an OpRecv); false if the socket had nothing yet.
+func (s *sock) tryRecv(o *op) bool {
+	if proto.RecvFlag(o.sub.Args[0])&proto.RecvPoll != 0 {
+		s.h.complete(o, 0, 0)
+		return true
+	}
+	n, err := s.conn.Read(o.buf)
+	switch {
+	case err == syscall.EAGAIN:
+		s.notReadable()
+		return false
+	case err != nil:
+		s.h.fail(o, err)
+	default:
+		if n > 0 && n < len(o.buf) {
+			s.notReadable() // drained: the next data is an edge
+		}
+		s.h.complete(o, int64(n), 0)
+	}
+	return true
+}
+
+// trySend attempts o (an OpSend): it completes once all its bytes are
+// sent; false while some wait for room.
+func (s *sock) trySend(o *op) bool {
+	if o.sub.Op == proto.OpShutdown {
+		s.shutdownNow(o) // queued behind the sends that came before it
+		return true
+	}
+	for o.sent < len(o.buf) {
+		n, err := s.conn.Write(o.buf[o.sent:])
+		switch {
+		case err == syscall.EAGAIN:
+			s.ready &^= backend.Writable
+			return false
+		case err != nil:
+			if o.sent > 0 {
+				s.h.complete(o, int64(o.sent), 0) // the error waits for the next send
+			} else {
+				s.h.fail(o, err)
+			}
+			return true
+		}
+		o.sent += n
+		if o.sent < len(o.buf) {
+			s.ready &^= backend.Writable // full: room freed is an edge
+			return false
+		}
+	}
+	s.h.complete(o, int64(o.sent), 0)
+	return true
+}
+
+// tryAccept attempts o (an OpAccept); false if no connection is queued.
+func (s *sock) tryAccept(o *op) bool {
+	app := s.app
+	if app == nil {
+		return false // orphaned: nobody to accept for (orphan empties the queue)
+	}
+	if app.sockets() >= s.h.limits.Sockets {
+		s.h.fail(o, syscall.EMFILE) // the connection stays queued
+		return true
+	}
+	ns := &sock{h: s.h, app: app, ready: backend.Writable}
+	c, peer, err := s.ln.Accept(ns.notify)
+	switch {
+	case err == syscall.EAGAIN:
+		s.notReadable()
+		return false
+	case err != nil:
+		s.h.fail(o, err)
+		return true
+	}
+	ns.conn = c
+	ns.handle = s.h.newHandle(app)
+	app.socks[ns.handle] = ns
+	if len(o.buf) >= proto.AddrPairSize {
+		local, _ := c.LocalAddr()
+		proto.EncodeAddrPair(o.buf, local, peer)
+	}
+	s.h.complete(o, int64(ns.handle), 0)
+	return true
+}
+
+// finishConnect ends the OpConnect that made s, if its outcome is known.
+func (s *sock) finishConnect() {
+	o := s.connecting
+	err := s.conn.ConnectResult()
+	if errors.Is(err, syscall.EINPROGRESS) {
+		s.ready &^= backend.Writable | backend.Failed
+		return
+	}
+	s.connecting = nil
+	if err != nil {
+		s.close(syscall.ECANCELED)
+		s.h.fail(o, err)
+		return
+	}
+	if len(o.buf) >= proto.AddrPairSize {
+		local, _ := s.conn.LocalAddr()
+		peer, _ := s.conn.PeerAddr()
+		proto.EncodeAddrPair(o.buf, local, peer)
+	}
+	s.h.complete(o, int64(s.handle), 0)
+}
+
+// shutdownNow carries out o, an OpShutdown.
+func (s *sock) shutdownNow(o *op) {
+	if err := s.conn.Shutdown(int(o.sub.Args[0])); err != nil {
+		s.h.fail(o, err)
+		return
+	}
+	s.h.complete(o, 0, 0)
+	// Reads now end at once, and a shut-down sender fails: let whatever
+	// waits find out.
+	s.ready |= backend.Readable | backend.Writable
+	s.pump()
+}
+
+// closeAfterSends is OpClose on a socket with sends still queued: as with
+// close(2) on a kernel socket, what the app sent still goes out. The handle
+// goes at once (and with it what waits to receive or accept), the socket
+// once the sends are done, or after closeLinger if they never get out.
+func (s *sock) closeAfterSends() {
+	for _, q := range [][]*op{s.accepts, s.recvs} {
+		for _, o := range q {
+			s.h.endWaiting(o, syscall.ECANCELED)
+		}
+	}
+	s.accepts, s.recvs = nil, nil
+	app := s.app
+	delete(app.socks, s.handle)
+	app.closing[s] = true
+	s.closing = true
+	s.lingering = s.h.timers.AfterFunc(closeLinger, func() {
+		s.lingering = nil
+		s.close(syscall.ECANCELED)
+	})
+}
+
+// closeLinger bounds how long a closed socket keeps trying to send what
+// its app queued before closing it.
+const closeLinger = 10 * time.Second
+
+// close closes s and ends everything waiting on it with why, and forgets
+// its handle.
+func (s *sock) close(why syscall.Errno) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.connecting != nil {
+		o := s.connecting
+		s.connecting = nil
+		s.h.fail(o, why)
+	}
+	for _, q := range [][]*op{s.accepts, s.recvs, s.sends} {
+		for _, o := range q {
+			s.h.endWaiting(o, why)
+		}
+	}
+	s.accepts, s.recvs, s.sends = nil, nil, nil
+	if s.app != nil {
+		if s.closing {
+			delete(s.app.closing, s)
+		} else {
+			delete(s.app.socks, s.handle)
+		}
+	}
+	if s.lingering != nil {
+		s.lingering.Stop()
+		s.lingering = nil
+	}
+	s.closeBackend()
+}
+
+func (s *sock) closeBackend() {
+	s.closed = true
+	if s.ln != nil {
+		s.ln.Close()
+	} else if s.conn != nil {
+		s.conn.Close()
+	}
+}
+
+// remove takes o out of s's queues; false if it was in none.
+func (s *sock) remove(o *op) bool {
+	for _, q := range []*[]*op{&s.accepts, &s.recvs, &s.sends} {
+		if i := slices.Index(*q, o); i >= 0 {
+			*q = slices.Delete(*q, i, i+1)
+			return true
+		}
+	}
+	return false
+}
+
+// endWaiting completes a waiting operation that will not run: with why,
+// or with its count if it is a send that got some bytes out.
+func (h *Handler) endWaiting(o *op, why syscall.Errno) {
+	if o.sub.Op == proto.OpSend && o.sent > 0 {
+		h.complete(o, int64(o.sent), 0)
+		return
+	}
+	h.fail(o, why)
+}
+
+// localAddr is s's bound address, or the zero AddrPort.
+func (s *sock) localAddr() netip.AddrPort {
+	var a netip.AddrPort
+	if s.ln != nil {
+		a, _ = s.ln.LocalAddr()
+	} else {
+		a, _ = s.conn.LocalAddr()
+	}
+	return a
+}
