@@ -32,6 +32,10 @@ type Options struct {
 	Name string
 	// Servers to open channels to; default: all of them.
 	Servers []string
+	// DeferReady: the supervisor takes the app as ready only when it calls
+	// Ready (say, once it listens), not as soon as it attaches. Startup
+	// waits for it, so what the app reports shows from the first status.
+	DeferReady bool
 	// StateDir and Instance find a running instance when the app was not
 	// started by it. Default: $SATURN_STATE_DIR and $SATURN_INSTANCE, else
 	// saturn's defaults.
@@ -61,7 +65,7 @@ func Attach(ctx context.Context, opts Options) (*App, error) {
 		opts.Name = filepath.Base(os.Args[0])
 	}
 	var reply proto.AttachReply
-	files, err := sess.Call(ctx, proto.MsgAttach, &proto.Attach{Name: opts.Name, PID: os.Getpid(), Servers: opts.Servers}, &reply)
+	files, err := sess.Call(ctx, proto.MsgAttach, &proto.Attach{Name: opts.Name, PID: os.Getpid(), Servers: opts.Servers, DeferReady: opts.DeferReady}, &reply)
 	if err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("appproc: attach %q: %w", opts.Name, err)

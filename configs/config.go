@@ -69,8 +69,11 @@ type Diskproc struct {
 	Backend string `toml:"backend"` // "uring", "threads" or "auto"
 	// Each app's limits: files open at once (EMFILE past it), and requests
 	// in flight (EAGAIN past it).
-	MaxOpen     int `toml:"max_open_files"`
-	MaxInflight int `toml:"max_inflight"`
+	MaxOpen int `toml:"max_open_files"`
+	// SampleSite: write saturn's sample site into Root when it is empty
+	// (the built-in configuration does, for its web server).
+	SampleSite  bool `toml:"sample_site"`
+	MaxInflight int  `toml:"max_inflight"`
 }
 
 // Channel sets the geometry of every app's channels.

@@ -105,6 +105,9 @@ type Attach struct {
 	Name    string   `msgpack:"name"`
 	PID     int      `msgpack:"pid"`
 	Servers []string `msgpack:"servers"` // which servers it wants channels to
+	// DeferReady: the app is not ready when attached, but when it says so
+	// with Ready (a server app, once it listens).
+	DeferReady bool `msgpack:"defer,omitempty"`
 }
 
 // AttachReply answers Attach. The frame carries each channel's descriptors,

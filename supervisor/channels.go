@@ -191,8 +191,8 @@ func (s *Supervisor) sendAllChannels(srv *component, inc int) {
 // attachApp creates app's channels, hands them to the servers that are up,
 // and then answers req with the app's ends. Loop only; the waiting happens
 // in a goroutine.
-func (s *Supervisor) attachApp(app *component, req *proto.Request, servers []string) {
-	if err := s.makeChannels(app, servers); err != nil {
+func (s *Supervisor) attachApp(app *component, req *proto.Request, m *proto.Attach) {
+	if err := s.makeChannels(app, m.Servers); err != nil {
 		req.Error(proto.CodeFailed, err.Error())
 		return
 	}
@@ -209,9 +209,11 @@ func (s *Supervisor) attachApp(app *component, req *proto.Request, servers []str
 		reply.Channels = append(reply.Channels, d.desc)
 		files = append(files, d.files...)
 	}
-	app.ready = true
-	if app.state == proto.StateStarting {
-		app.state = proto.StateRunning
+	if !m.DeferReady {
+		app.ready = true
+		if app.state == proto.StateStarting {
+			app.state = proto.StateRunning
+		}
 	}
 	s.log.Info("app attached", "name", app.name, "pid", app.pid, "channels", len(app.channels))
 	s.notify()

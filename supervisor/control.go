@@ -181,7 +181,7 @@ func (s *Supervisor) onLinkRequest(c *component, inc int, r *proto.Request) {
 			case c.kind != proto.KindApp:
 				r.Error(proto.CodeDenied, "servers do not attach")
 			default:
-				s.attachApp(c, r, m.Servers)
+				s.attachApp(c, r, &m)
 			}
 		})
 	default:
@@ -367,7 +367,7 @@ func (s *Supervisor) handleSelfAttach(sess *proto.Session, cred *unix.Ucred, r *
 		tracker: NewTracker(configs.Policy{Restart: configs.RestartNever}), lastExit: "-",
 	}
 	s.components = append(s.components, c)
-	s.attachApp(c, r, m.Servers)
+	s.attachApp(c, r, m)
 	if c.channels == nil {
 		s.remove(c) // channels failed; attachApp answered with the error
 	}

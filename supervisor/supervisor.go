@@ -29,6 +29,9 @@ type Options struct {
 	// Ready, when set, receives one line once startup is over: "ready", or
 	// "failed: REASON". `supervisor start --detach` waits for it.
 	Ready *os.File
+	// OnReady, when set, is called once every component is ready, with
+	// the instance's status (the foreground CLI prints where to reach it).
+	OnReady func(*proto.StatusReply)
 }
 
 // serverNames are the servers, in start order.
@@ -151,6 +154,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	} else {
 		s.log.Info("instance ready", "control", s.opts.Paths.Control, "logs", s.opts.Paths.LogDir)
 		s.readyLine("ready")
+		if s.opts.OnReady != nil {
+			if st, ok := call(s, s.status); ok {
+				s.opts.OnReady(st)
+			}
+		}
 	}
 	<-loopDone
 	s.cleanup()
@@ -232,7 +240,15 @@ func (s *Supervisor) prepare() error {
 	if err := os.WriteFile(p.Config, printed, 0o600); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.cfg.Diskproc.Root, 0o755); err != nil {
+	if s.cfg.Diskproc.SampleSite {
+		// The built-in configuration serves the sample site: write it into
+		// an empty root on first start.
+		if wrote, err := configs.SampleSite(s.cfg.Diskproc.Root); err != nil {
+			return err
+		} else if wrote {
+			s.log.Info("wrote the sample site", "root", s.cfg.Diskproc.Root)
+		}
+	} else if err := os.MkdirAll(s.cfg.Diskproc.Root, 0o755); err != nil {
 		return fmt.Errorf("diskproc root: %w", err)
 	}
 	return nil

@@ -38,6 +38,7 @@ func newApp() *cli.App {
 			detachCommand(),
 			logsCommand(),
 			configCommand(),
+			appCommand(),
 			versionCommand(),
 			serverCommand("netproc"),
 			serverCommand("diskproc"),

@@ -80,7 +80,13 @@ func supervisorStart(c *cli.Context) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("instance", p.Instance)
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	sup := supervisor.New(supervisor.Options{Paths: p, Config: cfg, Binary: bin, Logger: log, Ready: ready})
+	opts := supervisor.Options{Paths: p, Config: cfg, Binary: bin, Logger: log, Ready: ready}
+	if ready == nil { // in the foreground, say where to go
+		opts.OnReady = func(st *proto.StatusReply) {
+			fmt.Fprintf(os.Stderr, "\nsaturn: instance %q is running; `saturn status` shows it, Ctrl-C stops it\n%s\n", p.Instance, reachString(st))
+		}
+	}
+	sup := supervisor.New(opts)
 	return sup.Run(ctx)
 }
 
@@ -131,6 +137,10 @@ func startDetached(c *cli.Context, p supervisor.Paths, cfg *configs.Config) erro
 		fmt.Fprintf(c.App.Writer, "saturn: instance %q is running (supervisor pid %d)\n", p.Instance, pid)
 		fmt.Fprintf(c.App.Writer, "  control socket: %s\n  logs:           %s\n", p.Control, p.LogDir)
 		fmt.Fprintf(c.App.Writer, "  see it with `saturn status`; stop it with `saturn supervisor stop`\n")
+		var st proto.StatusReply
+		if err := request(c, proto.MsgStatus, &proto.Status{}, &st, 5*time.Second); err == nil {
+			printReach(c.App.Writer, &st)
+		}
 		return nil
 	case strings.HasPrefix(line, "failed: "):
 		return fmt.Errorf("instance %q did not start: %s (log: %s)", p.Instance, strings.TrimPrefix(line, "failed: "), logPath)

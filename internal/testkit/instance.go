@@ -27,9 +27,15 @@ type Instance struct {
 	pids     map[int]bool
 }
 
-// NewInstance prepares an instance. config, when not empty, is written to a
-// file and passed with --config. The instance is stopped, and any process
-// of it still running is killed, when the test ends.
+// TestConfig is the configuration NewInstance uses when given none: the
+// kernel-socket backend (no TUN device or namespace that parallel tests
+// would fight over) and no apps (the built-in default's web server would
+// take port 8080).
+const TestConfig = "[netproc]\nbackend = \"kernel\"\n"
+
+// NewInstance prepares an instance. config (TestConfig when empty) is
+// written to a file and passed with --config. The instance is stopped, and
+// any process of it still running is killed, when the test ends.
 func NewInstance(t testing.TB, config string) *Instance {
 	t.Helper()
 	dir := t.TempDir()
@@ -37,7 +43,10 @@ func NewInstance(t testing.TB, config string) *Instance {
 		t: t, Bin: Saturn(t), StateDir: filepath.Join(dir, "state"),
 		Name: fmt.Sprintf("t%d", time.Now().UnixNano()%1e9), pids: map[int]bool{},
 	}
-	if config != "" {
+	if config == "" {
+		config = TestConfig
+	}
+	{
 		in.Config = filepath.Join(dir, "saturn.toml")
 		if err := os.WriteFile(in.Config, []byte(config), 0o644); err != nil {
 			t.Fatal(err)
