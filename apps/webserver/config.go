@@ -61,6 +61,18 @@ type Config struct {
 	// ContentTypes adds to or overrides the built-in table of media types
 	// by file extension (".ext" or "ext", matched without case).
 	ContentTypes map[string]string
+
+	// OpenFileCache, when positive, keeps regular files open between
+	// requests, as nginx's open_file_cache does: a cached file is served
+	// with ReadAt alone, and its metadata is checked again (one Stat)
+	// once it is older than this. Within that time a file changed on disk
+	// may be answered with its old size and validators. It pays where
+	// opening is dear (in saturn, an open, a stat and a close are three
+	// round trips to diskproc); files that are not io.ReaderAt are never
+	// cached, and cached files are not spliced with sendfile. Default: off.
+	OpenFileCache time.Duration
+	// OpenFileCacheSize caps the files kept open. Default 1024.
+	OpenFileCacheSize int
 }
 
 // Defaults applied to zero fields.
@@ -72,6 +84,8 @@ const (
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultWriteTimeout    = 60 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultOpenFileCacheSize is OpenFileCacheSize's default.
+	DefaultOpenFileCacheSize = 1024
 )
 
 // minHeaderBytes keeps MaxHeaderBytes above what any real request needs.
@@ -109,6 +123,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ErrorLog == nil {
 		c.ErrorLog = slog.New(slog.DiscardHandler)
+	}
+	if c.OpenFileCacheSize <= 0 {
+		c.OpenFileCacheSize = DefaultOpenFileCacheSize
 	}
 	return c, nil
 }

@@ -17,7 +17,7 @@ import (
 // connection costs initialReadBuf bytes and a goroutine.
 const (
 	initialReadBuf = 4 << 10
-	writeBufSize   = 32 << 10
+	writeBufSize   = 64 << 10
 )
 
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}

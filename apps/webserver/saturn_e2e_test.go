@@ -95,7 +95,7 @@ func TestMainJob(t *testing.T) {
 		t.Errorf("conditional GET: %d, want 304", resp.StatusCode)
 	}
 	resp, body = get("/files/100k.bin", "Range", "bytes=1000-1999")
-	if resp.StatusCode != 206 || !bytes.Equal(body, configs.SamplePattern(100<<10)[1000:2000]) {
+	if resp.StatusCode != 206 || !bytes.Equal(body, configs.SamplePattern(100 << 10)[1000:2000]) {
 		t.Errorf("range: %d, %d bytes", resp.StatusCode, len(body))
 	}
 	if resp, _ := get("/nope.html"); resp.StatusCode != 404 {

@@ -66,17 +66,34 @@ func (c *conn) handle() error {
 // listing. dirForm is whether the request path named a directory by its
 // form (a trailing slash).
 func (c *conn) serveName(name string, dirForm bool) error {
-	f, err := c.srv.cfg.Root.Open(name)
+	var f fs.File
+	var fi fs.FileInfo
+	var err error
+	if cache := c.srv.cache; cache != nil {
+		var e *cachedFile
+		e, f, fi, err = cache.get(name, time.Now())
+		if err != nil {
+			c.writeOpenError(err, name)
+			return nil
+		}
+		if e != nil {
+			defer cache.release(e)
+			if dirForm {
+				c.writeError(404, false)
+				return nil
+			}
+			return c.serveFile(shared{e.at, e.fi}, e.fi, name)
+		}
+	} else if f, err = c.srv.cfg.Root.Open(name); err == nil {
+		if fi, err = f.Stat(); err != nil {
+			f.Close()
+		}
+	}
 	if err != nil {
 		c.writeOpenError(err, name)
 		return nil
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		c.writeOpenError(err, name)
-		return nil
-	}
 	if fi.IsDir() {
 		if !dirForm {
 			// Relative links in the directory's page resolve against the

@@ -23,6 +23,8 @@ type Server struct {
 	log   *accessLog
 	date  dateCache
 
+	cache *fileCache // nil unless Config.OpenFileCache
+
 	shutting atomic.Bool
 	conns    sync.WaitGroup // one count per live connection goroutine
 
@@ -39,8 +41,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cache *fileCache
+	if cfg.OpenFileCache > 0 {
+		cache = newFileCache(cfg.Root, cfg.OpenFileCache, cfg.OpenFileCacheSize)
+	}
 	return &Server{
 		cfg:       cfg,
+		cache:     cache,
 		types:     newContentTypes(cfg.ContentTypes),
 		log:       newAccessLog(cfg.AccessLog),
 		listeners: map[net.Listener]struct{}{},
@@ -135,11 +142,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.conns.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.closeCache()
 		return nil
 	case <-ctx.Done():
 		s.Close()
 		<-done
 		return ctx.Err()
+	}
+}
+
+func (s *Server) closeCache() {
+	if s.cache != nil {
+		s.cache.close()
 	}
 }
 
@@ -156,6 +170,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.conns.Wait()
+	s.closeCache()
 	return nil
 }
 

@@ -53,6 +53,7 @@ func webserverCommand() *cli.Command {
 			&cli.DurationFlag{Name: "idle-timeout", Value: webserver.DefaultIdleTimeout, Usage: "how long a kept-alive connection may stay idle"},
 			&cli.IntFlag{Name: "max-header-bytes", Value: webserver.DefaultMaxHeaderBytes, Usage: "the largest request head accepted (431 past it)"},
 			&cli.IntFlag{Name: "max-headers", Value: webserver.DefaultMaxHeaderCount, Usage: "the most header fields accepted (431 past it)"},
+			&cli.DurationFlag{Name: "open-cache", Value: time.Second, Usage: "keep files open between requests, checking them again after this long (0: open every time)"},
 		),
 		Action: runWebserver,
 	}
@@ -82,7 +83,7 @@ func runWebserver(c *cli.Context) error {
 		Root: root, IndexFile: c.String("index"), Listing: c.Bool("listing"),
 		HeaderTimeout: c.Duration("header-timeout"), IdleTimeout: c.Duration("idle-timeout"),
 		MaxHeaderBytes: c.Int("max-header-bytes"), MaxHeaderCount: c.Int("max-headers"),
-		ErrorLog: log,
+		ErrorLog: log, OpenFileCache: c.Duration("open-cache"),
 	}
 	switch p := c.String("access-log"); p {
 	case "":

@@ -1,0 +1,159 @@
+package webserver
+
+import (
+	"container/list"
+	"errors"
+	"io"
+	"io/fs"
+	"sync"
+	"time"
+)
+
+// fileCache keeps regular files open between requests (Config.OpenFileCache).
+// A cached file is shared by every request for it and read with ReadAt only,
+// which keeps no offset, so sharing needs no lock. Entries are checked again
+// with one Stat once older than the validity, and evicted least recently
+// used first; an evicted file is closed when its last reader lets go.
+//
+// Locks: mu guards entries, lru and every entry's fields; it is never held
+// across a call to the file system.
+type fileCache struct {
+	root     fs.FS
+	validity time.Duration
+	max      int
+
+	mu      sync.Mutex
+	entries map[string]*cachedFile
+	lru     *list.List // of *cachedFile, most recently used at the front
+}
+
+type cachedFile struct {
+	name    string
+	f       fs.File
+	at      io.ReaderAt
+	fi      fs.FileInfo
+	checked time.Time
+	refs    int
+	gone    bool // evicted: close on the last release
+	elem    *list.Element
+}
+
+func newFileCache(root fs.FS, validity time.Duration, max int) *fileCache {
+	return &fileCache{root: root, validity: validity, max: max, entries: map[string]*cachedFile{}, lru: list.New()}
+}
+
+// get returns name's cached file (release it when done), or, for a file it
+// does not cache (a directory, a file without ReadAt), the file opened and
+// stat'ed in the ordinary way, which the caller closes.
+func (c *fileCache) get(name string, now time.Time) (*cachedFile, fs.File, fs.FileInfo, error) {
+	c.mu.Lock()
+	e := c.entries[name]
+	if e != nil && now.Sub(e.checked) < c.validity {
+		e.refs++
+		c.lru.MoveToFront(e.elem)
+		c.mu.Unlock()
+		return e, nil, nil, nil
+	}
+	c.mu.Unlock()
+
+	if e != nil {
+		// Stale: one Stat tells whether the open file is still the one at
+		// this name, unchanged.
+		fi, err := fs.Stat(c.root, name)
+		c.mu.Lock()
+		if c.entries[name] == e {
+			if err == nil && sameFile(fi, e.fi) {
+				e.checked = now
+				e.refs++
+				c.lru.MoveToFront(e.elem)
+				c.mu.Unlock()
+				return e, nil, nil, nil
+			}
+			c.evict(e)
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+
+	f, err := c.root.Open(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	at, ok := f.(io.ReaderAt)
+	if !ok || !fi.Mode().IsRegular() {
+		return nil, f, fi, nil
+	}
+	e = &cachedFile{name: name, f: f, at: at, fi: fi, checked: now, refs: 1}
+	c.mu.Lock()
+	if old := c.entries[name]; old != nil {
+		c.evict(old) // another request cached it meanwhile; ours is newer
+	}
+	e.elem = c.lru.PushFront(e)
+	c.entries[name] = e
+	for c.lru.Len() > c.max {
+		c.evict(c.lru.Back().Value.(*cachedFile))
+	}
+	c.mu.Unlock()
+	return e, nil, nil, nil
+}
+
+// sameFile reports whether two stats describe the same unchanged file, as
+// far as a response can tell (its validators are built from these).
+func sameFile(a, b fs.FileInfo) bool {
+	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode()
+}
+
+// evict removes e from the cache; mu held.
+func (c *fileCache) evict(e *cachedFile) {
+	if e.gone {
+		return
+	}
+	e.gone = true
+	delete(c.entries, e.name)
+	c.lru.Remove(e.elem)
+	if e.refs == 0 {
+		go e.f.Close() // a round trip in saturn: not under the lock
+	}
+}
+
+// release lets go of a file get returned.
+func (c *fileCache) release(e *cachedFile) {
+	c.mu.Lock()
+	e.refs--
+	closeNow := e.gone && e.refs == 0
+	c.mu.Unlock()
+	if closeNow {
+		e.f.Close()
+	}
+}
+
+// close closes every cached file; files in use close when released.
+func (c *fileCache) close() {
+	c.mu.Lock()
+	for _, e := range c.entries {
+		c.evict(e)
+	}
+	c.mu.Unlock()
+}
+
+// shared presents a cached file to the serving code as an fs.File that can
+// only be read with ReadAt: no Seek (the offset would be shared) and no
+// descriptor to splice.
+type shared struct {
+	at io.ReaderAt
+	fi fs.FileInfo
+}
+
+var errSharedRead = errors.New("webserver: a cached file is read with ReadAt only")
+
+func (s shared) Stat() (fs.FileInfo, error)              { return s.fi, nil }
+func (s shared) Read([]byte) (int, error)                { return 0, errSharedRead }
+func (s shared) ReadAt(p []byte, off int64) (int, error) { return s.at.ReadAt(p, off) }
+func (s shared) Close() error                            { return nil }
