@@ -113,7 +113,9 @@ func (c *Channel) Server() string { return c.server }
 // BufferSize is the most bytes one request can carry in or out.
 func (c *Channel) BufferSize() int { return c.end.Pool.BufferSize() }
 
-// Restarts is how many server restarts this channel has lived through.
+// Restarts is how many times the server at the other end changed
+// incarnation while the channel lived (a death and the next start may count
+// as two: the supervisor ends a dead incarnation at once).
 func (c *Channel) Restarts() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -76,9 +76,11 @@ var ErrSessionClosed = errors.New("proto: control session closed")
 
 // Run reads until the connection fails, answering malformed requests with
 // an ErrorReply and dispatching the rest. It returns why it stopped (io.EOF
-// when the peer hung up cleanly) and fails every Call still waiting.
+// when the peer hung up cleanly), closes the connection, and fails every
+// Call still waiting.
 func (s *Session) Run() error {
 	err := s.run()
+	s.conn.Close()
 	s.mu.Lock()
 	s.err = err
 	pending := s.pending

@@ -115,3 +115,24 @@ func (r *Region) Server(b Bells) (*ServerEnd, error) {
 	loans := newLoans(r.mem, int(r.lay.poolOffset), r.geo.BufferSize, r.geo.BufferCount)
 	return &ServerEnd{Submit: sq, Complete: cq, Loans: loans, Epoch: epoch, Resume: resume, ServerBell: server, AppBell: app}, nil
 }
+
+// EndIncarnation closes the books of a server incarnation that died: it
+// bumps the epoch and records the submission position the dead one stopped
+// at as the resume position, then wakes the app, exactly as the next
+// incarnation's Server call will. The supervisor calls it the moment it
+// sees a server die, so that an app learns at once (not only when the
+// server is back) which of its requests the dead one took: it fails the
+// ones that cannot be replayed and queues the rest for the next
+// incarnation. The dead process can no longer move the submission ring's
+// head, so the position recorded here is the one the next incarnation will
+// find; its own epoch bump then finds nothing more to replay.
+func (r *Region) EndIncarnation(app Doorbell) error {
+	head := word32(r.mem, offSQHead).Load()
+	state := word64(r.mem, offServerState)
+	epoch := uint32(state.Load()>>32) + 1
+	state.Store(uint64(epoch)<<32 | uint64(head))
+	if app == nil {
+		app = &FutexDoorbell{word: word32(r.mem, offCQFutex)}
+	}
+	return app.Ring()
+}

@@ -260,3 +260,27 @@ func FuzzValidateHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestEndIncarnation(t *testing.T) {
+	r := newRegion(t, testGeometry)
+	app, _ := r.App(Bells{})
+	srv, _ := r.Server(Bells{})
+	n, _ := app.Submit.Reserve(4)
+	app.Submit.Publish(n)
+	srv.Submit.Peek(3)
+	srv.Submit.Release(3) // the server takes three, then dies
+	if err := r.EndIncarnation(nil); err != nil {
+		t.Fatal(err)
+	}
+	if e, res := r.ServerEpoch(); e != 2 || res != 3 {
+		t.Fatalf("after the death: epoch %d resume %d, want 2 and 3", e, res)
+	}
+	// The next incarnation resumes at the same place, one epoch on.
+	srv2, err := r.Server(Bells{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv2.Epoch != 3 || srv2.Resume != 3 {
+		t.Fatalf("next incarnation: epoch %d resume %d, want 3 and 3", srv2.Epoch, srv2.Resume)
+	}
+}

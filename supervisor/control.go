@@ -32,7 +32,7 @@ func (s *Supervisor) acceptLoop() {
 		sess = proto.NewSession(proto.NewConn(uc), func(r *proto.Request) { s.onControlRequest(sess, cred, r) })
 		s.do(func() { s.sessions[sess] = true })
 		go func() {
-			sess.Run()
+			sess.Run() // closes the connection when it returns
 			s.do(func() {
 				delete(s.sessions, sess)
 				s.sessionEnded(sess)

@@ -166,9 +166,11 @@ func TestAttachSupervisedApp(t *testing.T) {
 		in.MustRun("kill", srv)
 		if _, ok := in.WaitFor(3*time.Second, func(st *proto.StatusReply) bool {
 			chs := testkit.Component(st, srv).Channels
-			return testkit.Component(st, srv).Restarts == 1 && len(chs) == 1 && chs[0].Epoch == 2
+			// Epoch 1 died; the supervisor closed it as epoch 2; the new
+			// incarnation is epoch 3.
+			return testkit.Component(st, srv).Restarts == 1 && len(chs) == 1 && chs[0].Epoch == 3
 		}); !ok {
-			t.Fatalf("%s not back with the app's channel in epoch 2", srv)
+			t.Fatalf("%s not back with the app's channel in epoch 3", srv)
 		}
 	}
 	time.Sleep(300 * time.Millisecond)

@@ -94,6 +94,15 @@ func (s *Supervisor) exited(c *component, inc int, exit Exit) {
 		c.link = nil
 	}
 	s.dropChannels(c)
+	if c.kind == proto.KindServer {
+		// Tell its apps now, not when (or if) it is back: see
+		// ring.Region.EndIncarnation.
+		for _, ch := range s.channelsFor(c.name) {
+			if err := ch.region.EndIncarnation(ch.abell); err != nil {
+				s.log.Warn("telling an app its server died", "app", ch.app.name, "err", err)
+			}
+		}
+	}
 	defer s.notify()
 	switch {
 	case s.shutdown:

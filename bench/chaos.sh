@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The chaos run by hand: load and checking clients on the web server while
+# netproc, diskproc and the web app are killed in turn at random moments.
+# Prints each kill, then per component the kills, the median and worst time
+# from a kill to the first request served again, and the requests failed
+# per kill. Fails if any promise of docs/restart.md is broken.
+#
+#   bench/chaos.sh                  # 60 kills, up to 1.5 s apart
+#   KILLS=300 GAP=3s bench/chaos.sh
+#   SEED=1234 bench/chaos.sh        # replay a run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+exec go test -count=1 -timeout 2h -run '^TestChaos$' -v ./internal/chaos \
+	-chaos.kills="${KILLS:-60}" -chaos.gap="${GAP:-1500ms}" -chaos.seed="${SEED:-0}" 2>&1 |
+	grep -v '^        time=' | grep -v '^=== '
