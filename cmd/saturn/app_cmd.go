@@ -18,9 +18,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"saturn/appproc"
 	"saturn/apps/loadgen"
 	"saturn/apps/webserver"
-	"saturn/appproc"
 )
 
 func appCommand() *cli.Command {

@@ -22,18 +22,18 @@ import (
 
 // Options shape a run.
 type Options struct {
-	Base       string               // the web server's URL, "http://host:port"
-	Files      map[string][32]byte  // paths under Base and their SHA-256
-	Victims    []string             // components to kill, in turn (shuffled per cycle)
-	Kills      int                  // total kills
-	Gap        [2]time.Duration     // random pause between kills: [min, max)
-	Recover    time.Duration        // each victim must run again within this
-	Hang       time.Duration        // a request unanswered this long is a hang
-	Clients    int                  // Go checking clients (plus one curl client when curl exists)
-	Load       int                  // load generator connections (0: none)
+	Base       string              // the web server's URL, "http://host:port"
+	Files      map[string][32]byte // paths under Base and their SHA-256
+	Victims    []string            // components to kill, in turn (shuffled per cycle)
+	Kills      int                 // total kills
+	Gap        [2]time.Duration    // random pause between kills: [min, max)
+	Recover    time.Duration       // each victim must run again within this
+	Hang       time.Duration       // a request unanswered this long is a hang
+	Clients    int                 // Go checking clients (plus one curl client when curl exists)
+	Load       int                 // load generator connections (0: none)
 	Seed       uint64
-	Dial       loadgen.DialFunc     // the load generator's dialer (nil: kernel sockets)
-	Prefix     []string             // command prefix for curl (ip netns exec NS)
+	Dial       loadgen.DialFunc    // the load generator's dialer (nil: kernel sockets)
+	Prefix     []string            // command prefix for curl (ip netns exec NS)
 	HTTPClient func() *http.Client // for probes; nil: a fresh-connection client
 }
 
