@@ -136,36 +136,39 @@ func (d *EventDoorbell) Close() error {
 // no token is needed.
 func (d *EventDoorbell) Prepare() uint32 { return 0 }
 
-// Sleep implements Doorbell.
+// Sleep implements Doorbell. A signal interrupting poll(2) (Go's runtime
+// sends them to preempt goroutines) does not end the sleep.
 func (d *EventDoorbell) Sleep(_ uint32, deadline time.Time) error {
-	timeout := -1
-	if !deadline.IsZero() {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return ErrWaitTimeout
-		}
-		timeout = int((left + time.Millisecond - 1) / time.Millisecond) // round up: never wake early
-
-	}
 	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, timeout)
-	switch {
-	case err == unix.EINTR:
+	for {
+		timeout := -1
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return ErrWaitTimeout
+			}
+			timeout = int((left + time.Millisecond - 1) / time.Millisecond) // round up: never wake early
+		}
+		n, err := unix.Poll(fds, timeout)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return fmt.Errorf("ring: poll on eventfd: %w", err)
+		case n == 0:
+			return ErrWaitTimeout
+		case fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0:
+			return fmt.Errorf("ring: eventfd doorbell is broken (revents %#x)", fds[0].Revents)
+		}
+		// Readable: the counter is non-zero, so this read does not block
+		// even if the descriptor is in blocking mode. Only the sleeper
+		// reads it.
+		var buf [8]byte
+		if _, err := unix.Read(d.fd, buf[:]); err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			return fmt.Errorf("ring: reading eventfd: %w", err)
+		}
 		return nil
-	case err != nil:
-		return fmt.Errorf("ring: poll on eventfd: %w", err)
-	case n == 0:
-		return ErrWaitTimeout
-	case fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0:
-		return fmt.Errorf("ring: eventfd doorbell is broken (revents %#x)", fds[0].Revents)
 	}
-	// Readable: the counter is non-zero, so this read does not block even
-	// if the descriptor is in blocking mode. Only the sleeper reads it.
-	var buf [8]byte
-	if _, err := unix.Read(d.fd, buf[:]); err != nil && err != unix.EAGAIN && err != unix.EINTR {
-		return fmt.Errorf("ring: reading eventfd: %w", err)
-	}
-	return nil
 }
 
 // Ring implements Doorbell.
