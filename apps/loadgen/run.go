@@ -175,7 +175,7 @@ type worker struct {
 	// next to a request, it is moved on only once a quarter of it has
 	// passed, so a request still fails within 1.25 Timeouts.
 	deadline time.Time
-	stop func() bool // unregisters the context's interruption of conn
+	stop     func() bool // unregisters the context's interruption of conn
 }
 
 func (w *worker) run(ctx context.Context) {
