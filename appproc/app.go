@@ -179,6 +179,18 @@ func OpenChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
 	return openChannel(d, files)
 }
 
+// NewApp makes an App of channels handed over some other way than Attach
+// (OpenChannel): for a program, or a test, that runs saturn's servers in
+// its own process. It has no session with a supervisor: Ready fails and
+// Done never closes. Close closes the channels.
+func NewApp(name string, channels ...*Channel) *App {
+	a := &App{name: name, channels: map[string]*Channel{}}
+	for _, ch := range channels {
+		a.channels[ch.Server()] = ch
+	}
+	return a
+}
+
 // Close stops the channel's dispatcher, fails calls in flight and unmaps
 // the region. A channel that belongs to an App is closed by App.Close.
 func (c *Channel) Close() error { return c.close() }
@@ -202,6 +214,9 @@ func (a *App) Channel(server string) (*Channel, error) {
 // addresses, say). A supervised app is ready once it attached; Ready adds
 // information.
 func (a *App) Ready(ctx context.Context, info map[string]string) error {
+	if a.session == nil {
+		return errors.New("appproc: an app made by NewApp has no supervisor to report to")
+	}
 	_, err := a.session.Call(ctx, proto.MsgReady, &proto.Ready{Name: a.name, Info: info}, nil)
 	return err
 }
@@ -217,14 +232,21 @@ func (a *App) Ping(ctx context.Context, server string) error {
 }
 
 // Done is closed when the connection to the instance ends.
-func (a *App) Done() <-chan struct{} { return a.session.Done() }
+func (a *App) Done() <-chan struct{} {
+	if a.session == nil {
+		return nil // NewApp: no connection to end
+	}
+	return a.session.Done()
+}
 
 // Close detaches: the supervisor releases the app's channels, and calls in
 // flight fail.
 func (a *App) Close() error {
 	var errs []error
 	a.closeOnce.Do(func() {
-		errs = append(errs, a.session.Close())
+		if a.session != nil {
+			errs = append(errs, a.session.Close())
+		}
 		for _, ch := range a.channels {
 			errs = append(errs, ch.close())
 		}

@@ -60,6 +60,18 @@ type Netproc struct {
 	Backend string `toml:"backend"` // "usertcp", "kernel" or "auto"
 	Netns   string `toml:"netns"`   // usertcp: the namespace holding the TUN device
 	Address string `toml:"address"` // usertcp: saturn's address with prefix length
+	// usertcp: netproc's own link impairment (the kernel here has no
+	// netem), in both directions: percentages of packets dropped,
+	// duplicated and reordered, a delay, and the seed that makes a run
+	// repeatable. All zero (the default): no impairment.
+	ImpairDrop      float64  `toml:"impair_drop"`
+	ImpairDuplicate float64  `toml:"impair_duplicate"`
+	ImpairReorder   float64  `toml:"impair_reorder"`
+	ImpairDelay     Duration `toml:"impair_delay"`
+	ImpairSeed      uint64   `toml:"impair_seed"`
+	// MaxSockets bounds the sockets one app may hold in netproc (EMFILE
+	// past it); 0: netproc's default, 4096.
+	MaxSockets int `toml:"max_sockets"`
 }
 
 // Diskproc configures the disk server.
@@ -259,6 +271,20 @@ func (c *Config) check() error {
 	pfx, err := netip.ParsePrefix(c.Netproc.Address)
 	if err != nil || !pfx.Addr().Is4() || pfx.Bits() < 8 || pfx.Bits() > 30 {
 		return &fieldError{"netproc.address", -1, fmt.Sprintf("%q: want an IPv4 address with a prefix length from 8 to 30, such as \"10.77.0.2/24\"", c.Netproc.Address)}
+	}
+	for _, p := range []struct {
+		key string
+		v   float64
+	}{{"impair_drop", c.Netproc.ImpairDrop}, {"impair_duplicate", c.Netproc.ImpairDuplicate}, {"impair_reorder", c.Netproc.ImpairReorder}} {
+		if p.v < 0 || p.v > 100 || p.v != p.v {
+			return &fieldError{"netproc." + p.key, -1, fmt.Sprintf("%v: want a percentage from 0 to 100", p.v)}
+		}
+	}
+	if c.Netproc.MaxSockets < 0 || c.Netproc.MaxSockets > 1<<24 {
+		return &fieldError{"netproc.max_sockets", -1, fmt.Sprintf("%d: want 0 (the default) to %d", c.Netproc.MaxSockets, 1<<24)}
+	}
+	if c.Netproc.ImpairDelay.D() > 10*time.Second {
+		return &fieldError{"netproc.impair_delay", -1, fmt.Sprintf("%s: at most 10s", c.Netproc.ImpairDelay.D())}
 	}
 	if err := c.Diskproc.check("diskproc", -1); err != nil {
 		return err

@@ -74,6 +74,7 @@ type Handler struct {
 	rng     *rand.ChaCha8
 	orphans map[orphanKey][]*sock // listeners waiting for their app's next incarnation
 	free    []*op                 // recycled operation records
+	capt    captures              // packet captures running (see capture.go)
 }
 
 var _ serverkit.Handler = (*Handler)(nil)

@@ -8,16 +8,34 @@ import (
 	"maps"
 
 	"saturn/configs"
+	"saturn/internal/component"
 	"saturn/internal/serverkit"
 	"saturn/netproc/backend"
 	"saturn/netproc/kernel"
+	"saturn/netproc/usertcp"
 	"saturn/proto"
 )
 
 // backends are the socket implementations this build can run, by their
-// name in the config. The usertcp backend joins here when it exists.
+// name in the config.
 var backends = map[string]func(cfg configs.Netproc) (backend.Backend, error){
-	"kernel": func(configs.Netproc) (backend.Backend, error) { return kernel.New(), nil },
+	"kernel":  func(configs.Netproc) (backend.Backend, error) { return kernel.New(), nil },
+	"usertcp": newUserTCP,
+}
+
+// newUserTCP makes saturn's own stack: a TUN device in the configured
+// namespace (which fails without root, or without /dev/net/tun), and its
+// connection table in the persistent memory the supervisor keeps for
+// netproc, so that a restarted netproc finds what the dead one left.
+func newUserTCP(cfg configs.Netproc) (backend.Backend, error) {
+	c, err := usertcp.FromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if f, err := component.Persist(); err == nil {
+		c.Persist = f
+	}
+	return usertcp.New(c)
 }
 
 // autoOrder is what backend = "auto" tries, best first.
@@ -80,7 +98,7 @@ func Main(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h := NewHandler(Options{Backend: be, Log: log})
+	h := NewHandler(Options{Backend: be, Log: log, Limits: Limits{Sockets: cfg.Netproc.MaxSockets}})
 	defer h.Close()
 	return serverkit.ServeWith(ctx, proto.ServerNet, h, log, func() map[string]string { return info(be, chosen) }, h.Start)
 }

@@ -50,10 +50,16 @@ const (
 	MsgChannel MsgType = "channel" // Channel (supervisor → server, with fds) → OK
 	MsgDrop    MsgType = "drop"    // Drop (supervisor → server) → OK: an app's channel is gone
 
-	MsgOK          MsgType = "ok"
-	MsgError       MsgType = "error"
-	MsgStatusReply MsgType = "status-reply"
-	MsgAttachReply MsgType = "attach-reply"
+	// Capture (CLI → supervisor → netproc, with the file to write) →
+	// CaptureReply once the capture ends; CaptureStop → OK ends it early.
+	MsgCapture     MsgType = "capture"
+	MsgCaptureStop MsgType = "capture-stop"
+
+	MsgOK           MsgType = "ok"
+	MsgError        MsgType = "error"
+	MsgStatusReply  MsgType = "status-reply"
+	MsgAttachReply  MsgType = "attach-reply"
+	MsgCaptureReply MsgType = "capture-reply"
 )
 
 // Envelope is one framed control message.

@@ -152,3 +152,25 @@ type Channel struct {
 type Drop struct {
 	ID uint64 `msgpack:"id"`
 }
+
+// Capture asks for a packet capture: what netproc's user-level stack sends
+// and receives, written as a pcap file into the descriptor the frame
+// carries (the CLI's output file, which netproc writes directly). The CLI
+// sends it to the supervisor, which passes it on to netproc with an ID of
+// its own. The reply, a CaptureReply, comes when the capture ends.
+type Capture struct {
+	ID    uint64 `msgpack:"id,omitempty"`    // set by the supervisor; names it for CaptureStop
+	Count int    `msgpack:"count,omitempty"` // stop after this many packets; 0: when stopped
+}
+
+// CaptureStop ends a capture: the one with ID (supervisor → netproc), or
+// every capture of the asking session (CLI → supervisor, ID 0).
+type CaptureStop struct {
+	ID uint64 `msgpack:"id,omitempty"`
+}
+
+// CaptureReply answers Capture when the capture is over.
+type CaptureReply struct {
+	Packets int    `msgpack:"packets"`
+	Error   string `msgpack:"error,omitempty"` // why it ended early (a write error, a slow reader)
+}

@@ -81,8 +81,14 @@ func (s *Supervisor) sessionEnded(sess *proto.Session) {
 // It runs on the session's reader goroutine and hands everything to the
 // loop.
 func (s *Supervisor) onControlRequest(sess *proto.Session, cred *unix.Ucred, r *proto.Request) {
-	closeFiles(r.Files) // nothing the CLI sends carries descriptors we want
+	if r.Type == proto.MsgCapture {
+		s.handleCapture(sess, r) // the one request whose descriptor we want
+		return
+	}
+	closeFiles(r.Files) // nothing else the CLI sends carries descriptors we want
 	switch r.Type {
+	case proto.MsgCaptureStop:
+		s.do(func() { s.stopCaptures(sess, r) })
 	case proto.MsgStatus:
 		s.do(func() { r.Reply(proto.MsgStatusReply, s.status()) })
 	case proto.MsgKill:

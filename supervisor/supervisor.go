@@ -53,6 +53,8 @@ type Supervisor struct {
 	shutdown   bool
 	finish     chan struct{} // closed when shutdown is complete
 	sessions   map[*proto.Session]bool
+	captures   map[*proto.Session][]*capture // packet captures, by the CLI session that asked (capture.go)
+	nextCapID  uint64
 
 	spawner *spawner
 	lockF   *os.File

@@ -38,6 +38,7 @@ func newApp() *cli.App {
 			detachCommand(),
 			logsCommand(),
 			configCommand(),
+			captureCommand(),
 			appCommand(),
 			versionCommand(),
 			serverCommand("netproc"),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,11 +19,16 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show every component of the instance: state, pid, uptime, restarts, last exit, rings",
-		Flags: withInstance(&cli.BoolFlag{Name: "json", Usage: "print JSON for machines"}),
+		Flags: withInstance(&cli.BoolFlag{Name: "json", Usage: "print JSON for machines"},
+			&cli.BoolFlag{Name: "metrics", Usage: "print the components' counters (netproc's netstat -s) in Prometheus's text format"}),
 		Action: func(c *cli.Context) error {
 			var st proto.StatusReply
 			if err := request(c, proto.MsgStatus, &proto.Status{}, &st, 10*time.Second); err != nil {
 				return err
+			}
+			if c.Bool("metrics") {
+				printMetrics(c.App.Writer, &st)
+				return nil
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
@@ -78,10 +84,15 @@ func printStatus(w io.Writer, st *proto.StatusReply) {
 	}
 }
 
+// infoString is the INFO column: a component's info but its counters
+// (dotted keys, such as netproc's "tcp.in_segs"), which --json and
+// --metrics show.
 func infoString(info map[string]string) string {
 	keys := make([]string, 0, len(info))
 	for k := range info {
-		keys = append(keys, k)
+		if !isCounter(k) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	var parts []string
@@ -89,4 +100,29 @@ func infoString(info map[string]string) string {
 		parts = append(parts, k+"="+info[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// isCounter reports whether an info key names a counter: "layer.name".
+func isCounter(key string) bool { return strings.Contains(key, ".") }
+
+// printMetrics writes every component's counters in Prometheus's text
+// exposition format: saturn_LAYER_NAME{component="...",instance="..."}.
+func printMetrics(w io.Writer, st *proto.StatusReply) {
+	for _, c := range st.Components {
+		keys := make([]string, 0, len(c.Info))
+		for k := range c.Info {
+			if isCounter(k) {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			v, err := strconv.ParseUint(c.Info[k], 10, 64)
+			if err != nil {
+				continue
+			}
+			name := "saturn_" + strings.NewReplacer(".", "_", "-", "_").Replace(k)
+			fmt.Fprintf(w, "%s{component=%q,instance=%q} %d\n", name, c.Name, st.Instance, v)
+		}
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strings"
+	"time"
 
 	"saturn/internal/component"
 	"saturn/proto"
@@ -59,11 +62,51 @@ func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *s
 			<-errc
 			return fmt.Errorf("reporting ready: %w", err)
 		}
-		log.Info("ready", "info", info())
+		log.Info("ready", "info", withoutCounters(info()))
 	case err := <-errc:
 		return err
 	}
+	go refreshInfo(ctx, link, log, info)
 	return <-errc
+}
+
+// InfoRefresh is how often a server's info is read again and, when it
+// changed (a backend's counters), reported to the supervisor with another
+// ready message, so that status shows figures at most this old.
+const InfoRefresh = time.Second
+
+// refreshInfo reports info again whenever it changes, until ctx ends.
+func refreshInfo(ctx context.Context, link *component.Link, log *slog.Logger, info func() map[string]string) {
+	last := info()
+	t := time.NewTicker(InfoRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := info()
+		if maps.Equal(cur, last) {
+			continue
+		}
+		if err := link.Ready(ctx, cur); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("reporting info", "err", err)
+			}
+			return
+		}
+		last = cur
+	}
+}
+
+// Controller is a Handler that serves control requests of its own from
+// the supervisor, beyond channels (netproc's packet capture). Control runs
+// on the control link's reader: it must not block (hand loop work over with
+// Loop.Post, and Reply from wherever the work ends). It reports whether it
+// took the request; one it does not take is refused.
+type Controller interface {
+	Control(r *proto.Request) bool
 }
 
 // onRequest handles the supervisor's requests; it runs on the link's
@@ -102,7 +145,17 @@ func onRequest(loop *Loop, log *slog.Logger, r *proto.Request) {
 			r.Reply(proto.MsgOK, nil)
 		})
 	default:
+		if c, ok := loop.handler.(Controller); ok && c.Control(r) {
+			return
+		}
 		closeFiles(r.Files)
 		r.Error(proto.CodeBadRequest, fmt.Sprintf("a server takes no %q requests", r.Type))
 	}
+}
+
+// withoutCounters drops the counters (dotted keys, such as netproc's
+// "tcp.in_segs") from info, for the log.
+func withoutCounters(info map[string]string) map[string]string {
+	maps.DeleteFunc(info, func(k, _ string) bool { return strings.Contains(k, ".") })
+	return info
 }

@@ -176,6 +176,16 @@ func (s *CaptureSession) Stop() error {
 	return s.err
 }
 
+// Record writes pkts to the running session, if any: for a caller that
+// drives the device itself (netproc's loop reads a TUN with TryRead) and
+// so passes its packets through neither Read nor Write. Costs an atomic
+// load when no session runs.
+func (c *Capture) Record(pkts []Packet) {
+	if s := c.session.Load(); s != nil && len(pkts) > 0 {
+		s.recordBatch(pkts)
+	}
+}
+
 // Read implements Device, recording what it returns.
 func (c *Capture) Read(pkts []Packet) (int, error) {
 	n, err := c.dev.Read(pkts)

@@ -134,9 +134,10 @@ type NetnsConfig struct {
 	// IfName names the interface inside the namespace; when empty it
 	// keeps the name the kernel chose (saturn0, saturn1, ...).
 	IfName string
-	// MTU, Offload and BatchSize are as in TUNConfig.
+	// MTU, Offload, NoTSO and BatchSize are as in TUNConfig.
 	MTU       int
 	Offload   bool
+	NoTSO     bool
 	BatchSize int
 }
 
@@ -190,7 +191,7 @@ func OpenNetnsTUN(cfg NetnsConfig) (_ *NetnsTUN, err error) {
 			DeleteNamespace(cfg.Namespace)
 		}
 	}()
-	tun, err := OpenTUN(TUNConfig{MTU: cfg.MTU, Offload: cfg.Offload, BatchSize: cfg.BatchSize})
+	tun, err := OpenTUN(TUNConfig{MTU: cfg.MTU, Offload: cfg.Offload, NoTSO: cfg.NoTSO, BatchSize: cfg.BatchSize})
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,10 @@ type TUNConfig struct {
 	Offload bool
 	// BatchSize is the batch the device reports; default 64.
 	BatchSize int
+	// NoTSO keeps checksum offload but not TSO, so that every packet is
+	// one wire segment both ways: what an impairment wrapper must see to
+	// act as a lossy link does (dropping one segment, not 44 at once).
+	NoTSO bool
 }
 
 // TUNStats count what a TUN device did.
@@ -84,6 +88,9 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	}
 	if cfg.Offload {
 		for _, want := range offloadLadder {
+			if want.TSO4 && cfg.NoTSO {
+				continue
+			}
 			t, err := openTUN(cfg, want)
 			if err == nil {
 				return t, nil
@@ -217,7 +224,22 @@ func (t *TUN) Close() error {
 // whatever else is queued, up to len(pkts), without blocking again. With the
 // virtio-net header, partial checksums are completed and GSO segments are
 // handed up whole (Packet.GSOSize set).
-func (t *TUN) Read(pkts []Packet) (int, error) {
+func (t *TUN) Read(pkts []Packet) (int, error) { return t.read(pkts, true) }
+
+// PollFD is the device's descriptor, for a caller that runs its own event
+// loop (netproc's): it becomes readable when packets are queued. Read it
+// with TryRead, never with Read, from that loop.
+func (t *TUN) PollFD() int {
+	fd := -1
+	t.rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
+// TryRead is Read without blocking: it takes what is queued, up to
+// len(pkts), and returns 0 with a nil error when nothing is.
+func (t *TUN) TryRead(pkts []Packet) (int, error) { return t.read(pkts, false) }
+
+func (t *TUN) read(pkts []Packet, block bool) (int, error) {
 	if len(pkts) == 0 {
 		return 0, nil
 	}
@@ -235,7 +257,7 @@ func (t *TUN) Read(pkts []Packet) (int, error) {
 			case err == unix.EINTR:
 				continue
 			case err == unix.EAGAIN:
-				return n > 0 // nothing yet: wait for the poller
+				return n > 0 || !block // nothing yet: wait for the poller, if blocking
 			case err != nil:
 				readErr = os.NewSyscallError("read", err)
 				return true

@@ -98,6 +98,14 @@ type Config struct {
 	// ChallengeACKLimit caps the challenge ACKs sent per second
 	// (RFC 5961, section 7). Default 100.
 	ChallengeACKLimit uint16
+
+	// FastLossRecovery adds the loss detection Linux has beside RFC 6675,
+	// which otherwise leaves to the retransmission timer (200 ms at least)
+	// every loss that small windows and lossy paths make: tail loss
+	// probes (RFC 8985, 7), early retransmit with SACK (RFC 5827), and
+	// detection of lost retransmissions (as Linux's tcp_mark_lost_retrans).
+	// Off by default, so that the golden scripts pin RFC 6675 alone.
+	FastLossRecovery bool
 }
 
 // Defaults used for zero Config fields.

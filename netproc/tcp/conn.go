@@ -228,6 +228,40 @@ func (c *Conn) ReadableViews(rcv []byte) (a, b []byte) {
 	return rcv[h:], rcv[:h+n-c.rcvSize]
 }
 
+// BufferUse says where the connection's buffers stand, for a shell that
+// gives back the memory pages of buffers that have emptied (their contents
+// need not be kept once consumed).
+type BufferUse struct {
+	// SendEmpty: nothing is queued in the send buffer; SendNext is the
+	// offset at which the next queued byte will be written, and SendSeq
+	// its sequence number.
+	SendEmpty bool
+	SendNext  uint32
+	SendSeq   seqnum.Value
+	// RecvEmpty: nothing is readable and no out-of-order data is held;
+	// RecvNext is the offset at which the next in-order byte will land,
+	// and RecvSeq its sequence number (RCV.NXT).
+	RecvEmpty bool
+	RecvNext  uint32
+	RecvSeq   seqnum.Value
+}
+
+// BufferUse reports where the connection's buffers stand. A connection that
+// never opened reports both empty at offset zero.
+func (c *Conn) BufferUse() BufferUse {
+	if c.sndSize == 0 || c.rcvSize == 0 {
+		return BufferUse{SendEmpty: true, RecvEmpty: true}
+	}
+	return BufferUse{
+		SendEmpty: c.snd.buffered == 0,
+		SendNext:  (c.snd.head + c.snd.buffered) % c.sndSize,
+		SendSeq:   c.dataEnd(),
+		RecvEmpty: c.rcv.readable == 0 && c.rcv.nOOO == 0,
+		RecvNext:  (c.rcv.head + c.rcv.readable) % c.rcvSize,
+		RecvSeq:   c.rcv.nxt,
+	}
+}
+
 // Info is a snapshot of a connection's protocol variables, for status
 // output (like `ss -i`) and tests.
 type Info struct {

@@ -164,17 +164,22 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 	c.output(e)
 }
 
-// acceptable is the table of RFC 9293, 3.10.7.4 (first check), with one
-// deliberate widening: a segment that covers the whole window (starting
-// before RCV.NXT and ending beyond it) is acceptable too, as in Linux. The
-// table's two endpoint tests would reject it although its middle is
-// exactly the data expected next.
+// acceptable is the table of RFC 9293, 3.10.7.4 (first check), with two
+// deliberate widenings, both Linux's (tcp_sequence). A segment that covers
+// the whole window (starting before RCV.NXT and ending beyond it) is
+// acceptable, although the table's two endpoint tests would reject it while
+// its middle is exactly the data expected next. And an empty segment at
+// exactly RCV.NXT+RCV.WND is acceptable: a peer that has sent up to the
+// edge of our window sends its ACKs from there, and while a lost segment
+// holds RCV.NXT back, refusing them would leave us blind to the peer's
+// acknowledgments; when it is our data that is lost too, each end drops
+// the other's ACKs and both time out.
 func acceptable(seq seqnum.Value, segLen seqnum.Size, nxt seqnum.Value, wnd uint32) bool {
 	if segLen == 0 {
 		if wnd == 0 {
 			return seq == nxt
 		}
-		return seq.InWindow(nxt, seqnum.Size(wnd))
+		return seq.InWindow(nxt, seqnum.Size(wnd)+1)
 	}
 	if wnd == 0 {
 		return false
@@ -286,6 +291,9 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 	} else if ack == c.snd.una && c.isDupAck(seg, newSACK) {
 		c.duplicateAck(e)
 	}
+	if newSACK {
+		c.lostRetransmit(e)
+	}
 	// Window update, guarded against old segments by WL1/WL2.
 	if c.snd.wl1.LessThan(seg.Seq) || (c.snd.wl1 == seg.Seq && c.snd.wl2.LessThanEq(ack)) {
 		c.snd.wnd = uint32(seg.Window) << c.snd.shift
@@ -341,6 +349,7 @@ func (c *Conn) newAck(e *env, seg *Segment) {
 		c.rtt.timing = false
 	}
 	c.snd.una = ack
+	c.tm.tlp, c.tm.tlpOut = 0, false // an ACK of new data restarts the probe timer
 	if ack.GreaterThan(c.snd.bufStart) {
 		n := min(uint32(c.snd.bufStart.Size(ack)), c.snd.buffered)
 		c.snd.head = (c.snd.head + n) % c.sndSize

@@ -133,8 +133,17 @@ func (c *Conn) scheduleACK(e *env, n int) {
 		r.ackNow = true
 		return
 	}
-	if uint32(n) >= c.rcvMSS()/2 && r.unacked < 255 {
-		r.unacked++
+	// A segment larger than the MSS (coalesced by the link: GRO, or the
+	// kernel's TSO handed up through a TUN device) counts as the full-sized
+	// segments it stands for, so that it is acknowledged at once rather than
+	// with every second such segment: holding back the ACK of 64 KiB would
+	// stall a sender whose window is a few of them.
+	full := uint32(n) / c.rcvMSS()
+	if full == 0 && uint32(n) >= c.rcvMSS()/2 {
+		full = 1
+	}
+	if full > 0 {
+		r.unacked = uint8(min(uint32(r.unacked)+full, 255))
 	} else if r.unacked == 0 {
 		r.unacked = 1
 	}

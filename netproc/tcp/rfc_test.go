@@ -21,7 +21,8 @@ func TestAcceptableTable(t *testing.T) {
 		{"empty, zero window, at RCV.NXT", 100, 0, 0, true},
 		{"empty, zero window, elsewhere", 101, 0, 0, false},
 		{"empty, in window", 150, 0, 100, true},
-		{"empty, at right edge", 200, 0, 100, false},
+		{"empty, at right edge", 200, 0, 100, true}, // widened, see acceptable
+		{"empty, beyond right edge", 201, 0, 100, false},
 		{"empty, old", 99, 0, 100, false},
 		{"data, zero window", 100, 10, 0, false},
 		{"data, starts in window", 190, 50, 100, true},

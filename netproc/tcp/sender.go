@@ -74,6 +74,7 @@ func (c *Conn) output(e *env) {
 		}
 		c.armPersist(e)
 	}
+	c.armLossProbe(e)
 	if c.rcv.ackNow && c.state != StateClosed {
 		c.sendACK(e)
 	}
@@ -177,6 +178,7 @@ func (c *Conn) sendRange(e *env, s, end seqnum.Value) {
 		c.rtt.retxEnd = seqnum.Max(c.rtt.retxEnd, s.Add(seg.SeqLen()))
 	}
 	if segEnd := s.Add(seg.SeqLen()); segEnd.GreaterThan(c.snd.nxt) {
+		c.tm.tlp = 0 // new data restarts the probe timer (RFC 8985, 7.2)
 		if !c.rtt.timing && !c.ts.ok {
 			c.rtt.timing = true
 			c.rtt.timedSeq = segEnd

@@ -34,6 +34,8 @@ type Stats struct {
 	SyncookiesFailed uint64
 	ListenOverflows  uint64 // SYNs dropped because the accept queue was full
 	TimeWaitRecycled uint64 // TIME-WAIT connections ended by a new SYN
+	LostRetransmits  uint64 // retransmissions detected lost by SACK, and sent again
+	LossProbes       uint64 // tail loss probes sent (RFC 8985, 7)
 
 	// Drops counts discarded segments by reason.
 	Drops [NumDropReasons]uint64
@@ -104,6 +106,8 @@ func (s *Stats) Add(o *Stats) {
 	s.SyncookiesFailed += o.SyncookiesFailed
 	s.ListenOverflows += o.ListenOverflows
 	s.TimeWaitRecycled += o.TimeWaitRecycled
+	s.LostRetransmits += o.LostRetransmits
+	s.LossProbes += o.LossProbes
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}

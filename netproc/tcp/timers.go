@@ -14,15 +14,17 @@ type timers struct {
 	persist Time // zero-window probe and SWS override (RFC 9293, 3.8.6.1)
 	keep    Time // keep-alive (RFC 9293, 3.8.4)
 	close   Time // TIME-WAIT or orphaned FIN-WAIT-2 expiry
+	tlp     Time // tail loss probe (RFC 8985, 7)
 
 	persistBackoff uint8
 	keepProbes     uint8
+	tlpOut         bool // a loss probe is out and no ACK has advanced SND.UNA since
 }
 
 // nextDeadline returns the earliest armed deadline, or zero.
 func (c *Conn) nextDeadline() Time {
 	var d Time
-	for _, t := range [...]Time{c.tm.rto, c.tm.delack, c.tm.persist, c.tm.keep, c.tm.close} {
+	for _, t := range [...]Time{c.tm.rto, c.tm.delack, c.tm.persist, c.tm.keep, c.tm.close, c.tm.tlp} {
 		if t != 0 && (d == 0 || t < d) {
 			d = t
 		}
@@ -45,6 +47,10 @@ func (c *Conn) timerFired(e *env) {
 		if c.state == StateClosed {
 			return
 		}
+	}
+	if c.tm.tlp != 0 && now >= c.tm.tlp {
+		c.tm.tlp = 0
+		c.lossProbe(e)
 	}
 	if c.tm.persist != 0 && now >= c.tm.persist {
 		c.tm.persist = 0
@@ -241,4 +247,60 @@ func (c *Conn) heardFromPeer(e *env) {
 	} else {
 		c.tm.keep = 0
 	}
+}
+
+// Tail loss probes (RFC 8985, 7). When the last segments of a flight are
+// lost, or their ACKs are, no ACK comes to start fast recovery and only
+// the retransmission timer (200 ms at least) would repair them; at a few
+// percent of loss, with the small windows loss makes, that is most of
+// the losses. Instead, after a probe timeout of about two round trips
+// without an ACK, the sender sends one segment: new data if the peer's
+// window takes it, else the last segment sent again. Its ACK brings the
+// SACK information that starts recovery (or, if only that segment was lost,
+// repairs it).
+const (
+	minPTO       = 2 * time.Millisecond
+	maxDelAckPTO = 200 * time.Millisecond // the longest delayed ACK a peer may hold (RFC 8985, 7.2)
+)
+
+// armLossProbe starts the probe timer when the flight calls for one: data
+// outstanding, no recovery under way, no probe out, an RTT known, and a
+// probe that would come before the RTO. A new ACK or new data restarts it
+// (they clear tm.tlp first).
+func (c *Conn) armLossProbe(e *env) {
+	if !c.cfg.FastLossRecovery || c.rec.mode != modeOpen || c.snd.una == c.snd.nxt || !c.canSendData() || c.tm.tlpOut ||
+		!c.rtt.sampled || c.tm.rto == 0 {
+		c.tm.tlp = 0
+		return
+	}
+	if c.tm.tlp != 0 {
+		return
+	}
+	pto := 2 * c.rtt.srtt
+	if uint32(c.snd.una.Size(c.snd.nxt)) <= c.payloadMax() {
+		// One segment out: the peer may be delaying its ACK.
+		pto = max(pto, c.rtt.srtt*3/2+maxDelAckPTO)
+	}
+	at := e.now.Add(max(pto, minPTO))
+	if at < c.tm.rto {
+		c.tm.tlp = at
+	}
+}
+
+// lossProbe sends the probe (RFC 8985, 7.3).
+func (c *Conn) lossProbe(e *env) {
+	if c.rec.mode != modeOpen || c.snd.una == c.snd.nxt || !c.canSendData() {
+		return
+	}
+	e.st.LossProbes++
+	c.tm.tlpOut = true
+	mss := c.payloadMax()
+	if c.dataEnd().GreaterThan(c.snd.nxt) && c.windowRoom() > 0 && c.sendNew(e, mss, mss, true) {
+		return
+	}
+	s := c.snd.una
+	if n := seqnum.Size(mss); c.snd.una.Size(c.snd.nxt) > n {
+		s = c.snd.nxt.Sub(n)
+	}
+	c.sendRange(e, s, c.snd.nxt)
 }

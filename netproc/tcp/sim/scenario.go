@@ -43,6 +43,7 @@ func RandomScenario(seed uint64, maxBytes int) Scenario {
 		if pick(0.2) {
 			c.DelayedACK = -1
 		}
+		c.FastLossRecovery = pick(0.5)
 		return c
 	}
 	sc.Client, sc.Server = conf(), conf()

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# saturn's web server as saturn runs it — an app whose files come through
+# diskproc and whose sockets live in netproc — against nginx (one worker,
+# sendfile on) and Go's net/http FileServer, with wrk as the client: the
+# sample site's 1 KiB and 100 KiB files, 64 keep-alive connections. saturn
+# runs on the kernel-socket backend and, where a TUN device can be made, on
+# its own TCP stack (usertcp), which wrk then reaches from the namespace.
+# Rounds are interleaved (every server once per round) so that a noisy
+# neighbour hurts all alike; medians and per-round ratios to net/http at the
+# end, then a cross-check of saturn's load generator against wrk on nginx.
+#
+#   bench/webserver.sh                         # 5 rounds of 10 s per case
+#   RUNS=3 DURATION=5s bench/webserver.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+
+./scripts/deps.sh bench
+for c in wrk nginx curl; do command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] || { echo "$c is not installed" >&2; exit 1; }; done
+work=$(mktemp -d)
+chmod 755 "$work" # nginx's workers run as nobody
+pids=()
+export SATURN_STATE_DIR="$work/state"
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	"$work/saturn" --instance bench-kernel supervisor stop >/dev/null 2>&1 || true
+	"$work/saturn" --instance bench-usertcp supervisor stop >/dev/null 2>&1 || true
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+go build -o "$work/saturn" ./cmd/saturn
+go build -o "$work/benchserver" ./apps/webserver/internal/benchserver
+go build -o "$work/lgrun" ./apps/loadgen/internal/lgrun
+
+site="$work/site"
+instance() { # name backend port
+	cat >"$work/$1.toml" <<CONF
+[netproc]
+backend = "$2"
+netns = "satb$$"
+address = "10.78.0.2/24"
+[diskproc]
+root = "$site"
+sample_site = true
+[[app]]
+name = "web"
+command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":$3"]
+CONF
+	"$work/saturn" --instance "$1" supervisor start --detach --config "$work/$1.toml"
+}
+declare -A url prefix
+servers=()
+instance bench-kernel kernel 18081 >/dev/null
+url[saturn-kernel]="http://127.0.0.1:18081"; prefix[saturn-kernel]=""; servers+=(saturn-kernel)
+chmod -R a+rX "$site"
+if instance bench-usertcp usertcp 18085 >"$work/usertcp.out" 2>&1; then
+	url[saturn-usertcp]="http://10.78.0.2:18085"; prefix[saturn-usertcp]="ip netns exec satb$$"; servers+=(saturn-usertcp)
+else
+	echo "# usertcp: not measured: $(tail -1 "$work/usertcp.out")"
+fi
+"$work/benchserver" -impl nethttp -root "$site" -addr 127.0.0.1:18082 >"$work/nethttp.log" 2>&1 &
+pids+=($!)
+url[nethttp]="http://127.0.0.1:18082"; prefix[nethttp]=""; servers+=(nethttp)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 1000000;
+	client_body_temp_path $work/nginx;
+	proxy_temp_path $work/nginx;
+	fastcgi_temp_path $work/nginx;
+	uwsgi_temp_path $work/nginx;
+	scgi_temp_path $work/nginx;
+	server { listen 127.0.0.1:18084; root $site; }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+pids+=($!)
+url[nginx]="http://127.0.0.1:18084"; prefix[nginx]=""; servers+=(nginx)
+for s in "${servers[@]}"; do
+	ok=
+	for _ in $(seq 100); do ${prefix[$s]} curl -sf -o /dev/null "${url[$s]}/files/1k.bin" && ok=1 && break; sleep 0.1; done
+	[ -n "$ok" ] || { echo "$s does not serve /files/1k.bin" >&2; exit 1; }
+done
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1)"
+echo "# wrk -t$THREADS -c$CONNS -d$DURATION, $RUNS interleaved runs per case; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+results="$work/results"
+: >"$results"
+for file in 1k.bin 100k.bin; do
+	for run in $(seq "$RUNS"); do
+		for s in "${servers[@]}"; do
+			out=$(${prefix[$s]} wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "${url[$s]}/files/$file")
+			if grep -q 'Non-2xx' <<<"$out"; then
+				echo "$s: error responses while serving $file:" >&2; echo "$out" >&2; exit 1
+			fi
+			grep -q 'Socket errors' <<<"$out" && echo "  ($s: $(grep 'Socket errors' <<<"$out" | sed 's/^ *//'))"
+			rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+			echo "$file $s run $run: $rps req/s"
+			echo "$file $s $rps $run" >>"$results"
+		done
+	done
+done
+
+echo
+echo "| file | server | median req/s | runs | vs net/http (median of per-round ratios) | vs nginx |"
+echo "| --- | --- | --- | --- | --- | --- |"
+for file in 1k.bin 100k.bin; do
+	for s in "${servers[@]}"; do
+		m=$(awk -v f="$file" -v s="$s" '$1 == f && $2 == s { print $3 }' "$results" | median)
+		n=$(awk -v f="$file" -v s="$s" '$1 == f && $2 == s' "$results" | wc -l)
+		ratio() { awk -v f="$file" -v s="$s" -v b="$1" '$1 == f && $2 == b { base[$4] = $3 } $1 == f && $2 == s { v[$4] = $3 }
+			END { for (k in v) if (base[k] > 0) print v[k] / base[k] }' "$results" | median; }
+		printf '| %s | %s | %.0f | %d | %.2fx | %.2fx |\n' "$file" "$s" "$m" "$n" "$(ratio nethttp)" "$(ratio nginx)"
+	done
+done
+
+echo
+echo "# cross-check: saturn's loadgen (on kernel sockets) vs wrk, both against nginx, 1k.bin, -c$CONNS -d$DURATION, $RUNS runs"
+: >"$work/cross"
+for run in $(seq "$RUNS"); do
+	w=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "${url[nginx]}/files/1k.bin" | awk '/^Requests\/sec/ { print $2 }')
+	l=$("$work/lgrun" -c "$CONNS" -d "$DURATION" -json "${url[nginx]}/files/1k.bin" | awk -F': ' '/"requests_per_sec"/ { gsub(",", "", $2); print $2 }')
+	echo "run $run: wrk $w req/s, loadgen $l req/s"
+	echo "$w $l" >>"$work/cross"
+done
+mw=$(cut -d' ' -f1 "$work/cross" | median)
+ml=$(cut -d' ' -f2 "$work/cross" | median)
+awk -v w="$mw" -v l="$ml" 'BEGIN { printf "wrk %.0f req/s, loadgen %.0f req/s: loadgen/wrk = %.2f (ratio of medians)\n", w, l, l / w }'
+echo "loadgen/wrk = $(awk '$1 > 0 { print $2 / $1 }' "$work/cross" | median) (median of per-round ratios)"

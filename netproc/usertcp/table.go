@@ -1,0 +1,344 @@
+package usertcp
+
+import (
+	"bytes"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"saturn/netproc/tcp"
+)
+
+// The connection table lives in netproc's persistent memory
+// (component.Persist): a memfd that the supervisor holds for the life of
+// the instance and hands to every incarnation of netproc. It is laid out as
+// fixed-size records, so that a later incarnation can find every connection
+// the dead one left, with its bytes:
+//
+//	header (one page, little-endian):
+//	  0  magic      "SATTCP01"
+//	  8  version    uint32
+//	  12 record     uint32  record size
+//	  16 connSize   uint32  unsafe.Sizeof(tcp.Conn): the core's layout
+//	  20 records    uint32  capacity
+//	  24 sndCap     uint32  send-buffer slot size
+//	  28 rcvCap     uint32  receive-buffer slot size
+//	  32 recOff     uint64  where the records start
+//	  40 bufOff     uint64  where the buffer slots start
+//	  48 size       uint64  bytes the layout needs
+//	  56 incarnation uint64 bumped by every netproc that opens the table
+//	  64 secret     [16]byte ISN, timestamp-offset and SYN-cookie key
+//	  80 used       uint32  records ever used: those past it were never touched
+//	  96 netns      [32]byte the namespace a netproc of this instance created
+//	                        (a length byte, then the name), removed at stop
+//	record i (recordSize bytes at recOff + i*recordSize):
+//	  0  state      uint32  recFree, recOpen (an app holds it, or it waits in
+//	                        an accept queue), recOrphan (the app closed it; it
+//	                        finishes FIN-WAIT/LAST-ACK/TIME-WAIT on its own)
+//	  4  gen        uint32  bumped at every reuse of the record
+//	  8  sndSize    uint32  the connection's buffer sizes (the core fixes
+//	  12 rcvSize    uint32  them at open)
+//	  16 listen     uint16  the listener's port, for a child not yet accepted
+//	  64 conn       tcp.Conn, stepped in place
+//	buffer slot i (sndCap+rcvCap bytes at bufOff + i*(sndCap+rcvCap)):
+//	  the send buffer, then the receive buffer, each used from its start
+//
+// tcp.Conn is plain data with no pointers, so the core steps it right where
+// it lies. Pages of the memfd cost memory only once written, so a large
+// capacity is free until used; the reclaimer punches the pages of buffers
+// that have emptied (see reclaim.go). The header is checked as hostile:
+// another layout (version, sizes, the core's struct size) is discarded as a
+// whole, and every record found in use is checked with tcp.Conn.Check.
+const (
+	tableMagic   = "SATTCP01"
+	tableVersion = 1
+	headerSize   = 4096
+	recordSize   = 1024
+	connOffset   = 64
+	pageSize     = 4096
+)
+
+// The record must hold the core's connection: this fails to compile if
+// tcp.Conn outgrows it.
+var _ [recordSize - connOffset - int(unsafe.Sizeof(tcp.Conn{}))]byte
+
+// Record states.
+const (
+	recFree   uint32 = 0
+	recOpen   uint32 = 1
+	recOrphan uint32 = 2
+)
+
+// Header offsets.
+const (
+	hMagic       = 0
+	hVersion     = 8
+	hRecord      = 12
+	hConnSize    = 16
+	hRecords     = 20
+	hSndCap      = 24
+	hRcvCap      = 28
+	hRecOff      = 32
+	hBufOff      = 40
+	hSize        = 48
+	hIncarnation = 56
+	hSecret      = 64
+	hUsed        = 80
+	hNetns       = 96
+	netnsMax     = 31
+)
+
+// Record offsets.
+const (
+	rState   = 0
+	rGen     = 4
+	rSndSize = 8
+	rRcvSize = 12
+	rListen  = 16
+)
+
+// table is the mapped connection table. Loop only.
+type table struct {
+	file    *os.File
+	mem     []byte
+	records int
+	sndCap  int
+	rcvCap  int
+	recOff  int
+	bufOff  int
+	size    int
+
+	free []int32 // free records below used, most recently freed last
+	used int32   // records ever used (mirrored in the header)
+
+	secret      tcp.Secret
+	incarnation uint64
+	// found is what an earlier incarnation left: records in use, to be
+	// recovered (see recover.go). fresh says the table was (re)initialised.
+	fresh   bool
+	discard string // why an earlier table was discarded, if it was
+}
+
+// tableLayout computes where things go for a capacity and slot sizes.
+func tableLayout(records, sndCap, rcvCap int) (recOff, bufOff, size int) {
+	recOff = headerSize
+	bufOff = alignUp(recOff+records*recordSize, 1<<21) // 2 MiB: huge-page friendly
+	size = bufOff + records*(sndCap+rcvCap)
+	return
+}
+
+func alignUp(v, a int) int   { return (v + a - 1) / a * a }
+func alignDown(v, a int) int { return v / a * a }
+
+// openTable maps f (a private memfd when nil), growing it to the layout's
+// size (a memfd grows sparse), and checks or initialises its header.
+func openTable(f *os.File, records, sndCap, rcvCap int) (*table, error) {
+	if records <= 0 || sndCap <= 0 || rcvCap <= 0 || sndCap%pageSize != 0 || rcvCap%pageSize != 0 {
+		return nil, fmt.Errorf("usertcp: bad table geometry: %d records, slots %d+%d", records, sndCap, rcvCap)
+	}
+	if f == nil {
+		fd, err := unix.MemfdCreate("saturn-usertcp", unix.MFD_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("usertcp: persistent memory: %w", err)
+		}
+		f = os.NewFile(uintptr(fd), "usertcp-persist")
+	}
+	recOff, bufOff, size := tableLayout(records, sndCap, rcvCap)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("usertcp: persistent memory: %w", err)
+	}
+	if st.Size() < int64(size) {
+		if err := f.Truncate(int64(size)); err != nil {
+			return nil, fmt.Errorf("usertcp: growing persistent memory to %d bytes: %w", size, err)
+		}
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("usertcp: mapping %d bytes of persistent memory: %w", size, err)
+	}
+	t := &table{file: f, mem: mem, records: records, sndCap: sndCap, rcvCap: rcvCap, recOff: recOff, bufOff: bufOff, size: size}
+	le := binary.LittleEndian
+	switch {
+	case bytes.Equal(mem[:8], make([]byte, 8)):
+		t.init()
+	case string(mem[:8]) != tableMagic:
+		// Not ours (the memory diskproc-style servers share is per server,
+		// so this is an older layout or garbage): start afresh.
+		t.discard = fmt.Sprintf("unknown magic %q", mem[:8])
+		t.init()
+	case le.Uint32(mem[hVersion:]) != tableVersion || le.Uint32(mem[hRecord:]) != recordSize ||
+		le.Uint32(mem[hConnSize:]) != uint32(unsafe.Sizeof(tcp.Conn{})) || le.Uint32(mem[hRecords:]) != uint32(records) ||
+		le.Uint32(mem[hSndCap:]) != uint32(sndCap) || le.Uint32(mem[hRcvCap:]) != uint32(rcvCap) ||
+		le.Uint64(mem[hRecOff:]) != uint64(recOff) || le.Uint64(mem[hBufOff:]) != uint64(bufOff):
+		t.discard = fmt.Sprintf("layout v%d, %d records of %d bytes (conn %d), slots %d+%d; this binary wants v%d, %d of %d (conn %d), %d+%d",
+			le.Uint32(mem[hVersion:]), le.Uint32(mem[hRecords:]), le.Uint32(mem[hRecord:]), le.Uint32(mem[hConnSize:]),
+			le.Uint32(mem[hSndCap:]), le.Uint32(mem[hRcvCap:]), tableVersion, records, recordSize, unsafe.Sizeof(tcp.Conn{}), sndCap, rcvCap)
+		t.init()
+	default:
+		copy(t.secret[:], mem[hSecret:hSecret+16])
+		t.used = int32(min(le.Uint32(mem[hUsed:]), uint32(records)))
+		t.incarnation = le.Uint64(mem[hIncarnation:]) + 1
+		le.PutUint64(mem[hIncarnation:], t.incarnation)
+	}
+	return t, nil
+}
+
+// init wipes the memory and writes a fresh header with a new secret.
+func (t *table) init() {
+	// Punch the whole mapping: zero pages, and no memory held for what an
+	// earlier layout left behind.
+	if err := unix.Madvise(t.mem, unix.MADV_REMOVE); err != nil {
+		clear(t.mem[:headerSize])
+		clear(t.mem[t.recOff : t.recOff+t.records*recordSize])
+	}
+	le := binary.LittleEndian
+	m := t.mem
+	le.PutUint32(m[hVersion:], tableVersion)
+	le.PutUint32(m[hRecord:], recordSize)
+	le.PutUint32(m[hConnSize:], uint32(unsafe.Sizeof(tcp.Conn{})))
+	le.PutUint32(m[hRecords:], uint32(t.records))
+	le.PutUint32(m[hSndCap:], uint32(t.sndCap))
+	le.PutUint32(m[hRcvCap:], uint32(t.rcvCap))
+	le.PutUint64(m[hRecOff:], uint64(t.recOff))
+	le.PutUint64(m[hBufOff:], uint64(t.bufOff))
+	le.PutUint64(m[hSize:], uint64(t.size))
+	t.incarnation = 1
+	le.PutUint64(m[hIncarnation:], t.incarnation)
+	crand.Read(t.secret[:]) // never fails on Linux
+	copy(m[hSecret:], t.secret[:])
+	le.PutUint32(m[hUsed:], 0)
+	copy(m, tableMagic) // last: the header is valid once it has its magic
+	t.used = 0
+	t.free = t.free[:0]
+	t.fresh = true
+}
+
+func (t *table) close() error {
+	var errs []error
+	if t.mem != nil {
+		errs = append(errs, unix.Munmap(t.mem))
+		t.mem = nil
+	}
+	if t.file != nil {
+		errs = append(errs, t.file.Close())
+		t.file = nil
+	}
+	return errors.Join(errs...)
+}
+
+// rec returns record i's bytes.
+func (t *table) rec(i int32) []byte {
+	off := t.recOff + int(i)*recordSize
+	return t.mem[off : off+recordSize : off+recordSize]
+}
+
+func (t *table) stateWord(i int32) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&t.rec(i)[rState]))
+}
+
+// conn returns the core's connection stored in record i.
+func (t *table) conn(i int32) *tcp.Conn {
+	return (*tcp.Conn)(unsafe.Pointer(&t.rec(i)[connOffset]))
+}
+
+// slot returns record i's buffer slot.
+func (t *table) slot(i int32) []byte {
+	n := t.sndCap + t.rcvCap
+	off := t.bufOff + int(i)*n
+	return t.mem[off : off+n : off+n]
+}
+
+// bufs returns record i's send and receive buffers at the given sizes.
+func (t *table) bufs(i int32, snd, rcv int) (s, r []byte) {
+	sl := t.slot(i)
+	return sl[:snd:snd], sl[t.sndCap : t.sndCap+rcv : t.sndCap+rcv]
+}
+
+// alloc takes a free record for a connection with the given buffer sizes
+// and marks it open; false when the table is full.
+func (t *table) alloc(snd, rcv int, listenPort uint16) (int32, bool) {
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else if int(t.used) < t.records {
+		i = t.used
+		t.used++
+		binary.LittleEndian.PutUint32(t.mem[hUsed:], uint32(t.used))
+	} else {
+		return 0, false
+	}
+	r := t.rec(i)
+	le := binary.LittleEndian
+	t.stateWord(i).Store(recFree) // unpublished while we write
+	le.PutUint32(r[rGen:], le.Uint32(r[rGen:])+1)
+	le.PutUint32(r[rSndSize:], uint32(snd))
+	le.PutUint32(r[rRcvSize:], uint32(rcv))
+	le.PutUint16(r[rListen:], listenPort)
+	*t.conn(i) = tcp.Conn{}
+	t.stateWord(i).Store(recOpen)
+	return i, true
+}
+
+// setState publishes a record's new state.
+func (t *table) setState(i int32, s uint32) { t.stateWord(i).Store(s) }
+
+// setListen records (or clears, with 0) the listener a child waits on.
+func (t *table) setListen(i int32, port uint16) {
+	binary.LittleEndian.PutUint16(t.rec(i)[rListen:], port)
+}
+
+// release frees record i.
+func (t *table) release(i int32) {
+	t.stateWord(i).Store(recFree)
+	t.free = append(t.free, i)
+}
+
+// sizes returns record i's buffer sizes.
+func (t *table) sizes(i int32) (snd, rcv int) {
+	r := t.rec(i)
+	return int(binary.LittleEndian.Uint32(r[rSndSize:])), int(binary.LittleEndian.Uint32(r[rRcvSize:]))
+}
+
+// punch gives back the pages fully inside slot i's bytes [lo, hi): their
+// contents become zeros and cost no memory until written again.
+func (t *table) punch(i int32, lo, hi int) error {
+	base := t.bufOff + int(i)*(t.sndCap+t.rcvCap)
+	a, b := alignUp(base+lo, pageSize), alignDown(base+hi, pageSize)
+	if b <= a {
+		return nil
+	}
+	return unix.Madvise(t.mem[a:b], unix.MADV_REMOVE)
+}
+
+// gen returns record i's generation.
+func (t *table) gen(i int32) uint32 { return binary.LittleEndian.Uint32(t.rec(i)[rGen:]) }
+
+// setCreatedNamespace records that this instance's netproc created the
+// namespace ns, so that whichever incarnation stops last removes it.
+func (t *table) setCreatedNamespace(ns string) {
+	if len(ns) > netnsMax {
+		return
+	}
+	b := t.mem[hNetns : hNetns+1+netnsMax]
+	clear(b)
+	copy(b[1:], ns)
+	b[0] = byte(len(ns))
+}
+
+// createdNamespace returns the namespace recorded by setCreatedNamespace.
+func (t *table) createdNamespace() string {
+	b := t.mem[hNetns : hNetns+1+netnsMax]
+	n := int(b[0])
+	if n == 0 || n > netnsMax {
+		return ""
+	}
+	return string(b[1 : 1+n])
+}
