@@ -72,6 +72,12 @@ type Netproc struct {
 	// MaxSockets bounds the sockets one app may hold in netproc (EMFILE
 	// past it); 0: netproc's default, 4096.
 	MaxSockets int `toml:"max_sockets"`
+	// usertcp: the link's MTU (the MSS follows from it), the congestion
+	// control of every connection ("cubic" or "reno") and how long
+	// TIME-WAIT lasts.
+	MTU        int      `toml:"mtu"`
+	Congestion string   `toml:"congestion"`
+	TimeWait   Duration `toml:"time_wait"`
 }
 
 // Diskproc configures the disk server.
@@ -191,6 +197,15 @@ func (c *Config) fillDefaults() {
 	if c.Netproc.Address == "" {
 		c.Netproc.Address = "10.77.0.2/24"
 	}
+	if c.Netproc.MTU == 0 {
+		c.Netproc.MTU = 1500
+	}
+	if c.Netproc.Congestion == "" {
+		c.Netproc.Congestion = "cubic"
+	}
+	if c.Netproc.TimeWait == 0 {
+		c.Netproc.TimeWait = Duration(60 * time.Second) // as Linux
+	}
 	c.Diskproc.FillDefaults()
 	if c.Diskproc.Backend == "" {
 		c.Diskproc.Backend = "auto"
@@ -282,6 +297,17 @@ func (c *Config) check() error {
 	}
 	if c.Netproc.MaxSockets < 0 || c.Netproc.MaxSockets > 1<<24 {
 		return &fieldError{"netproc.max_sockets", -1, fmt.Sprintf("%d: want 0 (the default) to %d", c.Netproc.MaxSockets, 1<<24)}
+	}
+	if c.Netproc.MTU < 576 || c.Netproc.MTU > 65535 {
+		return &fieldError{"netproc.mtu", -1, fmt.Sprintf("%d: want 576 to 65535", c.Netproc.MTU)}
+	}
+	switch c.Netproc.Congestion {
+	case "cubic", "reno":
+	default:
+		return &fieldError{"netproc.congestion", -1, fmt.Sprintf("%q: want \"cubic\" or \"reno\"", c.Netproc.Congestion)}
+	}
+	if tw := c.Netproc.TimeWait.D(); tw < time.Millisecond || tw > 10*time.Minute {
+		return &fieldError{"netproc.time_wait", -1, fmt.Sprintf("%s: want 1ms to 10m", tw)}
 	}
 	if c.Netproc.ImpairDelay.D() > 10*time.Second {
 		return &fieldError{"netproc.impair_delay", -1, fmt.Sprintf("%s: at most 10s", c.Netproc.ImpairDelay.D())}

@@ -111,9 +111,20 @@ func FromConfig(np configs.Netproc) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("usertcp: address %q: %w", np.Address, err)
 	}
+	var cc tcp.CCAlgorithm
+	switch np.Congestion {
+	case "", "cubic":
+		cc = tcp.CCCubic
+	case "reno":
+		cc = tcp.CCReno
+	default:
+		return Config{}, fmt.Errorf("usertcp: congestion control %q: want \"cubic\" or \"reno\"", np.Congestion)
+	}
 	return Config{
 		Namespace: np.Netns,
 		Address:   pfx,
+		MTU:       np.MTU,
+		Conn:      tcp.Config{Congestion: cc, TimeWait: time.Duration(np.TimeWait)},
 		Impair: link.ImpairOptions{
 			Seed:             np.ImpairSeed,
 			DropPercent:      np.ImpairDrop,
