@@ -367,7 +367,7 @@ func TestConfigErrorsReachTheUser(t *testing.T) {
 	if err == nil || !strings.Contains(out, "saturn.toml:3: netproc.bogus: unknown key") {
 		t.Fatalf("bad config: %v %s", err, out)
 	}
-	in2 := testkit.NewInstance(t, "[[app]]\nname = \"broken\"\ncommand = [\"/nonexistent/app\"]\nrestart = \"never\"\n")
+	in2 := testkit.NewInstance(t, testkit.TestConfig+"[[app]]\nname = \"broken\"\ncommand = [\"/nonexistent/app\"]\nrestart = \"never\"\n")
 	out, err = in2.Run("supervisor", "start", "--detach", "--config", in2.Config)
 	if err == nil || !strings.Contains(out, "broken") || !strings.Contains(out, "did not start") {
 		t.Fatalf("app that cannot start: %v %s", err, out)

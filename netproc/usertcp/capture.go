@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 
 	"saturn/netproc/link"
 )
@@ -13,6 +14,10 @@ import (
 // never waits for a capture file, so it buffers up to captureQueue bytes
 // and then stops recording rather than slow the stack down.
 var ErrCaptureSlow = errors.New("usertcp: the capture's reader is too slow; capture stopped")
+
+// ErrCaptureReaderGone ends a capture written to a pipe whose reader has
+// closed it (`saturn capture | head -c 100`).
+var ErrCaptureReaderGone = errors.New("usertcp: the capture's reader closed the pipe; capture stopped")
 
 const captureQueue = 64 << 20
 
@@ -102,6 +107,9 @@ func (w *asyncWriter) run() {
 		w.mu.Lock()
 		w.queued -= len(chunk)
 		if err != nil && w.err == nil {
+			if errors.Is(err, syscall.EPIPE) {
+				err = ErrCaptureReaderGone
+			}
 			w.err = err
 		}
 		w.mu.Unlock()
