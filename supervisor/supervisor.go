@@ -273,6 +273,7 @@ func (s *Supervisor) cleanup() {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	s.removeLeftovers()
 	for _, c := range s.components {
 		if c.persist != nil {
 			c.persist.Close()

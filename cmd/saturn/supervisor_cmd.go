@@ -126,7 +126,6 @@ func startDetached(c *cli.Context, p supervisor.Paths, cfg *configs.Config) erro
 	}
 	w.Close()
 	pid := cmd.Process.Pid
-	cmd.Process.Release()
 
 	wait := 2*cfg.Supervisor.ReadyTimeout.D()*time.Duration(2+len(cfg.Apps)) + 10*time.Second
 	r.SetReadDeadline(time.Now().Add(wait))
@@ -143,6 +142,14 @@ func startDetached(c *cli.Context, p supervisor.Paths, cfg *configs.Config) erro
 		}
 		return nil
 	case strings.HasPrefix(line, "failed: "):
+		// The supervisor stops what it started and exits: wait for that,
+		// so that nothing of the instance runs once we have said so.
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(cfg.Supervisor.StopGrace.D() + 10*time.Second):
+		}
 		return fmt.Errorf("instance %q did not start: %s (log: %s)", p.Instance, strings.TrimPrefix(line, "failed: "), logPath)
 	case err != nil && os.IsTimeout(err):
 		return fmt.Errorf("instance %q did not report ready within %s (log: %s)", p.Instance, wait, logPath)

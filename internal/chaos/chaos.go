@@ -22,19 +22,25 @@ import (
 
 // Options shape a run.
 type Options struct {
-	Base       string              // the web server's URL, "http://host:port"
-	Files      map[string][32]byte // paths under Base and their SHA-256
-	Victims    []string            // components to kill, in turn (shuffled per cycle)
-	Kills      int                 // total kills
-	Gap        [2]time.Duration    // random pause between kills: [min, max)
-	Recover    time.Duration       // each victim must run again within this
-	Hang       time.Duration       // a request unanswered this long is a hang
-	Clients    int                 // Go checking clients (plus one curl client when curl exists)
-	Load       int                 // load generator connections (0: none)
-	Seed       uint64
-	Dial       loadgen.DialFunc    // the load generator's dialer (nil: kernel sockets)
-	Prefix     []string            // command prefix for curl (ip netns exec NS)
-	HTTPClient func() *http.Client // for probes; nil: a fresh-connection client
+	Base    string              // the web server's URL, "http://host:port"
+	Files   map[string][32]byte // paths under Base and their SHA-256
+	Victims []string            // components to kill, in turn (shuffled per cycle)
+	Kills   int                 // total kills
+	Gap     [2]time.Duration    // random pause between kills: [min, max)
+	Recover time.Duration       // each victim must run again within this
+	Hang    time.Duration       // a request unanswered this long is a hang
+	Clients int                 // Go checking clients (plus one curl client when curl exists)
+	Load    int                 // load generator connections (0: none)
+	Seed    uint64
+	// Dial opens every connection of the Go clients, the probes and the
+	// load generator (nil: this process's own sockets); Prefix goes in
+	// front of curl (ip netns exec NS). With the usertcp backend the web
+	// server is reached from inside saturn's namespace: see NetnsDialer.
+	Dial   loadgen.DialFunc
+	Prefix []string
+	// NetprocInfo, when set, is what status must show of netproc after
+	// each of its restarts (its backend, netns and address).
+	NetprocInfo map[string]string
 }
 
 // Kill is one kill and what followed.
@@ -65,14 +71,14 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			goClient(ctx, fmt.Sprintf("go%d", i), o.Base, o.Files, o.Hang, o.Seed+uint64(i), rec)
+			goClient(ctx, fmt.Sprintf("go%d", i), o, o.Seed+uint64(i), rec)
 		}()
 	}
-	if _, err := exec.LookPath("curl"); err == nil && len(o.Prefix) == 0 {
+	if _, err := exec.LookPath("curl"); err == nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			curlClient(ctx, "curl", o.Base, o.Files, o.Hang, o.Seed+99, rec)
+			curlClient(ctx, "curl", o, o.Seed+99, rec)
 		}()
 	}
 	loadDone := make(chan *loadgen.Report, 1)
@@ -114,6 +120,9 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 			break
 		}
 		kill.Back = time.Since(kill.At)
+		if victim == "netproc" {
+			rep.Broken = append(rep.Broken, checkInfo(in, k+1, o.NetprocInfo)...)
+		}
 		served, ok := probe(o, kill.At, o.Recover)
 		if !ok {
 			rep.Broken = append(rep.Broken, fmt.Sprintf("kill %d (%s): nothing served within %v", k+1, victim, o.Recover))
@@ -166,10 +175,8 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 // probe fetches a small file on fresh connections until one is served
 // whole by a request sent after since, and returns when it was served.
 func probe(o Options, since time.Time, within time.Duration) (time.Time, bool) {
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
-	if o.HTTPClient != nil {
-		client = o.HTTPClient()
-	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: o.Dial}, Timeout: 2 * time.Second}
+	defer client.CloseIdleConnections()
 	sum := o.Files["/files/1k.bin"]
 	deadline := since.Add(within)
 	for time.Now().Before(deadline) {
@@ -179,6 +186,18 @@ func probe(o Options, since time.Time, within time.Duration) (time.Time, bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return time.Time{}, false
+}
+
+// checkInfo compares what status shows of netproc with want.
+func checkInfo(in *testkit.Instance, kill int, want map[string]string) []string {
+	var broken []string
+	got := testkit.Component(in.Status(), "netproc").Info
+	for k, v := range want {
+		if got[k] != v {
+			broken = append(broken, fmt.Sprintf("kill %d: netproc's status shows %s=%q after its restart, want %q", kill, k, got[k], v))
+		}
+	}
+	return broken
 }
 
 // Table renders the per-component figures.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 )
 
 var (
-	kills = flag.Int("chaos.kills", 6, "kills in TestChaos (the suite's short run: 6)")
+	kills = flag.Int("chaos.kills", 6, "kills in TestChaos and TestChaosUserTCP (the suite's short run: 6)")
 	gap   = flag.Duration("chaos.gap", 700*time.Millisecond, "longest pause between kills")
 	seed  = flag.Uint64("chaos.seed", 0, "seed (0: from the clock)")
 )
@@ -34,32 +35,150 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// policy is every component's restart policy in a chaos run. Kills here
+// are deliberate and frequent: keep the back-off short, and the intensity
+// limit out of the way, so that every kill is followed by a prompt restart
+// and the recovery figures measure saturn, not the policy.
+const policy = "backoff = \"20ms\"\nmax_backoff = \"40ms\"\nintensity = 1000\nperiod = \"60s\"\n"
+
+// setup is what differs between the backends: netproc's section of the
+// config, where the web server listens, and how the clients reach it.
+type setup struct {
+	netproc string // the [netproc] section's body, policy aside
+	listen  string // the web server's --listen
+	base    string // its URL
+	opts    func(*Options)
+	// beforeStop and afterStop add the backend's own leak checks.
+	beforeStop, afterStop func(t *testing.T)
+}
+
 // TestChaos kills netproc, diskproc and the web server in turn, at random
 // moments, under load, on the kernel-socket backend.
 func TestChaos(t *testing.T) {
+	port := freePort(t)
+	runChaos(t, setup{
+		netproc: "backend = \"kernel\"\n",
+		listen:  fmt.Sprintf("127.0.0.1:%d", port),
+		base:    fmt.Sprintf("http://127.0.0.1:%d", port),
+		afterStop: func(t *testing.T) {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+				c.Close()
+				t.Errorf("port %d still accepts after stop", port)
+			} else if !strings.Contains(err.Error(), "refused") {
+				t.Errorf("port %d after stop: %v", port, err)
+			}
+		},
+	})
+}
+
+// TestChaosUserTCP is TestChaos on the usertcp backend: saturn's own TCP
+// stack over a TUN device in a namespace of the test's own, with every
+// client (Go's, curl, the load generator) inside that namespace. Beyond
+// TestChaos's checks: after each netproc restart, status shows the same
+// backend, namespace and address; at the end the namespace holds one TUN
+// device (no dead incarnation's lingers), and after stop the namespace is
+// gone and no persistent TUN device was left anywhere.
+func TestChaosUserTCP(t *testing.T) {
+	needTUN(t)
+	ns := fmt.Sprintf("satchaos%d", os.Getpid()%100000)
+	if NamespaceExists(ns) {
+		// A crashed run of a process with our pid: not this instance's.
+		exec.Command("ip", "netns", "delete", ns).Run()
+	}
+	const addr, peer = "10.97.0.2/24", "10.97.0.1"
+	persistent := persistentTUNs(t)
+	var dialer *NetnsDialer
+	t.Cleanup(func() {
+		if dialer != nil {
+			dialer.Close()
+		}
+	})
+	runChaos(t, setup{
+		netproc: fmt.Sprintf("backend = \"usertcp\"\nnetns = %q\naddress = %q\n", ns, addr),
+		listen:  ":8080",
+		base:    "http://10.97.0.2:8080",
+		opts: func(o *Options) {
+			var err error
+			if dialer, err = NewNetnsDialer(ns); err != nil {
+				t.Fatal(err)
+			}
+			o.Dial = dialer.DialContext
+			o.Prefix = []string{"ip", "netns", "exec", ns}
+			o.NetprocInfo = map[string]string{"backend": "usertcp", "netns": ns, "address": addr, "peer": peer}
+		},
+		beforeStop: func(t *testing.T) {
+			devs, err := TUNDevices(ns)
+			if err != nil {
+				t.Fatalf("TUN devices in %s: %v", ns, err)
+			}
+			if len(devs) != 1 {
+				t.Errorf("namespace %s holds TUN devices %v after the kills; want one, the live netproc's", ns, devs)
+			}
+		},
+		afterStop: func(t *testing.T) {
+			dialer.Close()
+			for deadline := time.Now().Add(3 * time.Second); NamespaceExists(ns) && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if NamespaceExists(ns) {
+				t.Errorf("namespace %s outlived the instance", ns)
+				exec.Command("ip", "netns", "delete", ns).Run()
+			}
+			for name := range persistentTUNs(t) {
+				if !persistent[name] {
+					t.Errorf("a persistent TUN device %s was left behind", name)
+				}
+			}
+		},
+	})
+}
+
+// needTUN skips a test that needs root, /dev/net/tun and iproute2.
+func needTUN(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the usertcp backend creates a TUN device and a network namespace")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skipf("no TUN device here: %v", err)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2's ip to run curl in the namespace")
+	}
+}
+
+// persistentTUNs lists this namespace's persistent TUN devices.
+func persistentTUNs(t *testing.T) map[string]bool {
+	devs, err := TUNDevices("")
+	if err != nil {
+		t.Fatalf("TUN devices: %v", err)
+	}
+	for name, persist := range devs {
+		if !persist {
+			delete(devs, name)
+		}
+	}
+	return devs
+}
+
+func runChaos(t *testing.T, su setup) {
 	s := *seed
 	if s == 0 {
 		s = uint64(time.Now().UnixNano())
 	}
 	t.Logf("seed %d (replay with -chaos.seed=%d)", s, s)
 	root := filepath.Join(t.TempDir(), "site")
-	port := freePort(t)
-	// Kills here are deliberate and frequent: keep the back-off short, and
-	// the intensity limit out of the way, so that every kill is followed by
-	// a prompt restart and the recovery figures measure saturn, not the policy.
-	policy := "backoff = \"20ms\"\nmax_backoff = \"40ms\"\nintensity = 1000\nperiod = \"60s\"\n"
 	in := testkit.NewInstance(t, fmt.Sprintf(`
 [netproc]
-backend = "kernel"
-%s
+%s%s
 [diskproc]
 root = %q
 sample_site = true
 %s
 [[app]]
 name = "web"
-command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%d"]
-%s`, policy, root, policy, port, policy))
+command = ["saturn", "app", "webserver", "--root", "/", "--listen", %q]
+%s`, su.netproc, policy, root, policy, su.listen, policy))
 	in.Start()
 	// A larger file too, so that some kills land mid-transfer.
 	big := make([]byte, 3<<20)
@@ -79,12 +198,16 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%
 		t.Fatal(err)
 	}
 
-	rep := Run(t, in, Options{
-		Base: fmt.Sprintf("http://127.0.0.1:%d", port), Files: sums,
+	o := Options{
+		Base: su.base, Files: sums,
 		Victims: []string{"netproc", "diskproc", "web"}, Kills: *kills,
 		Gap: [2]time.Duration{*gap / 3, *gap}, Recover: 10 * time.Second, Hang: 20 * time.Second,
 		Clients: 3, Load: 8, Seed: s,
-	})
+	}
+	if su.opts != nil {
+		su.opts(&o)
+	}
+	rep := Run(t, in, o)
 	t.Logf("\n%s", rep.Table())
 
 	// Nothing leaked in the supervisor: the same descriptors and regions as
@@ -99,6 +222,9 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%
 	if fdsAfter != fdsBefore || regionsAfter != regionsBefore {
 		t.Errorf("supervisor held %d descriptors (%d regions) before the kills and %d (%d) after", fdsBefore, regionsBefore, fdsAfter, regionsAfter)
 	}
+	if su.beforeStop != nil {
+		su.beforeStop(t)
+	}
 	pids := in.Processes()
 	in.MustRun("supervisor", "stop")
 	if alive := testkit.WaitGone(pids, 3*time.Second); len(alive) > 0 {
@@ -107,10 +233,7 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%
 	if left := in.Processes(); len(left) > 0 {
 		t.Errorf("processes %v of the instance run after stop", left)
 	}
-	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-		c.Close()
-		t.Errorf("port %d still accepts after stop", port)
-	} else if !strings.Contains(err.Error(), "refused") {
-		t.Errorf("port %d after stop: %v", port, err)
+	if su.afterStop != nil {
+		su.afterStop(t)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,18 +22,19 @@ import (
 type Outcome int
 
 const (
-	OK        Outcome = iota // the whole, right body
-	Refused                  // the connection was refused
-	Reset                    // the connection was reset or closed before the whole response
-	Truncated                // the body ended before its length, and the client was told
-	Hung                     // no answer within the hang bound: a broken promise
-	Corrupt                  // a complete response with the wrong bytes: a broken promise
-	Other                    // any other error
+	OK          Outcome = iota // the whole, right body
+	Refused                    // the connection was refused
+	Unreachable                // no route: the link was down (usertcp: netproc's TUN device died with it)
+	Reset                      // the connection was reset or closed before the whole response
+	Truncated                  // the body ended before its length, and the client was told
+	Hung                       // no answer within the hang bound: a broken promise
+	Corrupt                    // a complete response with the wrong bytes: a broken promise
+	Other                      // any other error
 	numOutcomes
 )
 
 func (o Outcome) String() string {
-	return [...]string{"ok", "refused", "reset", "truncated", "hung", "corrupt", "other"}[o]
+	return [...]string{"ok", "refused", "unreachable", "reset", "truncated", "hung", "corrupt", "other"}[o]
 }
 
 // Clean reports whether o keeps the promises (success or a clean error).
@@ -72,6 +74,8 @@ func classify(err error) Outcome {
 		return OK
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Refused
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return Unreachable
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
 		return Reset
@@ -98,11 +102,12 @@ func isTimeout(err error) bool {
 
 // goClient fetches random files with Go's HTTP client until ctx ends, half
 // the time on a fresh connection, and checks every body against its sum.
-func goClient(ctx context.Context, name, base string, files map[string][32]byte, hang time.Duration, seed uint64, rec *recorder) {
+func goClient(ctx context.Context, name string, o Options, seed uint64, rec *recorder) {
+	base, files, hang := o.Base, o.Files, o.Hang
 	rng := rand.New(rand.NewPCG(seed, 7))
 	paths := sortedPaths(files)
-	keep := &http.Transport{MaxIdleConnsPerHost: 1, ResponseHeaderTimeout: hang}
-	fresh := &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: hang}
+	keep := &http.Transport{MaxIdleConnsPerHost: 1, ResponseHeaderTimeout: hang, DialContext: o.Dial}
+	fresh := &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: hang, DialContext: o.Dial}
 	defer keep.CloseIdleConnections()
 	for ctx.Err() == nil {
 		path := paths[rng.IntN(len(paths))]
@@ -149,13 +154,15 @@ func fetch(ctx context.Context, c *http.Client, url string, sum [32]byte) (Outco
 
 // curlClient does the same with curl, which checks lengths on its own, and
 // classifies its exit codes.
-func curlClient(ctx context.Context, name, base string, files map[string][32]byte, hang time.Duration, seed uint64, rec *recorder) {
+func curlClient(ctx context.Context, name string, o Options, seed uint64, rec *recorder) {
+	base, files, hang := o.Base, o.Files, o.Hang
 	rng := rand.New(rand.NewPCG(seed, 9))
 	paths := sortedPaths(files)
 	for ctx.Err() == nil {
 		path := paths[rng.IntN(len(paths))]
 		start := time.Now()
-		cmd := exec.Command("curl", "-sS", "--max-time", fmt.Sprint(int(hang.Seconds())), base+path)
+		argv := append(slices.Clone(o.Prefix), "curl", "-sS", "--max-time", fmt.Sprint(int(hang.Seconds())), base+path)
+		cmd := exec.Command(argv[0], argv[1:]...)
 		var out, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &stderr
 		err := cmd.Run()
@@ -173,7 +180,7 @@ func curlClient(ctx context.Context, name, base string, files map[string][32]byt
 			e.err = strings.TrimSpace(stderr.String())
 			switch ee.ExitCode() {
 			case 7:
-				e.outcome = Refused
+				e.outcome = Refused // or no route: curl tells them apart only in words
 			case 52, 56, 55:
 				e.outcome = Reset // empty reply, receive or send failure
 			case 18:

@@ -15,6 +15,18 @@
 //
 // It prints, per component, the kills, the median and worst time from a
 // kill to the first request served again, and the requests failed per
-// kill. TestChaos runs a short version in the suite; bench/chaos.sh runs a
-// long one.
+// kill. TestChaos runs a short version in the suite on the kernel-socket
+// backend, and TestChaosUserTCP on the usertcp backend where root and a
+// TUN device are available; bench/chaos.sh runs a long one of either
+// (BACKEND=usertcp).
+//
+// On usertcp the web server is reached from inside saturn's namespace:
+// the Go clients, the probes and the load generator through a
+// NetnsDialer, curl through `ip netns exec`. A client then also fails
+// cleanly with "no route" (Unreachable) while netproc's TUN device is
+// gone. The run adds the backend's own promises: after each netproc
+// restart, status shows the same backend, namespace, address and peer;
+// at the end the namespace holds exactly one TUN device (no dead
+// incarnation's lingers), and after stop the namespace is gone and no
+// persistent TUN device was left.
 package chaos

@@ -1,0 +1,157 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// NetnsDialer opens TCP connections from inside a named network namespace,
+// the way a client run with `ip netns exec` would: with the usertcp
+// backend, the kernel in saturn's namespace is the web server's peer.
+//
+// A socket belongs to the namespace of the thread that created it, and
+// keeps it wherever it is used afterwards. So a few worker goroutines,
+// each locked to an OS thread that joined the namespace, make the
+// connections, and hand them to whoever asked; those threads are never
+// unlocked, so when a worker ends the runtime discards its thread rather
+// than let another goroutine run in the namespace.
+type NetnsDialer struct {
+	ns   string
+	reqs chan dialRequest
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+type dialRequest struct {
+	ctx           context.Context
+	network, addr string
+	out           chan<- dialResult
+}
+
+type dialResult struct {
+	c   net.Conn
+	err error
+}
+
+// dialWorkers bounds the dials in progress at once: the checking clients,
+// the load generator's connections and the probe together stay below it.
+const dialWorkers = 16
+
+// NewNetnsDialer starts the workers of a dialer into namespace ns.
+func NewNetnsDialer(ns string) (*NetnsDialer, error) {
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: namespace %q: %w", ns, err)
+	}
+	defer h.Close()
+	d := &NetnsDialer{ns: ns, reqs: make(chan dialRequest), done: make(chan struct{})}
+	joined := make(chan error, dialWorkers)
+	for range dialWorkers {
+		d.wg.Add(1)
+		go d.worker(h, joined)
+	}
+	var errs []error
+	for range dialWorkers {
+		if err := <-joined; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		d.Close()
+		return nil, fmt.Errorf("chaos: joining namespace %q: %w", ns, errors.Join(errs...))
+	}
+	return d, nil
+}
+
+// worker joins the namespace on its own thread, reports, and dials until
+// the dialer closes.
+func (d *NetnsDialer) worker(h netns.NsHandle, joined chan<- error) {
+	defer d.wg.Done()
+	runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	if err := netns.Set(h); err != nil {
+		joined <- err
+		return
+	}
+	joined <- nil
+	var dialer net.Dialer
+	for {
+		select {
+		case r := <-d.reqs:
+			c, err := dialer.DialContext(r.ctx, r.network, r.addr)
+			r.out <- dialResult{c, err}
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// DialContext connects from inside the namespace; its shape is
+// http.Transport.DialContext's (and loadgen.DialFunc's). After Close it
+// fails with net.ErrClosed (an HTTP transport may still be dialing for a
+// request its client gave up on).
+func (d *NetnsDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	out := make(chan dialResult, 1)
+	select {
+	case d.reqs <- dialRequest{ctx, network, addr, out}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-d.done:
+		return nil, &net.OpError{Op: "dial", Net: network, Err: net.ErrClosed}
+	}
+	r := <-out
+	return r.c, r.err
+}
+
+// Close ends the workers (and their threads), once a dial in progress
+// has finished.
+func (d *NetnsDialer) Close() {
+	d.once.Do(func() { close(d.done) })
+	d.wg.Wait()
+}
+
+// NamespaceExists reports whether /run/netns/NAME is there.
+func NamespaceExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", name))
+	return err == nil
+}
+
+// TUNDevices lists the TUN devices of namespace ns ("" for this process's
+// own), each with whether it is persistent (TUNSETPERSIST: it outlives
+// every descriptor, so nothing would ever remove it). A TUN device that is
+// not persistent goes when the last descriptor on it closes, so a dead
+// netproc's device is gone once the process is.
+func TUNDevices(ns string) (map[string]bool, error) {
+	h := &netlink.Handle{} // the zero handle works in the caller's namespace
+	if ns != "" {
+		nsh, err := netns.GetFromName(ns)
+		if err != nil {
+			return nil, err
+		}
+		defer nsh.Close()
+		if h, err = netlink.NewHandleAt(nsh); err != nil {
+			return nil, err
+		}
+		defer h.Close()
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, l := range links {
+		if tt, ok := l.(*netlink.Tuntap); ok {
+			out[tt.Name] = !tt.NonPersist
+		}
+	}
+	return out, nil
+}
