@@ -109,13 +109,27 @@ func (w *timerWheel) arm(at tcp.Time) {
 	unix.TimerfdSettime(w.fd, unix.TFD_TIMER_ABSTIME, &spec, nil)
 }
 
-// due pops the entries whose time has come, passing each to fire, and
-// re-arms for the next. fire may add entries.
+// maxFirePerWake bounds the timers one wake-up fires. When tens of
+// thousands of peers vanish at once, their retransmission timers fall due
+// together: fired in one go, the retransmissions left in one batch and the
+// kernel's answers (RSTs) overflowed the TUN device's queue (500 packets),
+// so the connections they would have ended went on retransmitting for
+// minutes. Past the bound the timerfd is re-armed to fire at once, after
+// the loop has written this batch and read what came back.
+const maxFirePerWake = 256
+
+// due pops the entries whose time has come, at most maxFirePerWake of
+// them, passing each to fire, and re-arms for the next. fire may add
+// entries.
 func (w *timerWheel) due(now tcp.Time, fire func(timerEntry)) {
 	var buf [8]byte
 	unix.Read(w.fd, buf[:])
 	w.armed = 0
 	for n := 0; len(w.heap) > 0 && w.heap[0].when <= now; n++ {
+		if n == maxFirePerWake {
+			w.arm(now) // in the past: fires as soon as the loop polls again
+			return
+		}
 		fire(w.heap.pop())
 	}
 	if len(w.heap) > 0 {
