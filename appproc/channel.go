@@ -1,9 +1,11 @@
 package appproc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -33,6 +35,10 @@ type Channel struct {
 	epoch    uint32 // the server incarnation we last saw
 	dead     error  // set once: the channel no longer works
 	closing  bool
+	// reserved counts reservations not yet submitted or given back (see
+	// reserve); unmapLater says close left the unmapping to the last.
+	reserved   int
+	unmapLater bool
 
 	restarts int // server restarts seen (for tests and status)
 	done     chan struct{}
@@ -60,7 +66,21 @@ type Request struct {
 	// answering, it is submitted again to the next incarnation, and the
 	// caller sees only the delay. Other requests fail with ECONNRESET.
 	Replay bool
+	// Resume marks a request that is replayed like Replay's when the
+	// server says that what it serves survives its death
+	// (ring.CapResume: netproc resuming connections), and fails with
+	// ECONNRESET otherwise: a send, receive or close on a connection,
+	// whose stream offset (proto.FlagStream) lets the next incarnation
+	// carry it out exactly once. If the next incarnation has not started
+	// within ResumeWait, it fails with ECONNRESET after all.
+	Resume bool
 }
+
+// ResumeWait bounds how long a request replayed under Request.Resume waits
+// for the server's next incarnation to start before it fails with
+// ECONNRESET, as it would have without resume. It outlasts the
+// supervisor's default back-off ceiling (10 s) and the start of netproc.
+var ResumeWait = 15 * time.Second
 
 // Response is a completed operation.
 type Response struct {
@@ -72,14 +92,21 @@ type Response struct {
 }
 
 type call struct {
-	req   Request
-	sub   proto.Submission
-	pos   uint32 // the submission's ring position, for replay after a restart
-	buf   uint32 // the lent buffer, or NoBuffer
-	resp  Response
-	err   error
-	done  chan struct{}
-	owner bool // a goroutine still waits for it (false after it gave up)
+	req Request
+	sub proto.Submission
+	pos uint32 // the submission's ring position, for replay after a restart
+	buf uint32 // the lent buffer, or NoBuffer
+	// filled is how many bytes of a reserved buffer the caller filled
+	// (see reserve); buf is set before submit for such a call.
+	filled uint32
+	resp   Response
+	err    error
+	done   chan struct{}
+	owner  bool // a goroutine still waits for it (false after it gave up)
+	// resumed: replayed under Request.Resume to an incarnation not yet
+	// started; gaveUp: failed by ResumeWait, and still in flight (its
+	// buffer lent) until a completion or the channel's end.
+	resumed, gaveUp bool
 	// sink, for a call made with Start, takes the completion instead of
 	// done and Out; see Start.
 	sink func(resp Response, data []byte, err error)
@@ -181,6 +208,9 @@ func (c *Channel) submit(cl *call, needBuf bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead != nil {
+		if cl.buf != proto.NoBuffer {
+			c.end.Pool.Free(cl.buf) // a reservation's: the call owns it now
+		}
 		return c.dead
 	}
 	c.nextID++
@@ -189,7 +219,11 @@ func (c *Channel) submit(cl *call, needBuf bool) error {
 		Op: cl.req.Op, Flags: cl.req.Flags, Buf: proto.NoBuffer, Handle: cl.req.Handle,
 		UserData: id, Offset: cl.req.Offset, Aux: cl.req.Aux, Args: cl.req.Args,
 	}
-	if needBuf {
+	switch {
+	case cl.buf != proto.NoBuffer:
+		// Reserved and filled in place by the caller (see reserve).
+		sub.Buf, sub.Len = cl.buf, cl.filled
+	case needBuf:
 		b, err := c.end.Pool.Alloc()
 		if err != nil {
 			return fmt.Errorf("appproc: %w", err) // cannot happen: we hold a token
@@ -339,6 +373,9 @@ func (c *Channel) finish(cl *call, comp proto.Completion) {
 		cl.resp.Result = 0
 	}
 	c.slots <- struct{}{}
+	if cl.gaveUp {
+		return // its caller was told already
+	}
 	if cl.sink != nil {
 		if comp.Buf != cl.sub.Buf || cl.sub.Buf == proto.NoBuffer {
 			c.sinkCall(cl, nil) // no buffer came back: nothing to show
@@ -357,23 +394,81 @@ func (c *Channel) serverRestarted(epoch, resume uint32) {
 		c.restarts++
 	}
 	c.epoch = epoch
-	for id, cl := range c.inflight {
-		if int32(cl.pos-resume) >= 0 {
-			continue // not consumed yet: the new incarnation will serve it
+	caps := c.region.ServerCaps()
+	resumes := caps&ring.CapResume != 0
+	// Replayed in the order they were first submitted: a send, then the
+	// shutdown behind it, reach the next incarnation in that order.
+	var taken []*call
+	for _, cl := range c.inflight {
+		if int32(cl.pos-resume) < 0 {
+			taken = append(taken, cl)
 		}
+		// Otherwise not consumed yet: the new incarnation will serve it.
+	}
+	slices.SortFunc(taken, func(a, b *call) int { return cmp.Compare(int32(a.pos-resume), int32(b.pos-resume)) })
+	waiting := false
+	for _, cl := range taken {
+		id := cl.sub.UserData
 		if cl.buf != proto.NoBuffer {
 			c.end.Pool.Unlend(cl.buf) // the dead server held it; it is ours again
 		}
-		if cl.req.Replay && cl.owner {
-			if cl.buf != proto.NoBuffer {
+		if (cl.req.Replay || cl.req.Resume && resumes) && cl.owner && !cl.gaveUp {
+			if cl.buf != proto.NoBuffer && len(cl.req.In) > 0 && cl.req.Replay {
 				copy(c.end.Pool.Bytes(cl.buf), cl.req.In) // the server may have written over it
 			}
+			// A Resume request's buffer is replayed as it is: its caller
+			// may have reused In (a write-behind send returns once
+			// submitted), and netproc only reads a send's buffer.
 			if err := c.push(cl); err == nil {
+				if !cl.req.Replay {
+					cl.resumed = true
+					waiting = true
+				}
 				continue
 			}
 		}
 		delete(c.inflight, id)
 		c.finish(cl, proto.Completion{UserData: id, Result: proto.ErrResult(syscall.ECONNRESET), Buf: proto.NoBuffer})
+	}
+	switch {
+	case caps&ring.CapDown == 0:
+		// The next incarnation is up: what was replayed to it is its own.
+		for _, cl := range c.inflight {
+			cl.resumed = false
+		}
+	case waiting:
+		time.AfterFunc(ResumeWait, func() { c.resumeExpired(epoch) })
+	}
+}
+
+// resetErr is how a call fails when its server's death cost it.
+var resetErr = (&proto.Completion{Result: proto.ErrResult(syscall.ECONNRESET)}).Err()
+
+// resumeExpired fails the calls replayed under Request.Resume if the
+// server's next incarnation has not started since the death that ended
+// incarnation epoch: they end with ECONNRESET, as without resume. They
+// stay in flight, their buffers lent, until a late incarnation answers
+// them or the channel ends.
+func (c *Channel) resumeExpired(epoch uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead != nil || c.closing {
+		return // the region may be unmapped already
+	}
+	if e, _ := c.region.ServerEpoch(); e != epoch || c.region.ServerCaps()&ring.CapDown == 0 {
+		return
+	}
+	for id, cl := range c.inflight {
+		if !cl.resumed || cl.gaveUp {
+			continue
+		}
+		cl.gaveUp = true
+		cl.resp, cl.err = Response{ID: id}, resetErr
+		if cl.sink != nil {
+			cl.sink(Response{ID: id}, nil, cl.err)
+			continue
+		}
+		close(cl.done)
 	}
 }
 
@@ -390,6 +485,9 @@ func (c *Channel) kill(err error) {
 			c.bufs <- struct{}{} // the memory goes away with the channel
 		}
 		c.slots <- struct{}{}
+		if cl.gaveUp {
+			continue // its caller was told already
+		}
 		if cl.sink != nil {
 			cl.sink(Response{ID: id}, nil, err)
 			continue
@@ -405,5 +503,13 @@ func (c *Channel) close() error {
 	c.mu.Unlock()
 	c.end.Complete.Interrupt()
 	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reserved > 0 {
+		// A caller is still filling a reserved buffer in place: the last
+		// reservation to end unmaps the region (see endReservation).
+		c.unmapLater = true
+		return nil
+	}
 	return c.region.Close()
 }

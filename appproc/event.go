@@ -39,17 +39,33 @@ func (c *Channel) start(req *Request, cb Callback, abort1, abort2 <-chan struct{
 		return 0, fmt.Errorf("appproc: %s request of %d bytes in, room for %d: a buffer holds %d (and Out is for Do)", req.Op, len(req.In), req.Room, bs)
 	}
 	needBuf := len(req.In) > 0 || req.Room > 0
+	if err := c.takeRoom(needBuf, abort1, abort2); err != nil {
+		return 0, err
+	}
+	cl := &call{req: *req, owner: true, buf: proto.NoBuffer, sink: cb}
+	if err := c.submit(cl, needBuf); err != nil {
+		c.giveRoom(needBuf)
+		return 0, err
+	}
+	return cl.sub.UserData, nil
+}
+
+// takeRoom waits for a free slot and, if needBuf, a free buffer, and takes
+// them (in that order, as every caller does); it gives up with errAborted
+// when abort1 or abort2 (either may be nil) fires first, or with the
+// channel's error when it dies.
+func (c *Channel) takeRoom(needBuf bool, abort1, abort2 <-chan struct{}) error {
 	select {
 	case <-c.slots:
 	default:
 		select {
 		case <-c.slots:
 		case <-abort1:
-			return 0, errAborted
+			return errAborted
 		case <-abort2:
-			return 0, errAborted
+			return errAborted
 		case <-c.done:
-			return 0, c.deadErr()
+			return c.deadErr()
 		}
 	}
 	if needBuf {
@@ -60,25 +76,25 @@ func (c *Channel) start(req *Request, cb Callback, abort1, abort2 <-chan struct{
 			case <-c.bufs:
 			case <-abort1:
 				c.slots <- struct{}{}
-				return 0, errAborted
+				return errAborted
 			case <-abort2:
 				c.slots <- struct{}{}
-				return 0, errAborted
+				return errAborted
 			case <-c.done:
 				c.slots <- struct{}{}
-				return 0, c.deadErr()
+				return c.deadErr()
 			}
 		}
 	}
-	cl := &call{req: *req, owner: true, buf: proto.NoBuffer, sink: cb}
-	if err := c.submit(cl, needBuf); err != nil {
-		if needBuf {
-			c.bufs <- struct{}{}
-		}
-		c.slots <- struct{}{}
-		return 0, err
+	return nil
+}
+
+// giveRoom gives back what takeRoom took, for a call that never started.
+func (c *Channel) giveRoom(needBuf bool) {
+	if needBuf {
+		c.bufs <- struct{}{}
 	}
-	return cl.sub.UserData, nil
+	c.slots <- struct{}{}
 }
 
 // errAborted: start gave up waiting for room because its caller's abort
@@ -87,6 +103,9 @@ var errAborted = fmt.Errorf("appproc: aborted")
 
 // sinkCall hands cl's completion to its callback. mu held.
 func (c *Channel) sinkCall(cl *call, data []byte) {
+	if cl.gaveUp {
+		return // failed by ResumeWait: its caller was told already
+	}
 	resp := cl.resp
 	resp.ID = cl.sub.UserData
 	if resp.Result < 0 {

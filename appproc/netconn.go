@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,9 +38,16 @@ import (
 // holding a buffer (proto.RecvPoll), so that idle connections cannot
 // starve busy ones.
 //
-// After netproc restarts, the connection is gone with the old netproc's
-// sockets (kernel backend): calls fail with ECONNRESET, as on a reset
-// connection. A TCPListener, by contrast, listens again by itself.
+// After netproc dies, the connection is gone with it, on either backend:
+// calls fail with ECONNRESET, as on a reset connection, at once (the
+// supervisor ends the dead incarnation without waiting for the next), and
+// so does every later call. A TCPListener, by contrast, listens again by
+// itself. The exception is netproc on usertcp with resume on
+// (ring.CapResume): the connection survives, and the calls the dead
+// incarnation took are replayed to the next one (Request.Resume), each
+// send, receive and close carrying the stream offsets that let netproc
+// carry it out exactly once (proto.FlagStream), so that they see only a
+// pause; see docs/restart.md.
 type TCPConn struct {
 	ch           *Channel
 	h            uint64
@@ -62,7 +70,11 @@ type TCPConn struct {
 	reader   []byte // the Read waiting for the recv in flight, if any
 	readerN  int    // what the recv copied into reader
 	sending  int    // sends in flight
+	recvOff  uint64 // bytes received from netproc (stash included): a recv's stream offset
 	werr     error  // a send failed: the next Write reports it; sticky
+	// sendOff is the bytes handed to netproc in sends: the next send's
+	// stream offset. Written with wmu held; atomic for Close.
+	sendOff atomic.Uint64
 
 	closing          chan struct{} // closed by Close
 	rready           chan struct{} // a token: a recv or poll finished
@@ -140,9 +152,10 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		if !c.recving {
 			c.recving = true
 			if !c.readable && (c.mustPoll || c.ch.FreeBuffers() < c.ch.end.Pool.Len()/4) {
-				req, cb = &Request{Op: proto.OpRecv, Handle: c.h, Args: [3]uint64{uint64(proto.RecvPoll)}}, c.pollCB
+				req, cb = &Request{Op: proto.OpRecv, Handle: c.h, Args: [3]uint64{uint64(proto.RecvPoll)}, Resume: true}, c.pollCB
 			} else {
-				req = &Request{Op: proto.OpRecv, Handle: c.h, Room: min(max(len(b), c.minRoom), c.maxRoom)}
+				req = &Request{Op: proto.OpRecv, Handle: c.h, Room: min(max(len(b), c.minRoom), c.maxRoom),
+					Flags: proto.FlagStream, Offset: c.recvOff, Resume: true}
 			}
 			c.readable = false
 		}
@@ -184,6 +197,7 @@ func (c *TCPConn) onRecv(r Response, data []byte, err error) {
 	case len(data) == 0:
 		c.rerr = io.EOF
 	default:
+		c.recvOff += uint64(len(data))
 		if c.reader != nil && len(c.stash) == 0 {
 			n := copy(c.reader, data)
 			c.readerN, c.reader = n, nil
@@ -243,6 +257,11 @@ func (c *TCPConn) signalRead() {
 func (c *TCPConn) Write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.write(b)
+}
+
+// write is Write with wmu held.
+func (c *TCPConn) write(b []byte) (int, error) {
 	written := 0
 	for {
 		expired := c.wdl.expired()
@@ -270,7 +289,7 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 			continue
 		}
 		chunk := b[written:min(len(b), written+c.maxRoom)]
-		_, err := c.ch.start(&Request{Op: proto.OpSend, Handle: c.h, In: chunk}, c.sendCB, c.closing, c.wdl.wait())
+		_, err := c.ch.start(c.sendRequest(chunk), c.sendCB, c.closing, c.wdl.wait())
 		if err != nil {
 			c.mu.Lock()
 			c.sending--
@@ -280,8 +299,17 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 			}
 			return written, c.opErr("write", err)
 		}
+		c.sendOff.Add(uint64(len(chunk)))
 		written += len(chunk) // queued in netproc: as good as in a socket buffer
 	}
+}
+
+// sendRequest is the send of in (nil for a reserved buffer) from the
+// stream position sendOff, which the caller advances once it started.
+// With its offset, netproc on a backend that resumes connections takes it
+// exactly once, replayed or not (see Request.Resume). wmu held.
+func (c *TCPConn) sendRequest(in []byte) *Request {
+	return &Request{Op: proto.OpSend, Handle: c.h, In: in, Flags: proto.FlagStream, Offset: c.sendOff.Load(), Resume: true}
 }
 
 // onSend takes a send's completion (on the dispatcher; see mu).
@@ -314,9 +342,11 @@ func (c *TCPConn) Close() error {
 	}
 	c.closed = true
 	c.stash, c.store = nil, nil
+	off := c.recvOff
 	c.mu.Unlock()
 	close(c.closing)
-	_, err := netOp(c.ch, &Request{Op: proto.OpClose, Handle: c.h})
+	_, err := netOp(c.ch, &Request{Op: proto.OpClose, Handle: c.h, Flags: proto.FlagStream, Offset: off,
+		Args: [3]uint64{c.sendOff.Load()}, Resume: true})
 	if errors.Is(err, syscall.ECONNRESET) {
 		err = nil // netproc restarted: the socket is gone already
 	}
@@ -334,7 +364,8 @@ func (c *TCPConn) shutdown(how int) error {
 	if c.isClosed() {
 		return c.opErr("close", net.ErrClosed)
 	}
-	_, err := netOp(c.ch, &Request{Op: proto.OpShutdown, Handle: c.h, Args: [3]uint64{uint64(how)}})
+	_, err := netOp(c.ch, &Request{Op: proto.OpShutdown, Handle: c.h, Args: [3]uint64{uint64(how)},
+		Flags: proto.FlagStream, Offset: c.sendOff.Load(), Resume: true})
 	return c.opErr("close", err)
 }
 
@@ -370,7 +401,7 @@ func (c *TCPConn) setOption(opt proto.SockOpt, v int64) error {
 	if c.isClosed() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	_, err := netOp(c.ch, &Request{Op: proto.OpSetsockopt, Handle: c.h, Args: [3]uint64{uint64(opt), uint64(v)}})
+	_, err := netOp(c.ch, &Request{Op: proto.OpSetsockopt, Handle: c.h, Args: [3]uint64{uint64(opt), uint64(v)}, Resume: true})
 	return c.opErr("set", err)
 }
 

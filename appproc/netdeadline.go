@@ -9,10 +9,15 @@ import (
 // closed when the deadline passes, so that a blocked call can select on
 // it, and replaced whenever the deadline moves, so that moving it affects
 // calls already waiting (as net.Conn requires). Safe for concurrent use.
+//
+// A server moves its deadlines at every request (net/http's and saturn's
+// both do), so set re-arms a timer it stopped before it fired rather than
+// allocating another.
 type deadline struct {
 	mu     sync.Mutex
 	t      time.Time
-	timer  *time.Timer
+	timer  *time.Timer   // armed: closes expiry at t
+	spare  *time.Timer   // stopped before it fired, bound to expiry: re-armed by the next set
 	expiry chan struct{} // closed once t has passed
 }
 
@@ -22,29 +27,41 @@ func newDeadline() deadline { return deadline{expiry: make(chan struct{})} }
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.expiry // the timer fired: wait until it closed the channel
+	if d.timer != nil {
+		if d.timer.Stop() {
+			d.spare = d.timer
+		} else {
+			<-d.expiry // the timer fired: wait until it closed the channel
+		}
+		d.timer = nil
 	}
-	d.timer = nil
 	d.t = t
+	var left time.Duration
+	if !t.IsZero() {
+		left = time.Until(t)
+	}
 	closed := isClosed(d.expiry)
+	switch {
+	case !t.IsZero() && left <= 0: // passed already
+		if !closed {
+			close(d.expiry)
+		}
+		d.spare = nil // bound to a closed channel now
+		return
+	case closed: // a deadline that passed is moved, or removed
+		d.expiry = make(chan struct{})
+		d.spare = nil
+	}
 	if t.IsZero() {
-		if closed {
-			d.expiry = make(chan struct{})
-		}
 		return
 	}
-	if left := time.Until(t); left > 0 {
-		if closed {
-			d.expiry = make(chan struct{})
-		}
-		expiry := d.expiry
-		d.timer = time.AfterFunc(left, func() { close(expiry) })
+	if d.spare != nil {
+		d.timer, d.spare = d.spare, nil
+		d.timer.Reset(left)
 		return
 	}
-	if !closed {
-		close(d.expiry)
-	}
+	expiry := d.expiry
+	d.timer = time.AfterFunc(left, func() { close(expiry) })
 }
 
 // wait is the channel closed when the deadline passes.

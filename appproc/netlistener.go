@@ -21,11 +21,13 @@ import (
 // filling, and the next incarnation's Listen on the same address takes it
 // over (Adopted reports so) and accepts what queued meanwhile.
 //
-// If netproc itself restarts, its kernel sockets die with it, and so does
-// this listener's; the listener notices (its Accept fails with ECONNRESET
-// under a new netproc incarnation) and listens again on the same address,
-// so Accept goes on. Connections that arrive while netproc is down are
-// refused by the kernel.
+// If netproc itself dies, this listener's socket dies with it, on either
+// backend; the listener notices (its Accept fails with ECONNRESET under a
+// new netproc incarnation) and listens again on the same address, so
+// Accept goes on. Connections that arrive while netproc is down fail: the
+// kernel refuses them (kernel backend), or has no route to saturn's
+// address until the next netproc's TUN device is up and then refuses them
+// until the listen (usertcp). See docs/restart.md.
 type TCPListener struct {
 	ch      *Channel
 	addr    *net.TCPAddr

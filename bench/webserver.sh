@@ -11,6 +11,9 @@
 #
 #   bench/webserver.sh                         # 5 rounds of 10 s per case
 #   RUNS=3 DURATION=5s bench/webserver.sh
+#   NOCACHE=1 bench/webserver.sh               # and saturn-kernel-nocache:
+#                                              # --content-cache 0, every
+#                                              # body read through diskproc
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -28,6 +31,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	"$work/saturn" --instance bench-kernel supervisor stop >/dev/null 2>&1 || true
 	"$work/saturn" --instance bench-usertcp supervisor stop >/dev/null 2>&1 || true
+	"$work/saturn" --instance bench-nocache supervisor stop >/dev/null 2>&1 || true
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -37,7 +41,7 @@ go build -o "$work/benchserver" ./apps/webserver/internal/benchserver
 go build -o "$work/lgrun" ./apps/loadgen/internal/lgrun
 
 site="$work/site"
-instance() { # name backend port
+instance() { # name backend port [extra webserver arguments, TOML-quoted]
 	cat >"$work/$1.toml" <<CONF
 [netproc]
 backend = "$2"
@@ -48,7 +52,7 @@ root = "$site"
 sample_site = true
 [[app]]
 name = "web"
-command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":$3"]
+command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":$3"${4:+, $4}]
 CONF
 	"$work/saturn" --instance "$1" supervisor start --detach --config "$work/$1.toml"
 }
@@ -56,6 +60,10 @@ declare -A url prefix
 servers=()
 instance bench-kernel kernel 18081 >/dev/null
 url[saturn-kernel]="http://127.0.0.1:18081"; prefix[saturn-kernel]=""; servers+=(saturn-kernel)
+if [ -n "${NOCACHE:-}" ]; then
+	instance bench-nocache kernel 18086 '"--content-cache", "0"' >/dev/null
+	url[saturn-kernel-nocache]="http://127.0.0.1:18086"; prefix[saturn-kernel-nocache]=""; servers+=(saturn-kernel-nocache)
+fi
 chmod -R a+rX "$site"
 if instance bench-usertcp usertcp 18085 >"$work/usertcp.out" 2>&1; then
 	url[saturn-usertcp]="http://10.78.0.2:18085"; prefix[saturn-usertcp]="ip netns exec satb$$"; servers+=(saturn-usertcp)

@@ -78,6 +78,10 @@ type Netproc struct {
 	MTU        int      `toml:"mtu"`
 	Congestion string   `toml:"congestion"`
 	TimeWait   Duration `toml:"time_wait"`
+	// usertcp: established connections survive netproc's death (see
+	// docs/restart.md): a restarted netproc resumes them, and apps replay
+	// what the dead one took. Off by default.
+	Resume bool `toml:"resume"`
 }
 
 // Diskproc configures the disk server.
@@ -94,7 +98,11 @@ type Diskproc struct {
 	MaxInflight int  `toml:"max_inflight"`
 }
 
-// Channel sets the geometry of every app's channels.
+// Channel sets the geometry of every app's channels. The default buffer
+// (128 KiB, 128 of them: 16 MiB of shared memory per channel, touched only
+// where used) holds a typical web response whole, head and body, so that it
+// costs one send; with 64 KiB a 100 KiB response took two of everything,
+// worth about a tenth of the web server's throughput (docs/benchmarks.md).
 type Channel struct {
 	SQEntries  uint32 `toml:"sq_entries"`
 	CQEntries  uint32 `toml:"cq_entries"`
@@ -226,7 +234,7 @@ func (c *Config) fillDefaults() {
 		c.Channel.CQEntries = 512
 	}
 	if c.Channel.BufferSize == 0 {
-		c.Channel.BufferSize = 64 << 10
+		c.Channel.BufferSize = 128 << 10
 	}
 	if c.Channel.Buffers == 0 {
 		c.Channel.Buffers = 128

@@ -14,6 +14,7 @@ import (
 	"saturn/internal/serverkit"
 	"saturn/netproc/backend"
 	"saturn/proto"
+	"saturn/ring"
 )
 
 // Options configure a Handler.
@@ -75,6 +76,9 @@ type Handler struct {
 	orphans map[orphanKey][]*sock // listeners waiting for their app's next incarnation
 	free    []*op                 // recycled operation records
 	capt    captures              // packet captures running (see capture.go)
+	// resumer is the backend's Resumer when its connections survive
+	// netproc's death (see package backend, "Restarts"); nil otherwise.
+	resumer backend.Resumer
 }
 
 var _ serverkit.Handler = (*Handler)(nil)
@@ -114,6 +118,9 @@ func (h *Handler) Start(l *serverkit.Loop) error {
 	if err := h.be.Start(env{h}); err != nil {
 		return fmt.Errorf("netproc: starting the %s backend: %w", h.be.Name(), err)
 	}
+	if r, ok := h.be.(backend.Resumer); ok && r.Resuming() {
+		h.resumer = r
+	}
 	h.log.Info("serving sockets", "backend", h.be.Name(), "limits", fmt.Sprintf("%+v", h.limits), "linger", h.opts.Linger)
 	return nil
 }
@@ -134,13 +141,51 @@ func (h *Handler) Close() error {
 }
 
 // Added implements serverkit.Handler: a new app, or every app again after
-// a restart of netproc.
+// a restart of netproc. With a backend that resumes connections, the app
+// gets back those its channel held in the dead incarnation, under the
+// same handles, and the region says so (ring.CapResume), so that appproc
+// replays what the dead one took instead of failing it.
 func (h *Handler) Added(ch *serverkit.Channel) error {
-	ch.Data = &appState{
+	app := &appState{
 		ch: ch, name: ch.Desc.App, epoch: uint64(ch.End.Epoch) & epochMask,
 		socks: map[uint64]*sock{}, closing: map[*sock]bool{}, pending: map[uint64]*op{},
 	}
+	ch.Data = app
+	var caps uint32
+	if h.resumer != nil {
+		caps = ring.CapResume
+		for _, r := range h.resumer.Resume(ch.Desc.ID, func(handle uint64) backend.Notify {
+			s := &sock{h: h, app: app, handle: handle, ready: backend.Readable | backend.Writable}
+			app.socks[handle] = s
+			return s.notify
+		}) {
+			s := app.socks[r.Handle]
+			s.conn = r.Conn
+			s.stream, _ = r.Conn.(backend.StreamConn)
+			if r.CloseAt != 0 && s.stream != nil {
+				s.closeAfterReplays(r.CloseAt) // closed by the app, its sends replayed
+			}
+		}
+		if n := len(app.socks); n > 0 {
+			h.log.Info("app's connections resumed", "app", app.name, "channel", ch.Desc.ID, "connections", n)
+		}
+	}
+	if ch.Region != nil {
+		ch.Region.SetServerCaps(caps)
+	}
 	return nil
+}
+
+// owned names the app and handle that now hold s, in a backend that
+// resumes connections; nil otherwise.
+func (h *Handler) owned(s *sock) {
+	if h.resumer == nil {
+		return
+	}
+	if sc, ok := s.conn.(backend.StreamConn); ok {
+		s.stream = sc
+		sc.SetOwner(s.app.ch.Desc.ID, s.handle)
+	}
 }
 
 // Dropped implements serverkit.Handler: the app is gone. Its connections

@@ -141,11 +141,14 @@ func (h *Handler) send(o *op) {
 		return
 	}
 	if len(s.sends) == 0 && s.ready&backend.Writable != 0 && s.trySend(o) {
+		if s.awaitEnd != 0 {
+			s.pump() // the close may be due now
+		}
 		return
 	}
 	if h.admit(o) {
 		o.sock = s
-		s.sends = append(s.sends, o)
+		s.queueSend(o)
 	}
 }
 
@@ -191,11 +194,12 @@ func (h *Handler) shutdown(o *op) {
 		h.fail(o, syscall.EINVAL)
 		return
 	}
-	if o.sub.Args[0] != proto.ShutRead && len(s.sends) > 0 {
-		// Sends go out before the end of the stream: wait behind them.
+	if o.sub.Args[0] != proto.ShutRead && (len(s.sends) > 0 || s.streamBehind(o)) {
+		// Sends go out before the end of the stream: wait behind them
+		// (and behind the replays of those the dead incarnation took).
 		if h.admit(o) {
 			o.sock = s
-			s.sends = append(s.sends, o)
+			s.queueSend(o)
 		}
 		return
 	}
@@ -207,6 +211,19 @@ func (h *Handler) closeOp(o *op) {
 	if errno != 0 {
 		h.fail(o, errno)
 		return
+	}
+	if o.sub.Flags&proto.FlagStream != 0 && s.stream != nil {
+		s.stream.Release(o.sub.Offset) // what the app received is not unread
+		if end := o.sub.Args[0]; s.stream.Sent(end) < end {
+			// Sends before the close have not all arrived: the dead
+			// incarnation took them, and the app replays them behind
+			// this close (or they wait for room). The handle stays
+			// until they are in, and a next incarnation knows it.
+			s.stream.Closing(end)
+			s.closeAfterReplays(end)
+			h.complete(o, 0, 0)
+			return
+		}
 	}
 	if len(s.sends) > 0 {
 		s.closeAfterSends()

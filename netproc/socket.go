@@ -20,7 +20,8 @@ type sock struct {
 	handle uint64
 	ln     backend.Listener // exactly one of ln and conn is set
 	conn   backend.Conn
-	key    orphanKey // listeners: the address asked for, for adoption
+	stream backend.StreamConn // conn, when it serves proto.FlagStream (see Handler.owned)
+	key    orphanKey          // listeners: the address asked for, for adoption
 
 	// ready is what may succeed without EAGAIN: set by the backend's
 	// notifications, cleared when an attempt finds the socket not ready
@@ -35,6 +36,7 @@ type sock struct {
 	pumping, again bool // pump is running; a notification came meanwhile
 	closed         bool
 	closing        bool   // the app closed it; it closes once its sends are out
+	awaitEnd       uint64 // the app closed it at this stream end; it closes once the sends up to it are in (see closeAfterReplays)
 	lingering      *timer // an orphaned listener's end, or a closing socket's
 }
 
@@ -96,6 +98,9 @@ func (s *sock) pump() {
 		if s.closing && len(s.sends) == 0 && !s.closed {
 			s.close(syscall.ECANCELED) // closed by the app, and all sent
 		}
+		if s.awaitEnd != 0 && len(s.sends) == 0 && !s.closed && s.stream.Sent(s.awaitEnd) >= s.awaitEnd {
+			s.close(syscall.ECANCELED) // closed by the app, and its replayed sends are in
+		}
 		if !s.again || s.closed {
 			break
 		}
@@ -118,7 +123,13 @@ func (s *sock) tryRecv(o *op) bool {
 		s.h.complete(o, 0, 0)
 		return true
 	}
-	n, err := s.conn.Read(o.buf)
+	var n int
+	var err error
+	if o.sub.Flags&proto.FlagStream != 0 && s.stream != nil {
+		n, err = s.stream.ReadAt(o.buf, o.sub.Offset)
+	} else {
+		n, err = s.conn.Read(o.buf)
+	}
 	switch {
 	case err == syscall.EAGAIN:
 		s.notReadable()
@@ -138,10 +149,28 @@ func (s *sock) tryRecv(o *op) bool {
 // sent; false while some wait for room.
 func (s *sock) trySend(o *op) bool {
 	if o.sub.Op == proto.OpShutdown {
+		if s.streamBehind(o) {
+			return false // a send before it is still to be replayed
+		}
 		s.shutdownNow(o) // queued behind the sends that came before it
 		return true
 	}
 	for o.sent < len(o.buf) {
+		if o.sub.Flags&proto.FlagStream != 0 && s.stream != nil {
+			// Skip what the connection has queued already (a send the
+			// dead incarnation took, replayed); wait for a send before
+			// this one that has not arrived yet (replays come after the
+			// entries the dead one never took).
+			want := o.sub.Offset + uint64(o.sent)
+			have := s.stream.Sent(want)
+			if have < want {
+				return false
+			}
+			o.sent += int(min(have-want, uint64(len(o.buf)-o.sent)))
+			if o.sent == len(o.buf) {
+				break
+			}
+		}
 		n, err := s.conn.Write(o.buf[o.sent:])
 		switch {
 		case err == syscall.EAGAIN:
@@ -188,6 +217,7 @@ func (s *sock) tryAccept(o *op) bool {
 	ns.conn = c
 	ns.handle = s.h.newHandle(app)
 	app.socks[ns.handle] = ns
+	s.h.owned(ns)
 	if len(o.buf) >= proto.AddrPairSize {
 		local, _ := c.LocalAddr()
 		proto.EncodeAddrPair(o.buf, local, peer)
@@ -215,6 +245,7 @@ func (s *sock) finishConnect() {
 		peer, _ := s.conn.PeerAddr()
 		proto.EncodeAddrPair(o.buf, local, peer)
 	}
+	s.h.owned(s)
 	s.h.complete(o, int64(s.handle), 0)
 }
 
@@ -246,6 +277,24 @@ func (s *sock) closeAfterSends() {
 	delete(app.socks, s.handle)
 	app.closing[s] = true
 	s.closing = true
+	s.lingering = s.h.timers.AfterFunc(closeLinger, func() {
+		s.lingering = nil
+		s.close(syscall.ECANCELED)
+	})
+}
+
+// closeAfterReplays is OpClose (with proto.FlagStream) on a socket whose
+// stream has not reached end, the bytes the app had sent when it closed:
+// sends the dead incarnation of netproc took are replayed behind the
+// close. What waits to receive goes at once; the handle stays, for the
+// replays, and the socket closes once its stream reaches end (in pump), or
+// after closeLinger.
+func (s *sock) closeAfterReplays(end uint64) {
+	for _, o := range s.recvs {
+		s.h.endWaiting(o, syscall.ECANCELED)
+	}
+	s.recvs = nil
+	s.awaitEnd = end
 	s.lingering = s.h.timers.AfterFunc(closeLinger, func() {
 		s.lingering = nil
 		s.close(syscall.ECANCELED)
@@ -295,6 +344,33 @@ func (s *sock) closeBackend() {
 	} else if s.conn != nil {
 		s.conn.Close()
 	}
+}
+
+// streamBehind reports whether o, an OpShutdown with a stream offset (the
+// bytes the app had sent before it), must wait for sends before it that
+// have not arrived (the dead incarnation took them; they are replayed).
+func (s *sock) streamBehind(o *op) bool {
+	return o.sub.Flags&proto.FlagStream != 0 && s.stream != nil && s.stream.Sent(o.sub.Offset) < o.sub.Offset
+}
+
+// queueSend queues o (an OpSend or OpShutdown) behind the sends waiting.
+// A send with a stream offset goes before the first send with a later
+// offset, or shutdown with a later end (a replayed send arrives after the
+// entries that follow it in the stream), and the socket is pumped if it
+// went first.
+func (s *sock) queueSend(o *op) {
+	if o.sub.Op == proto.OpSend && o.sub.Flags&proto.FlagStream != 0 && s.stream != nil {
+		for i, q := range s.sends {
+			if q.sub.Flags&proto.FlagStream != 0 && q.sub.Offset > o.sub.Offset {
+				s.sends = slices.Insert(s.sends, i, o)
+				if i == 0 {
+					s.pump()
+				}
+				return
+			}
+		}
+	}
+	s.sends = append(s.sends, o)
 }
 
 // remove takes o out of s's queues; false if it was in none.

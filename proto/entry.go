@@ -48,8 +48,18 @@ const (
 	FlagPath SubmitFlag = 1 << iota
 	// FlagAppend: OpWrite appends at the end of the file, ignoring Offset.
 	FlagAppend
+	// FlagStream: OpSend, OpRecv and OpClose on a connection carry the
+	// app's stream offsets: in Offset, for OpSend the stream position of
+	// its first byte (bytes sent before it), for OpRecv and OpClose the
+	// bytes received so far; OpClose's Args[0] and OpShutdown's Offset are
+	// the bytes sent in all.
+	// netproc on a backend whose connections survive its death takes a
+	// replayed entry exactly once by them, and closes only once every
+	// byte sent before the close is in (see docs/restart.md). A server
+	// that does not resume ignores it.
+	FlagStream
 
-	knownSubmitFlags = FlagPath | FlagAppend
+	knownSubmitFlags = FlagPath | FlagAppend | FlagStream
 )
 
 // Completion is a server's answer to one submission. Its wire form is

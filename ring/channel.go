@@ -108,6 +108,7 @@ func (r *Region) Server(b Bells) (*ServerEnd, error) {
 	state := word64(r.mem, offServerState)
 	epoch := uint32(state.Load()>>32) + 1
 	resume := sq.Position()
+	r.setDown(false)
 	state.Store(uint64(epoch)<<32 | uint64(resume))
 	if err := app.Ring(); err != nil {
 		return nil, fmt.Errorf("waking the app: %w", err)
@@ -130,6 +131,7 @@ func (r *Region) EndIncarnation(app Doorbell) error {
 	head := word32(r.mem, offSQHead).Load()
 	state := word64(r.mem, offServerState)
 	epoch := uint32(state.Load()>>32) + 1
+	r.setDown(true) // before the epoch, which is what the app watches
 	state.Store(uint64(epoch)<<32 | uint64(head))
 	if app == nil {
 		app = &FutexDoorbell{word: word32(r.mem, offCQFutex)}

@@ -31,6 +31,7 @@ import (
 //	64   total size     uint64   bytes in the region (equals the file size)
 //	128  server state   uint64   epoch<<32 | resume position (see Region.ServerEpoch)
 //	136  app pid        uint32   written by the attaching app, for diagnostics
+//	140  server caps    uint32   CapResume, CapDown (see Region.ServerCaps)
 //	256  sq tail        uint32   written by the app (producer)
 //	384  sq head        uint32   written by the server (consumer)
 //	512  sq wake flag   uint32   set by a sleeping server; cleared by whoever wakes it
@@ -59,6 +60,7 @@ const (
 
 	offServerState = 128
 	offAppPID      = 136
+	offServerCaps  = 140
 	offSQTail      = 256
 	offSQHead      = 384
 	offSQWakeFlag  = 512

@@ -141,6 +141,49 @@ func (r *Region) ServerEpoch() (epoch, resume uint32) {
 	return uint32(s >> 32), uint32(s)
 }
 
+// Server capabilities, in a word of the header (see ServerCaps).
+const (
+	// CapResume: the server's connections survive its death (netproc on
+	// the usertcp backend with resume on): after a restart the app keeps
+	// its sockets and replays what the dead incarnation took and never
+	// answered, instead of failing it (see docs/restart.md).
+	CapResume uint32 = 1 << iota
+	// CapDown: the incarnation was ended by the supervisor and no next
+	// one has started yet. EndIncarnation sets it and Server clears it.
+	CapDown
+)
+
+// SetServerCaps publishes the capabilities the server's incarnation
+// offers (CapDown is kept as it is).
+func (r *Region) SetServerCaps(caps uint32) {
+	w := word32(r.mem, offServerCaps)
+	for {
+		old := w.Load()
+		if w.CompareAndSwap(old, caps&^CapDown|old&CapDown) {
+			return
+		}
+	}
+}
+
+// ServerCaps reports the capabilities the server published. It comes from
+// a peer: an app treats it as a hint, never as a reason to trust more.
+func (r *Region) ServerCaps() uint32 { return word32(r.mem, offServerCaps).Load() }
+
+// setDown sets or clears CapDown.
+func (r *Region) setDown(down bool) {
+	w := word32(r.mem, offServerCaps)
+	for {
+		old := w.Load()
+		nw := old &^ CapDown
+		if down {
+			nw |= CapDown
+		}
+		if w.CompareAndSwap(old, nw) {
+			return
+		}
+	}
+}
+
 // Counters are the channel's running figures, read from shared memory for
 // status reports. They come from a peer and are informational only.
 type Counters struct {

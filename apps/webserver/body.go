@@ -17,10 +17,14 @@ type fileBody struct {
 	at     io.ReaderAt // nil when absent
 	seeker io.Seeker   // nil when absent
 	pos    int64       // f's offset, for Seek-less and Seek-based reads
+	mem    []byte      // the whole file in memory (a cached one's kept contents), or nil
 }
 
 func newFileBody(f fs.File) fileBody {
 	b := fileBody{f: f}
+	if s, ok := f.(*shared); ok {
+		b.mem = s.data
+	}
 	b.at, _ = f.(io.ReaderAt)
 	b.seeker, _ = f.(io.Seeker)
 	return b

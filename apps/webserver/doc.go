@@ -45,7 +45,16 @@
 // the write buffer with io.ReaderAt, so head and body (and any pipelined
 // responses) leave in one write. A large body from a kernel-backed file is
 // handed to the connection's io.ReadFrom when it has one (sendfile, on
-// kernel sockets); otherwise it is copied through the write buffer.
+// kernel sockets); one on a connection that reads a file into its own send
+// buffers (appproc's TCPConn, through its WriteFrom method) is handed to it
+// with the buffered head, so that the bytes are copied once in the app, from
+// diskproc's buffer into netproc's; otherwise it is copied through the
+// write buffer.
+//
+// Config.OpenFileCache keeps files open between requests, and
+// Config.ContentCache their contents as well, read again at every check of
+// the open-file cache, so that what is served is never older than its
+// validity: in saturn a hit then costs no round trip to diskproc at all.
 //
 // # Shutting down
 //

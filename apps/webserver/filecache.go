@@ -15,16 +15,26 @@ import (
 // with one Stat once older than the validity, and evicted least recently
 // used first; an evicted file is closed when its last reader lets go.
 //
-// Locks: mu guards entries, lru and every entry's fields; it is never held
-// across a call to the file system.
+// With Config.ContentCache the cache also keeps the contents of files up to
+// maxFileData bytes, maxData in all: read once when the file is opened and
+// again at every check, so that what is served is never older than the
+// validity, and dropped least recently used first when they do not fit.
+// Contents are replaced, never written into, so a request keeps reading the
+// ones it started with.
+//
+// Locks: mu guards entries, lru, dataBytes and every entry's fields; it is
+// never held across a call to the file system.
 type fileCache struct {
 	root     fs.FS
 	validity time.Duration
 	max      int
 
-	mu      sync.Mutex
-	entries map[string]*cachedFile
-	lru     *list.List // of *cachedFile, most recently used at the front
+	maxData, maxFileData int64 // contents kept, in all and per file; 0: none
+
+	mu        sync.Mutex
+	entries   map[string]*cachedFile
+	lru       *list.List // of *cachedFile, most recently used at the front
+	dataBytes int64      // contents kept now
 }
 
 type cachedFile struct {
@@ -36,10 +46,12 @@ type cachedFile struct {
 	refs    int
 	gone    bool // evicted: close on the last release
 	elem    *list.Element
+	data    []byte // the contents as of a check, if kept (see keep); else nil
 }
 
-func newFileCache(root fs.FS, validity time.Duration, max int) *fileCache {
-	return &fileCache{root: root, validity: validity, max: max, entries: map[string]*cachedFile{}, lru: list.New()}
+func newFileCache(root fs.FS, validity time.Duration, max int, maxData, maxFileData int64) *fileCache {
+	return &fileCache{root: root, validity: validity, max: max, maxData: maxData, maxFileData: min(maxFileData, maxData),
+		entries: map[string]*cachedFile{}, lru: list.New()}
 }
 
 // get returns name's cached file (release it when done), or, for a file it
@@ -67,6 +79,7 @@ func (c *fileCache) get(name string, now time.Time) (*cachedFile, fs.File, fs.Fi
 				e.refs++
 				c.lru.MoveToFront(e.elem)
 				c.mu.Unlock()
+				c.keep(e) // read again: contents are never older than the validity
 				return e, nil, nil, nil
 			}
 			c.evict(e)
@@ -101,7 +114,50 @@ func (c *fileCache) get(name string, now time.Time) (*cachedFile, fs.File, fs.Fi
 		c.evict(c.lru.Back().Value.(*cachedFile))
 	}
 	c.mu.Unlock()
+	c.keep(e)
 	return e, nil, nil, nil
+}
+
+// keep reads e's contents and keeps them with it, if the cache keeps
+// contents and they fit; e is held (get's reference). Contents that cannot
+// be read whole (the file changed under us) are not kept: requests read the
+// file until the next check.
+func (c *fileCache) keep(e *cachedFile) {
+	size := e.fi.Size()
+	if c.maxData <= 0 || size > c.maxFileData {
+		return
+	}
+	buf := make([]byte, size)
+	if n, err := e.at.ReadAt(buf, 0); n != len(buf) || (err != nil && err != io.EOF) {
+		buf = nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropData(e)
+	if buf == nil || e.gone {
+		return
+	}
+	for el := c.lru.Back(); el != nil && c.dataBytes+size > c.maxData; el = el.Prev() {
+		c.dropData(el.Value.(*cachedFile)) // least recently used first
+	}
+	if c.dataBytes+size <= c.maxData {
+		e.data = buf
+		c.dataBytes += size
+	}
+}
+
+// dropData lets go of e's contents; mu held.
+func (c *fileCache) dropData(e *cachedFile) {
+	c.dataBytes -= int64(len(e.data))
+	e.data = nil
+}
+
+// view is what a request serves of e: its file, its metadata, and its
+// contents if kept.
+func (c *fileCache) view(e *cachedFile) shared {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return shared{at: e.at, fi: e.fi, data: e.data}
 }
 
 // sameFile reports whether two stats describe the same unchanged file, as
@@ -116,6 +172,7 @@ func (c *fileCache) evict(e *cachedFile) {
 		return
 	}
 	e.gone = true
+	c.dropData(e)
 	delete(c.entries, e.name)
 	c.lru.Remove(e.elem)
 	if e.refs == 0 {
@@ -145,15 +202,29 @@ func (c *fileCache) close() {
 
 // shared presents a cached file to the serving code as an fs.File that can
 // only be read with ReadAt: no Seek (the offset would be shared) and no
-// descriptor to splice.
+// descriptor to splice. With data (the kept contents), reads come from
+// memory.
 type shared struct {
-	at io.ReaderAt
-	fi fs.FileInfo
+	at   io.ReaderAt
+	fi   fs.FileInfo
+	data []byte
 }
 
 var errSharedRead = errors.New("webserver: a cached file is read with ReadAt only")
 
-func (s shared) Stat() (fs.FileInfo, error)              { return s.fi, nil }
-func (s shared) Read([]byte) (int, error)                { return 0, errSharedRead }
-func (s shared) ReadAt(p []byte, off int64) (int, error) { return s.at.ReadAt(p, off) }
-func (s shared) Close() error                            { return nil }
+func (s shared) Stat() (fs.FileInfo, error) { return s.fi, nil }
+func (s shared) Read([]byte) (int, error)   { return 0, errSharedRead }
+func (s shared) ReadAt(p []byte, off int64) (int, error) {
+	if s.data == nil {
+		return s.at.ReadAt(p, off)
+	}
+	if off < 0 || off >= int64(len(s.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (s shared) Close() error { return nil }

@@ -116,3 +116,93 @@ func TestOpenFileCache(t *testing.T) {
 		t.Fatalf("a deleted file: %d", resp.StatusCode)
 	}
 }
+
+// readCountingFS is a countingFS that also counts ReadAt calls.
+type readCountingFS struct {
+	*countingFS
+	reads atomic.Int64
+}
+
+type readCountedFile struct {
+	fs.File
+	at    io.ReaderAt
+	reads *atomic.Int64
+}
+
+func (f readCountedFile) ReadAt(p []byte, off int64) (int, error) {
+	f.reads.Add(1)
+	return f.at.ReadAt(p, off)
+}
+
+func (r *readCountingFS) Open(name string) (fs.File, error) {
+	f, err := r.countingFS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return readCountedFile{f, f.(io.ReaderAt), &r.reads}, nil
+}
+
+// TestContentCache: a cached file's contents are read once and served from
+// memory, ranges included, until the next check, which reads them again
+// (even a change that the file's size and time do not show); files over the
+// per-file cap, and past the budget, are read per request.
+func TestContentCache(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	rfs := &readCountingFS{countingFS: &countingFS{m: fstest.MapFS{}}}
+	rfs.set("a.txt", "first", t0)
+	rfs.set("big.txt", "0123456789abcdef", t0)
+	rfs.set("b.txt", "bbbbbb", t0)
+	_, addr := startServer(t, Config{Root: rfs, OpenFileCache: 100 * time.Millisecond, ContentCache: 12, ContentCacheFileMax: 8})
+	get := func(path string, header ...string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for range 5 {
+		if got := get("/a.txt"); got != "first" {
+			t.Fatalf("got %q", got)
+		}
+	}
+	if got := get("/a.txt", "Range", "bytes=1-3"); got != "irs" {
+		t.Fatalf("range: %q", got)
+	}
+	if n := rfs.reads.Load(); n != 1 {
+		t.Fatalf("6 requests read the file %d times, want 1 (when it was opened)", n)
+	}
+	// Over the per-file cap: read every time.
+	before := rfs.reads.Load()
+	for range 3 {
+		if got := get("/big.txt"); got != "0123456789abcdef" {
+			t.Fatalf("big: %q", got)
+		}
+	}
+	if n := rfs.reads.Load() - before; n != 3 {
+		t.Fatalf("3 requests for a file over the cap read it %d times, want 3", n)
+	}
+	// Rewritten in place, with the same size and time: the check reads the
+	// contents again.
+	rfs.mu.Lock()
+	copy(rfs.m["a.txt"].Data, "FIRST")
+	rfs.mu.Unlock()
+	time.Sleep(150 * time.Millisecond)
+	get("/a.txt") // the check
+	if got := get("/a.txt"); got != "FIRST" {
+		t.Fatalf("after the check: %q, want the new contents", got)
+	}
+	// The budget (12 bytes) holds a.txt (5) and b.txt (6); both served
+	// from memory.
+	get("/b.txt")
+	before = rfs.reads.Load()
+	if get("/a.txt") != "FIRST" || get("/b.txt") != "bbbbbb" || rfs.reads.Load() != before {
+		t.Fatalf("two kept files: %d reads", rfs.reads.Load()-before)
+	}
+}

@@ -82,7 +82,10 @@ func (c *conn) serveName(name string, dirForm bool) error {
 				c.writeError(404, false)
 				return nil
 			}
-			return c.serveFile(shared{e.at, e.fi}, e.fi, name)
+			c.view = cache.view(e)
+			err := c.serveFile(&c.view, e.fi, name)
+			c.view = shared{} // let its contents go with the cache's
+			return err
 		}
 	} else if f, err = c.srv.cfg.Root.Open(name); err == nil {
 		if fi, err = f.Stat(); err != nil {
@@ -217,6 +220,20 @@ func (c *conn) serveFile(f fs.File, fi fs.FileInfo, name string) error {
 	return c.sendBody(&body, start, length)
 }
 
+// fromWriter is a connection that sends a head and then a reader's bytes
+// itself, reading them straight into its own send buffers: appproc's
+// TCPConn, whose WriteFrom reads a file from diskproc into the buffers it
+// hands to netproc (one copy in the app instead of two, through the write
+// buffer), several buffers at once.
+type fromWriter interface {
+	WriteFrom(head []byte, r io.Reader) (int64, error)
+}
+
+// fromWriterMin is the smallest body handed to a fromWriter even when it
+// would fit in the write buffer: below it, the copy saved is worth less than
+// sending the response with the ones pipelined before it.
+const fromWriterMin = 16 << 10
+
 func (c *conn) appendValidators(etag []byte, modSec time.Time) {
 	c.appendFieldBytes("ETag", etag)
 	if !modSec.IsZero() {
@@ -266,9 +283,29 @@ func (c *conn) sendMultipart(body fileBody, size int64, etag []byte, modSec time
 // its head (and the responses pipelined with it) go out in one write. A
 // larger one from a kernel-backed file on a connection that can splice
 // (io.ReaderFrom; on kernel sockets, sendfile) is handed to the connection;
-// anything else is copied through the write buffer.
+// so is a large one on a connection that reads a file into its own send
+// buffers (fromWriter: saturn's), with the buffered head; anything else is
+// copied through the write buffer.
 func (c *conn) sendBody(body *fileBody, start, length int64) error {
-	if free := int64(cap(c.wbuf) - len(c.wbuf)); length <= free {
+	free := int64(cap(c.wbuf) - len(c.wbuf))
+	if fw, ok := c.nc.(fromWriter); ok && body.at != nil && (length > free || length >= fromWriterMin) {
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		var src io.Reader
+		if body.mem != nil && start+length <= int64(len(body.mem)) {
+			c.memReader.Reset(body.mem[start : start+length])
+			src = &c.memReader
+		} else {
+			src = io.NewSectionReader(body.at, start, length)
+		}
+		n, err := fw.WriteFrom(c.wbuf, src)
+		c.wbuf = c.wbuf[:0]
+		c.bodySent += n
+		if err == nil && n < length {
+			err = io.ErrUnexpectedEOF // the file shrank after its Stat
+		}
+		return err
+	}
+	if length <= free {
 		n := len(c.wbuf)
 		c.wbuf = c.wbuf[:n+int(length)]
 		if err := body.readAt(c.wbuf[n:], start); err != nil {

@@ -43,7 +43,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	var cache *fileCache
 	if cfg.OpenFileCache > 0 {
-		cache = newFileCache(cfg.Root, cfg.OpenFileCache, cfg.OpenFileCacheSize)
+		cache = newFileCache(cfg.Root, cfg.OpenFileCache, cfg.OpenFileCacheSize, cfg.ContentCache, cfg.ContentCacheFileMax)
 	}
 	return &Server{
 		cfg:       cfg,

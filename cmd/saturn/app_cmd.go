@@ -54,6 +54,7 @@ func webserverCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-header-bytes", Value: webserver.DefaultMaxHeaderBytes, Usage: "the largest request head accepted (431 past it)"},
 			&cli.IntFlag{Name: "max-headers", Value: webserver.DefaultMaxHeaderCount, Usage: "the most header fields accepted (431 past it)"},
 			&cli.DurationFlag{Name: "open-cache", Value: time.Second, Usage: "keep files open between requests, checking them again after this long (0: open every time)"},
+			&cli.Int64Flag{Name: "content-cache", Value: 32 << 20, Usage: "with --open-cache, also keep the contents of files of at most 1 MiB in memory, up to this many `BYTES` in all, read again at every check (0: read every request's bytes through diskproc)"},
 		),
 		Action: runWebserver,
 	}
@@ -83,7 +84,7 @@ func runWebserver(c *cli.Context) error {
 		Root: root, IndexFile: c.String("index"), Listing: c.Bool("listing"),
 		HeaderTimeout: c.Duration("header-timeout"), IdleTimeout: c.Duration("idle-timeout"),
 		MaxHeaderBytes: c.Int("max-header-bytes"), MaxHeaderCount: c.Int("max-headers"),
-		ErrorLog: log, OpenFileCache: c.Duration("open-cache"),
+		ErrorLog: log, OpenFileCache: c.Duration("open-cache"), ContentCache: c.Int64("content-cache"),
 	}
 	switch p := c.String("access-log"); p {
 	case "":

@@ -78,7 +78,14 @@ func TestChaos(t *testing.T) {
 // backend, namespace and address; at the end the namespace holds one TUN
 // device (no dead incarnation's lingers), and after stop the namespace is
 // gone and no persistent TUN device was left anywhere.
-func TestChaosUserTCP(t *testing.T) {
+func TestChaosUserTCP(t *testing.T) { chaosUserTCP(t, false) }
+
+// TestChaosUserTCPResume is TestChaosUserTCP with resume on (see
+// docs/restart.md): connections ride out netproc's deaths, and every
+// check of TestChaos still holds.
+func TestChaosUserTCPResume(t *testing.T) { chaosUserTCP(t, true) }
+
+func chaosUserTCP(t *testing.T, resume bool) {
 	needTUN(t)
 	ns := fmt.Sprintf("satchaos%d", os.Getpid()%100000)
 	if NamespaceExists(ns) {
@@ -94,7 +101,7 @@ func TestChaosUserTCP(t *testing.T) {
 		}
 	})
 	runChaos(t, setup{
-		netproc: fmt.Sprintf("backend = \"usertcp\"\nnetns = %q\naddress = %q\n", ns, addr),
+		netproc: fmt.Sprintf("backend = \"usertcp\"\nnetns = %q\naddress = %q\nresume = %v\n", ns, addr, resume),
 		listen:  ":8080",
 		base:    "http://10.97.0.2:8080",
 		opts: func(o *Options) {

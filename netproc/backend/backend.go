@@ -48,8 +48,19 @@
 // With the kernel backend, sockets die with the netproc process: the next
 // incarnation starts with none, and answers the handles of the old one with
 // ECONNRESET. A backend whose connections outlive the process (state in
-// the server's persistent memory) will need the handler to restore its
-// handle table too; that is not part of this interface yet.
+// the server's persistent memory: usertcp with resume on) also offers
+// Resumer, and its connections StreamConn. The handler then:
+//
+//   - names each connection's owner once the app holds it (SetOwner, after
+//     an accept or a finished connect, before the completion that gives
+//     the handle is posted), so that the record carries it;
+//   - when a channel comes (Added, which every channel sees again after a
+//     restart), asks Resume for the connections the channel's earlier
+//     incarnation owned and enters them in the app's table under their
+//     old handles; the backend resets what nobody claims within its grace;
+//   - serves sends, receives and closes that carry proto.FlagStream with
+//     the stream calls of StreamConn, so that an entry the dead
+//     incarnation took and the app replays is carried out exactly once.
 package backend
 
 import (
@@ -162,4 +173,54 @@ type Conn interface {
 	Shutdown(how int) error
 	// PeerAddr is the connected peer's address.
 	PeerAddr() (netip.AddrPort, error)
+}
+
+// Resumer is a Backend whose connections survive netproc's death.
+type Resumer interface {
+	// Resuming reports whether connections survive (a config may turn it
+	// off): the handler offers the stream calls and publishes
+	// ring.CapResume only then.
+	Resuming() bool
+	// Resume hands over the connections that an earlier incarnation of
+	// netproc left owned by channel owner (its proto.ChannelDesc.ID, which
+	// the supervisor hands over again), each under the handle the app
+	// knew. notify makes the Notify of each, as Accept's would be. It
+	// gives each connection once; those not claimed within the backend's
+	// grace are reset.
+	Resume(owner uint64, notify func(handle uint64) Notify) []Resumed
+}
+
+// Resumed is a connection handed back by Resume. CloseAt is what the
+// app's close promised (StreamConn.Closing), 0 if it had not closed it:
+// the handler closes it once its stream reaches CloseAt, as it would have.
+type Resumed struct {
+	Handle  uint64
+	Conn    Conn
+	CloseAt uint64
+}
+
+// StreamConn is a Conn of a Resumer, addressed by stream offsets. Offsets
+// count bytes from the start of the connection (the app's, in 64 bits; a
+// backend may keep them modulo 2^32 and extend them against the app's).
+type StreamConn interface {
+	Conn
+	// SetOwner records the app channel and handle that hold the
+	// connection, in memory that outlives the process.
+	SetOwner(owner, handle uint64)
+	// Sent is how many bytes Write has taken so far, extended against
+	// near (the offset the app is about to send from).
+	Sent(near uint64) uint64
+	// ReadAt is Read for an app that has received off bytes: it first
+	// releases what lies before off (the app has it), then copies the
+	// bytes from off on into b without consuming them, so that a replayed
+	// receive finds them again. Its results are Read's; EINVAL for an off
+	// outside the bytes received and not yet released.
+	ReadAt(b []byte, off uint64) (int, error)
+	// Release releases the bytes before off, as ReadAt does, without
+	// reading: before a Close, so that bytes the app has are not taken
+	// for unread data.
+	Release(off uint64)
+	// Closing records, in memory that outlives the process, that the app
+	// closed the connection once its stream reaches end (see Resumed).
+	Closing(end uint64)
 }

@@ -54,6 +54,13 @@ type Config struct {
 	// backlog if that is larger.
 	SynBacklog int
 
+	// Resume keeps the connections apps hold across netproc's death (see
+	// recover.go): the next incarnation resumes them for their apps
+	// instead of resetting them. ResumeGrace is how long it keeps one for
+	// its app's channel to come back and claim it; default 10 s.
+	Resume      bool
+	ResumeGrace time.Duration
+
 	// Log receives the stack's messages; default: the loop's logger.
 	Log *slog.Logger
 }
@@ -63,7 +70,10 @@ const (
 	DefaultMaxConns   = 131072
 	DefaultBufSize    = 512 << 10
 	DefaultSynBacklog = 1024
-	minBufSize        = 4 << 10
+	// DefaultResumeGrace is how long a resumed connection waits for its
+	// app's channel.
+	DefaultResumeGrace = 10 * time.Second
+	minBufSize         = 4 << 10
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -95,6 +105,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SynBacklog <= 0 {
 		c.SynBacklog = DefaultSynBacklog
 	}
+	if c.ResumeGrace <= 0 {
+		c.ResumeGrace = DefaultResumeGrace
+	}
 	if !c.Address.IsValid() || !c.Address.Addr().Is4() {
 		return c, fmt.Errorf("usertcp: address %v is not an IPv4 prefix", c.Address)
 	}
@@ -124,6 +137,7 @@ func FromConfig(np configs.Netproc) (Config, error) {
 		Namespace: np.Netns,
 		Address:   pfx,
 		MTU:       np.MTU,
+		Resume:    np.Resume,
 		Conn:      tcp.Config{Congestion: cc, TimeWait: time.Duration(np.TimeWait)},
 		Impair: link.ImpairOptions{
 			Seed:             np.ImpairSeed,

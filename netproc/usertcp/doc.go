@@ -33,9 +33,11 @@
 //     in the stack, queued and delivered when the operation settles.
 //   - Memory (reclaim.go): idle connections give back the pages of their
 //     emptied buffers; the table is sparse until used.
-//   - Restarts (recover.go): a new incarnation finds the table the dead one
-//     left, takes over the connections their apps had closed, and resets
-//     those apps held.
+//   - Restarts (recover.go, resume.go): a new incarnation finds the table
+//     the dead one left, takes over the connections their apps had closed,
+//     and resets those apps held, unless resume is on: then it keeps them
+//     for their apps' channels to claim, and serves sends and receives by
+//     stream offsets so that what appproc replays is done exactly once.
 //
 // # Operations and wake-ups
 //

@@ -23,28 +23,26 @@ import (
 // stepped with InTimer, which runs what fell due while no netproc was
 // there and reports the deadline to arm; it then ends as it would have.
 //
-// A connection an app still held is reset: the handler's table of handles
-// does not survive a restart yet (see package backend, "Restarts"), so no
-// app could ever use it again, and a RST tells the peer at once rather than
-// after its retransmissions give up (docs/restart.md). Resuming those is
-// the next step: the record already holds all the core and the shell need
-// (the state, the bytes, the listener a queued child waits on). What is
-// missing:
+// A record whose step sequence is odd was torn: the dead process was
+// writing it (inside a Step, or, with resume on, writing a Step's result
+// back: see stepRecord), and its state may be half written. It is
+// reset (if the core's checks pass, with a RST from its state; otherwise it
+// is freed and the peer's next segment meets a RST), whatever else it is.
 //
-//   - the handler's side: each record naming its owner (the app's channel
-//     and the handle), so that the next incarnation rebuilds each app's
-//     table of handles when the channel comes back, and resets what no
-//     channel claims;
-//   - exactly-once across the ring: a recv the dead incarnation took may
-//     have consumed bytes whose completion never reached the app, and a
-//     send may have been queued without its completion. Both need the
-//     app's stream offset in the entry (the core's ISS, IRS, SndUna,
-//     Buffered, RcvNxt and Readable give ours, modulo 2^32), with received
-//     bytes consumed only once a later recv shows the app has them, so that
-//     appproc can replay both instead of failing them; likewise an accept
-//     or connect must answer its replay with the handle it already gave;
-//   - a record torn by the death (a Step half done) told apart from a
-//     whole one (a sequence word around Step), and reset alone.
+// A connection an app still held is reset, unless resume is on
+// (Config.Resume): the handler's table of handles did not survive, so no
+// app could use it again, and a RST tells the peer at once rather than
+// after its retransmissions give up (docs/restart.md). With resume on, a
+// synchronized connection whose record names its owner (the app's channel
+// and the handle, written by the handler through SetOwner) is kept: it
+// serves the peer at once (its due timers run now, retransmitting what the
+// peer had not acknowledged), and waits for the channel to come back and
+// claim it (Resume), for Config.ResumeGrace, after which it is reset. A
+// connection still connecting, or a listener's child not yet accepted,
+// has no owner and is reset: its app never learned a handle (a connect in
+// flight is failed by appproc, a listener is listened again). See
+// resume.go for how sends and receives the dead incarnation took are
+// replayed exactly once.
 func (s *Stack) recover() {
 	t := s.tab
 	for i := int32(0); i < t.used; i++ {
@@ -63,11 +61,14 @@ func (s *Stack) recover() {
 			t.release(i)
 			continue
 		}
+		torn := t.seqWord(i).Load()&1 != 0
+		if torn {
+			t.seqWord(i).Store(0)
+			s.shell.Torn++
+		}
 		c := s.newConn(i, k, snd, rcv)
 		c.dirty = true // whatever it held, punch it when it goes
 		c.markBuffers()
-		c.closed = true
-		s.orphans++
 		if tc.State() == tcp.StateTimeWait {
 			s.tw++
 		}
@@ -75,7 +76,18 @@ func (s *Stack) recover() {
 		if st := tc.State(); st == tcp.StateEstablished || st == tcp.StateCloseWait {
 			s.stats.CurrEstab++ // the core counts it out when it closes
 		}
-		if st == recOrphan && tc.Info().AppClosed {
+		if owner, handle := t.owner(i); s.cfg.Resume && st == recOpen && !torn && owner != 0 && handle != 0 && resumable(tc.State()) {
+			// An app held it: keep it for the app's channel to claim
+			// (Resume), and run what fell due meanwhile (a retransmission,
+			// at once: the peer may have heard nothing for a while).
+			s.shell.Resumed++
+			s.resumed.add(owner, handle, c)
+			s.step(c, tcp.Input{Kind: tcp.InTimer})
+			continue
+		}
+		c.closed = true
+		s.orphans++
+		if st == recOrphan && tc.Info().AppClosed && !torn {
 			s.shell.Recovered++
 			s.step(c, tcp.Input{Kind: tcp.InTimer})
 			continue
@@ -84,9 +96,11 @@ func (s *Stack) recover() {
 		t.setState(i, recOrphan)
 		s.step(c, tcp.Input{Kind: tcp.InAbort}) // CLOSED and released at once
 	}
-	if n := s.shell.Recovered + s.shell.RecoveredRST; n > 0 {
+	s.startGrace()
+	if n := s.shell.Recovered + s.shell.RecoveredRST + s.shell.Resumed; n > 0 {
 		s.log.Info("usertcp: took over the connection table of an earlier netproc",
-			"incarnation", t.incarnation, "resumed (closed by their apps)", s.shell.Recovered, "reset (held by apps)", s.shell.RecoveredRST)
+			"incarnation", t.incarnation, "resumed (closed by their apps)", s.shell.Recovered, "reset (held by apps)", s.shell.RecoveredRST,
+			"kept for their apps", s.shell.Resumed, "torn", s.shell.Torn)
 	}
 }
 

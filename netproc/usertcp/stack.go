@@ -75,6 +75,8 @@ type Stack struct {
 
 	reclaimQ []*conn
 
+	resumed resumeState // connections resumed for apps, until claimed (see resume.go)
+
 	clockBase  int64
 	clockStart time.Time
 
@@ -369,7 +371,7 @@ func (s *Stack) step(c *conn, in tcp.Input) (int, error) {
 		s.touched(c) // in order or not, its bytes land in the receive buffer
 	}
 	s.out.Reset()
-	err := tc.Step(in, s.now, s.mem(c), &s.out)
+	err := s.stepRecord(c, tc, in)
 	n := s.out.N
 	s.after(c, tc, prev)
 	return n, err

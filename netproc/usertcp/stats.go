@@ -23,6 +23,9 @@ type shellStats struct {
 	LoopbackSegs  uint64 // segments delivered within the stack (loopback)
 	Recovered     uint64 // connections an earlier incarnation left and this one took over
 	RecoveredRST  uint64 // connections an earlier incarnation left that this one reset
+	Resumed       uint64 // connections apps held that this one resumed for them (resume on)
+	Claimed       uint64 // of which their apps' channels claimed
+	Torn          uint64 // records a death left torn mid-Step (reset)
 	ReclaimPunch  uint64 // page ranges of emptied buffers given back
 	ReclaimPages  uint64 // pages given back
 	ICMPDelivered uint64 // ICMP messages for the transport (counted, not acted on)
@@ -74,6 +77,9 @@ func (s *Stack) counters() map[string]uint64 {
 	add("tcp.loopback_segs", sh.LoopbackSegs)
 	add("tcp.recovered", sh.Recovered)
 	add("tcp.recovered_reset", sh.RecoveredRST)
+	add("tcp.resumed", sh.Resumed)
+	add("tcp.resumed_claimed", sh.Claimed)
+	add("tcp.recovered_torn", sh.Torn)
 	add("tcp.conns", uint64(s.live))
 	add("tcp.orphans", uint64(s.orphans))
 	add("tcp.time_wait", uint64(s.timeWait()))

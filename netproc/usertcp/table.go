@@ -45,6 +45,11 @@ import (
 //	  8  sndSize    uint32  the connection's buffer sizes (the core fixes
 //	  12 rcvSize    uint32  them at open)
 //	  16 listen     uint16  the listener's port, for a child not yet accepted
+//	  20 seq        uint32  odd while the connection is being written (see
+//	                        stepRecord): a record left odd was torn by a death
+//	  24 owner      uint64  the app channel that holds it (its ID), 0: none
+//	  32 handle     uint64  the app's handle for it in that channel
+//	  40 closeAt    uint64  the app closed it at this stream end (0: open)
 //	  64 conn       tcp.Conn, stepped in place
 //	buffer slot i (sndCap+rcvCap bytes at bufOff + i*(sndCap+rcvCap)):
 //	  the send buffer, then the receive buffer, each used from its start
@@ -101,6 +106,10 @@ const (
 	rSndSize = 8
 	rRcvSize = 12
 	rListen  = 16
+	rSeq     = 20
+	rOwner   = 24
+	rHandle  = 32
+	rCloseAt = 40
 )
 
 // table is the mapped connection table. Loop only.
@@ -243,6 +252,32 @@ func (t *table) stateWord(i int32) *atomic.Uint32 {
 	return (*atomic.Uint32)(unsafe.Pointer(&t.rec(i)[rState]))
 }
 
+// seqWord is record i's step sequence: odd while a Step is under way.
+func (t *table) seqWord(i int32) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&t.rec(i)[rSeq]))
+}
+
+// setOwner records the app channel and handle that hold record i.
+func (t *table) setOwner(i int32, owner, handle uint64) {
+	r := t.rec(i)
+	binary.LittleEndian.PutUint64(r[rHandle:], handle)
+	binary.LittleEndian.PutUint64(r[rOwner:], owner)
+}
+
+// setCloseAt records the stream end at which the app closed record i.
+func (t *table) setCloseAt(i int32, end uint64) {
+	binary.LittleEndian.PutUint64(t.rec(i)[rCloseAt:], end)
+}
+
+// closeAt returns what setCloseAt recorded.
+func (t *table) closeAt(i int32) uint64 { return binary.LittleEndian.Uint64(t.rec(i)[rCloseAt:]) }
+
+// owner returns what setOwner recorded.
+func (t *table) owner(i int32) (owner, handle uint64) {
+	r := t.rec(i)
+	return binary.LittleEndian.Uint64(r[rOwner:]), binary.LittleEndian.Uint64(r[rHandle:])
+}
+
 // conn returns the core's connection stored in record i.
 func (t *table) conn(i int32) *tcp.Conn {
 	return (*tcp.Conn)(unsafe.Pointer(&t.rec(i)[connOffset]))
@@ -282,6 +317,10 @@ func (t *table) alloc(snd, rcv int, listenPort uint16) (int32, bool) {
 	le.PutUint32(r[rSndSize:], uint32(snd))
 	le.PutUint32(r[rRcvSize:], uint32(rcv))
 	le.PutUint16(r[rListen:], listenPort)
+	t.seqWord(i).Store(0)
+	le.PutUint64(r[rOwner:], 0)
+	le.PutUint64(r[rHandle:], 0)
+	le.PutUint64(r[rCloseAt:], 0)
 	*t.conn(i) = tcp.Conn{}
 	t.stateWord(i).Store(recOpen)
 	return i, true

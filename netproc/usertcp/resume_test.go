@@ -1,0 +1,118 @@
+package usertcp_test
+
+import (
+	"io"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"saturn/netproc"
+	"saturn/netproc/link"
+	"saturn/netproc/netproctest"
+	"saturn/netproc/usertcp"
+)
+
+// TestRecoverOwned takes a copy of the connection table while an app holds
+// an established connection (what a death at that moment would leave) and
+// starts a second stack on the copy, with resume on: the connection is
+// kept for its app's channel and, nobody claiming it, reset when the grace
+// ends; torn (its step sequence odd), it is reset at once.
+func TestRecoverOwned(t *testing.T) {
+	fd, err := unix.MemfdCreate("resume-test", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	persist := os.NewFile(uintptr(fd), "persist")
+	defer persist.Close()
+	mine, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := usertcp.Config{Persist: os.NewFile(uintptr(mine), "persist"), MaxConns: 16, SendBuf: 64 << 10, RecvBuf: 64 << 10, Resume: true}
+	e := startStack(t, cfg)
+	ln, err := e.App.Listen("tcp", e.AddrPort(7100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := e.Dial(e.AddrPort(7100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		t.Fatal(err)
+	}
+
+	// The table as a death now would leave it.
+	st, err := persist.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var image []byte
+	e.Srv.Do(func() {
+		image = make([]byte, st.Size())
+		_, err = persist.ReadAt(image, 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, torn := range []bool{false, true} {
+		img := append([]byte(nil), image...)
+		if torn {
+			if n := usertcp.TearOwned(img); n != 1 {
+				t.Fatalf("tore %d records, want the one connection's", n)
+			}
+		}
+		cp, err := unix.MemfdCreate("resume-copy", unix.MFD_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(cp), "copy")
+		if _, err := f.WriteAt(img, 0); err != nil {
+			t.Fatal(err)
+		}
+		dev := link.NewChannel(link.ChannelConfig{})
+		st2, err := usertcp.New(usertcp.Config{
+			Device: dev, Namespace: "copy", Address: netip.PrefixFrom(e.Addr, 24), Persist: f,
+			MaxConns: 16, SendBuf: 64 << 10, RecvBuf: 64 << 10, Resume: true, ResumeGrace: 200 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv2 := netproctest.Start(t, netproc.Options{Backend: st2})
+		counters := func() map[string]uint64 {
+			var m map[string]uint64
+			srv2.Do(func() { m = st2.Counters() })
+			return m
+		}
+		m := counters()
+		switch {
+		case torn && (m["tcp.recovered_torn"] != 1 || m["tcp.recovered_reset"] != 1 || m["tcp.resumed"] != 0):
+			t.Errorf("torn: recovered_torn %d, recovered_reset %d, resumed %d; want 1, 1, 0", m["tcp.recovered_torn"], m["tcp.recovered_reset"], m["tcp.resumed"])
+		case !torn && (m["tcp.resumed"] != 1 || m["tcp.recovered_reset"] != 0):
+			t.Errorf("whole: resumed %d, recovered_reset %d; want 1, 0", m["tcp.resumed"], m["tcp.recovered_reset"])
+		}
+		if !torn {
+			deadline := time.Now().Add(5 * time.Second)
+			for counters()["tcp.recovered_reset"] != 1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the connection nobody claimed is still kept: %v", counters())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		srv2.Stop()
+	}
+}
