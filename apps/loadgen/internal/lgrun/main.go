@@ -1,6 +1,7 @@
 // Command lgrun runs the load generator over kernel sockets from the
-// command line, until `saturn app loadgen` exists; bench/webserver-kernel.sh
-// uses it to cross-check the load generator against wrk.
+// command line, without an instance (`saturn app loadgen --kernel` needs
+// one); bench/webserver.sh and bench/webserver-kernel.sh use it to
+// cross-check the load generator against wrk.
 //
 //	go run ./apps/loadgen/internal/lgrun -c 64 -d 10s http://127.0.0.1:8080/1k.bin
 package main
