@@ -1,6 +1,6 @@
 // Command lgrun runs the load generator over kernel sockets from the
-// command line, without an instance (`saturn app loadgen --kernel` needs
-// one); bench/webserver.sh and bench/webserver-kernel.sh use it to
+// command line, as `saturn app loadgen --kernel` does, in a small binary of
+// its own; bench/webserver.sh and bench/webserver-kernel.sh use it to
 // cross-check the load generator against wrk.
 //
 //	go run ./apps/loadgen/internal/lgrun -c 64 -d 10s http://127.0.0.1:8080/1k.bin
