@@ -19,6 +19,16 @@ import (
 // goroutine parks until its completion arrives. One dispatcher goroutine
 // per channel reaps completions and wakes the callers.
 //
+// What an operation holds while it is in flight (see proto.Op.Waits): a
+// call (everything but accept, connect and receive) holds one of the
+// channel's call slots, as many as its completion ring has entries, so
+// that its completion always finds room; it holds a data buffer too if it
+// carries bytes. A wait holds no slot, however long its peer takes, and
+// with proto.FlagSelect no buffer either: its output arrives in one of
+// the buffers the channel keeps provided to the server (see provide.go).
+// So a hundred thousand idle connections, each with a receive waiting,
+// hold nothing that a send, a close or a new connection needs.
+//
 // Locks: mu guards the submission ring, the buffer pool and the table of
 // calls in flight. The dispatcher takes it only briefly per batch, never
 // while sleeping.
@@ -27,7 +37,7 @@ type Channel struct {
 	region *ring.Region
 	end    *ring.AppEnd
 	bufs   chan struct{} // a token per free buffer
-	slots  chan struct{} // a token per call that may be in flight
+	slots  chan struct{} // a token per call that may be in flight (waits take none)
 
 	mu       sync.Mutex
 	inflight map[uint64]*call
@@ -42,6 +52,11 @@ type Channel struct {
 
 	restarts int // server restarts seen (for tests and status)
 	done     chan struct{}
+
+	// Buffers provided to the server for FlagSelect waits (provide.go).
+	provided  map[uint32]uint32 // lent with an OpProvide entry at this ring position
+	reprovide []uint32          // held, to be provided (again) as the ring has room
+	selecting bool              // a FlagSelect wait was submitted: keep buffers provided
 }
 
 // Request describes one operation for Do.
@@ -110,6 +125,8 @@ type call struct {
 	// sink, for a call made with Start, takes the completion instead of
 	// done and Out; see Start.
 	sink func(resp Response, data []byte, err error)
+	// slot: it holds one of the channel's call slots (it is not a wait).
+	slot bool
 }
 
 // ErrChannelClosed: the app closed the channel, or the supervisor went away.
@@ -122,6 +139,7 @@ func newChannel(server string, region *ring.Region, end *ring.AppEnd) *Channel {
 		slots:    make(chan struct{}, end.Complete.Capacity()),
 		inflight: map[uint64]*call{},
 		done:     make(chan struct{}),
+		provided: map[uint32]uint32{},
 	}
 	for range end.Pool.Len() {
 		c.bufs <- struct{}{}
@@ -158,31 +176,19 @@ func (c *Channel) Do(ctx context.Context, req *Request) (Response, error) {
 	if len(req.In) > bs || len(req.Out) > bs || req.Room > bs {
 		return Response{}, fmt.Errorf("appproc: %s request of %d bytes in, %d out: a buffer holds %d", req.Op, len(req.In), len(req.Out), bs)
 	}
-	needBuf := len(req.In) > 0 || len(req.Out) > 0 || req.Room > 0
-	select {
-	case <-c.slots:
-	case <-ctx.Done():
-		return Response{}, ctx.Err()
-	case <-c.done:
-		return Response{}, c.deadErr()
+	if err := checkSelect(req); err != nil {
+		return Response{}, err
 	}
-	if needBuf {
-		select {
-		case <-c.bufs:
-		case <-ctx.Done():
-			c.slots <- struct{}{}
-			return Response{}, ctx.Err()
-		case <-c.done:
-			c.slots <- struct{}{}
-			return Response{}, c.deadErr()
+	needSlot, needBuf := roomFor(req)
+	if err := c.takeRoom(needSlot, needBuf, ctx.Done(), nil); err != nil {
+		if err == errAborted {
+			err = ctx.Err()
 		}
+		return Response{}, err
 	}
-	cl := &call{req: *req, done: make(chan struct{}), owner: true, buf: proto.NoBuffer}
+	cl := &call{req: *req, done: make(chan struct{}), owner: true, buf: proto.NoBuffer, slot: needSlot}
 	if err := c.submit(cl, needBuf); err != nil {
-		if needBuf {
-			c.bufs <- struct{}{}
-		}
-		c.slots <- struct{}{}
+		c.giveRoom(needSlot, needBuf)
 		return Response{}, err
 	}
 	select {
@@ -231,6 +237,11 @@ func (c *Channel) submit(cl *call, needBuf bool) error {
 		copy(c.end.Pool.Bytes(b), cl.req.In)
 		sub.Buf, cl.buf = b, b
 		sub.Len = uint32(max(len(cl.req.In), len(cl.req.Out), cl.req.Room))
+	case sub.Flags&proto.FlagSelect != 0:
+		// The server chooses a provided buffer when the output is ready.
+		sub.Len = uint32(max(len(cl.req.Out), cl.req.Room))
+		c.selecting = true
+		c.provide()
 	}
 	cl.sub = sub
 	if err := c.push(cl); err != nil {
@@ -288,8 +299,12 @@ func (c *Channel) abandon(cl *call) {
 // dispatch reaps completions until the channel dies.
 func (c *Channel) dispatch() {
 	defer close(c.done)
+	var deadline time.Time
 	for {
-		n, err := c.end.Complete.Wait(ring.WaitPolicy{Spin: ring.DefaultSpin}, time.Time{})
+		n, err := c.end.Complete.Wait(ring.WaitPolicy{Spin: ring.DefaultSpin}, deadline)
+		if errors.Is(err, ring.ErrWaitTimeout) {
+			n, err = 0, nil
+		}
 		if err != nil {
 			c.mu.Lock()
 			c.kill(err)
@@ -316,6 +331,13 @@ func (c *Channel) dispatch() {
 			}
 			c.serverRestarted(epoch, resume)
 		}
+		// Provide again the buffers the completions brought back. If the
+		// submission ring is full, look again shortly: waits that found
+		// no buffer are waiting for these.
+		deadline = time.Time{}
+		if !c.provide() {
+			deadline = time.Now().Add(reprovideRetry)
+		}
 		c.mu.Unlock()
 	}
 }
@@ -324,6 +346,10 @@ func (c *Channel) dispatch() {
 func (c *Channel) reap(n int) {
 	for i := range n {
 		comp, _ := proto.DecodeCompletion(c.end.Complete.Slot(i))
+		if comp.UserData == provideID {
+			c.refusedProvide(comp)
+			continue
+		}
 		cl := c.inflight[comp.UserData]
 		if cl == nil {
 			continue // not ours (a server bug, or a late answer to a replayed call)
@@ -340,6 +366,10 @@ func (c *Channel) reap(n int) {
 func (c *Channel) finish(cl *call, comp proto.Completion) {
 	cl.resp = Response{Result: comp.Result, Aux: comp.Aux, Flags: comp.Flags}
 	cl.err = comp.Err()
+	if cl.buf == proto.NoBuffer && comp.Buf != proto.NoBuffer {
+		c.finishSelected(cl, comp)
+		return
+	}
 	if cl.buf != proto.NoBuffer {
 		if comp.Buf == cl.buf {
 			n := uint32(0)
@@ -372,7 +402,9 @@ func (c *Channel) finish(cl *call, comp proto.Completion) {
 	if comp.Result < 0 {
 		cl.resp.Result = 0
 	}
-	c.slots <- struct{}{}
+	if cl.slot {
+		c.slots <- struct{}{}
+	}
 	if cl.gaveUp {
 		return // its caller was told already
 	}
@@ -406,6 +438,7 @@ func (c *Channel) serverRestarted(epoch, resume uint32) {
 		// Otherwise not consumed yet: the new incarnation will serve it.
 	}
 	slices.SortFunc(taken, func(a, b *call) int { return cmp.Compare(int32(a.pos-resume), int32(b.pos-resume)) })
+	c.providedTaken(resume)
 	waiting := false
 	for _, cl := range taken {
 		id := cl.sub.UserData
@@ -484,7 +517,9 @@ func (c *Channel) kill(err error) {
 		if cl.buf != proto.NoBuffer {
 			c.bufs <- struct{}{} // the memory goes away with the channel
 		}
-		c.slots <- struct{}{}
+		if cl.slot {
+			c.slots <- struct{}{}
+		}
 		if cl.gaveUp {
 			continue // its caller was told already
 		}

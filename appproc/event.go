@@ -38,63 +38,87 @@ func (c *Channel) start(req *Request, cb Callback, abort1, abort2 <-chan struct{
 	if len(req.In) > bs || req.Room > bs || len(req.Out) > 0 {
 		return 0, fmt.Errorf("appproc: %s request of %d bytes in, room for %d: a buffer holds %d (and Out is for Do)", req.Op, len(req.In), req.Room, bs)
 	}
-	needBuf := len(req.In) > 0 || req.Room > 0
-	if err := c.takeRoom(needBuf, abort1, abort2); err != nil {
+	if err := checkSelect(req); err != nil {
 		return 0, err
 	}
-	cl := &call{req: *req, owner: true, buf: proto.NoBuffer, sink: cb}
+	needSlot, needBuf := roomFor(req)
+	if err := c.takeRoom(needSlot, needBuf, abort1, abort2); err != nil {
+		return 0, err
+	}
+	cl := &call{req: *req, owner: true, buf: proto.NoBuffer, sink: cb, slot: needSlot}
 	if err := c.submit(cl, needBuf); err != nil {
-		c.giveRoom(needBuf)
+		c.giveRoom(needSlot, needBuf)
 		return 0, err
 	}
 	return cl.sub.UserData, nil
 }
 
-// takeRoom waits for a free slot and, if needBuf, a free buffer, and takes
-// them (in that order, as every caller does); it gives up with errAborted
-// when abort1 or abort2 (either may be nil) fires first, or with the
-// channel's error when it dies.
-func (c *Channel) takeRoom(needBuf bool, abort1, abort2 <-chan struct{}) error {
-	select {
-	case <-c.slots:
-	default:
-		select {
-		case <-c.slots:
-		case <-abort1:
-			return errAborted
-		case <-abort2:
-			return errAborted
-		case <-c.done:
-			return c.deadErr()
+// checkSelect refuses a FlagSelect request that cannot be one: only a
+// wait chooses its buffer, and it brings no bytes in.
+func checkSelect(req *Request) error {
+	if req.Flags&proto.FlagSelect != 0 && (!req.Op.Waits() || len(req.In) > 0) {
+		return fmt.Errorf("appproc: %s with FlagSelect: only accept, connect and recv choose their buffer, and they bring no bytes", req.Op)
+	}
+	return nil
+}
+
+// roomFor says what req holds while in flight: a call slot unless it is a
+// wait (proto.Op.Waits), and a buffer if it carries bytes in or out,
+// unless the server chooses one when its output is ready (FlagSelect).
+func roomFor(req *Request) (slot, buf bool) {
+	slot = !req.Op.Waits()
+	buf = req.Flags&proto.FlagSelect == 0 && (len(req.In) > 0 || len(req.Out) > 0 || req.Room > 0)
+	return slot, buf
+}
+
+// takeRoom waits for a free slot if needSlot, and a free buffer if needBuf,
+// and takes them (in that order, as every caller does); it gives up with
+// errAborted when abort1 or abort2 (either may be nil) fires first, or
+// with the channel's error when it dies.
+func (c *Channel) takeRoom(needSlot, needBuf bool, abort1, abort2 <-chan struct{}) error {
+	if needSlot {
+		if err := c.take(c.slots, abort1, abort2); err != nil {
+			return err
 		}
 	}
 	if needBuf {
-		select {
-		case <-c.bufs:
-		default:
-			select {
-			case <-c.bufs:
-			case <-abort1:
+		if err := c.take(c.bufs, abort1, abort2); err != nil {
+			if needSlot {
 				c.slots <- struct{}{}
-				return errAborted
-			case <-abort2:
-				c.slots <- struct{}{}
-				return errAborted
-			case <-c.done:
-				c.slots <- struct{}{}
-				return c.deadErr()
 			}
+			return err
 		}
 	}
 	return nil
 }
 
+// take takes a token from tokens, waiting as takeRoom says.
+func (c *Channel) take(tokens chan struct{}, abort1, abort2 <-chan struct{}) error {
+	select {
+	case <-tokens:
+		return nil
+	default:
+	}
+	select {
+	case <-tokens:
+		return nil
+	case <-abort1:
+		return errAborted
+	case <-abort2:
+		return errAborted
+	case <-c.done:
+		return c.deadErr()
+	}
+}
+
 // giveRoom gives back what takeRoom took, for a call that never started.
-func (c *Channel) giveRoom(needBuf bool) {
+func (c *Channel) giveRoom(needSlot, needBuf bool) {
 	if needBuf {
 		c.bufs <- struct{}{}
 	}
-	c.slots <- struct{}{}
+	if needSlot {
+		c.slots <- struct{}{}
+	}
 }
 
 // errAborted: start gave up waiting for room because its caller's abort

@@ -17,6 +17,12 @@ import (
 // operation carries a Tag of the app's choosing; a Tag that is a
 // EventCallback is called by Run instead of being returned.
 //
+// An idle connection costs what its Recv costs: an entry in netproc and a
+// record here, no call slot and no buffer (the receive chooses a buffer
+// once data has come: see Channel). So an app may keep a Recv waiting on
+// every connection it holds, as an epoll loop keeps every socket
+// registered.
+//
 // Submitting is safe from any goroutine, reaping from one at a time.
 // Operations are not replayed if netproc restarts: they complete with
 // ECONNRESET (see TCPConn for what a restart means to a socket).
@@ -117,17 +123,17 @@ func (e *Events) Listen(addr netip.AddrPort, backlog int, flags proto.ListenFlag
 
 // Accept takes the next connection on listener ln.
 func (e *Events) Accept(ln Handle, tag any) (uint64, error) {
-	req := &Request{Op: proto.OpAccept, Handle: uint64(ln), Room: proto.AddrPairSize}
+	req := &Request{Op: proto.OpAccept, Handle: uint64(ln), Room: proto.AddrPairSize, Flags: proto.FlagSelect}
 	return e.submit(req, Event{Op: proto.OpAccept, Tag: tag}, fillPair)
 }
 
 // Connect connects to addr, giving up after timeout (0: the kernel's own).
 func (e *Events) Connect(addr netip.AddrPort, timeout time.Duration, tag any) (uint64, error) {
-	in := make([]byte, proto.SockAddrSize)
-	if err := proto.EncodeSockAddr(in, addr); err != nil {
+	req, err := connectRequest(addr)
+	if err != nil {
 		return 0, err
 	}
-	req := &Request{Op: proto.OpConnect, In: in, Room: proto.AddrPairSize, Args: [3]uint64{uint64(max(timeout, 0))}}
+	req.Args[0] = uint64(max(timeout, 0))
 	return e.submit(req, Event{Op: proto.OpConnect, Tag: tag}, fillPair)
 }
 
@@ -138,18 +144,31 @@ func fillPair(ev *Event, resp Response, data []byte) {
 
 // Recv receives into buf (at most BufferSize bytes of it). buf belongs to
 // the event API until the event is reaped: the data is copied into it as
-// the completion arrives.
+// the completion arrives. With a nil buf, Recv takes up to RecvSize bytes
+// into a slice made for them when they arrive, which the event's Data
+// then is: a connection waiting to receive then holds no memory of the
+// app's at all.
 func (e *Events) Recv(h Handle, buf []byte, tag any) (uint64, error) {
-	if len(buf) == 0 {
+	room := min(len(buf), e.ch.BufferSize())
+	if buf == nil {
+		room = min(RecvSize, e.ch.BufferSize())
+	} else if len(buf) == 0 {
 		return 0, fmt.Errorf("appproc: Recv into an empty buffer")
 	}
-	room := min(len(buf), e.ch.BufferSize())
-	req := &Request{Op: proto.OpRecv, Handle: uint64(h), Room: room}
+	req := &Request{Op: proto.OpRecv, Handle: uint64(h), Room: room, Flags: proto.FlagSelect}
 	return e.submit(req, Event{Op: proto.OpRecv, Tag: tag, Handle: h}, func(ev *Event, resp Response, data []byte) {
+		if buf == nil {
+			ev.Data = append([]byte(nil), data...)
+			ev.N = len(ev.Data)
+			return
+		}
 		ev.N = copy(buf, data)
 		ev.Data = buf[:ev.N]
 	})
 }
+
+// RecvSize is the most a Recv with a nil buffer takes at once.
+const RecvSize = 16 << 10
 
 // Send sends data (at most BufferSize bytes), which is copied before Send
 // returns. It completes when netproc has handed all of it to the network.

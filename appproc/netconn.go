@@ -24,19 +24,20 @@ import (
 // errno netproc answered, except io.EOF at the end of the stream.
 //
 // How it maps onto netproc: a Read that finds nothing buffered starts one
-// recv and waits for it, its deadline, or Close. A recv outlives a Read
-// that gave up (deadline): what it brings is kept for the next Read, so no
-// byte is ever lost, and the caller's slice is never written after Read
+// recv and waits for it, its deadline, or Close. The recv is a wait
+// (proto.Op.Waits) that chooses its buffer only when data has come
+// (proto.FlagSelect): while the connection is idle it holds no call slot
+// and no buffer, so that any number of idle connections leave the
+// channel to the busy ones. A recv outlives a Read that gave up
+// (deadline): what it brings is kept for the next Read, so no byte is
+// ever lost, and the caller's slice is never written after Read
 // returned. A Write copies its bytes into the channel's buffers, in chunks
 // of the buffer size, and returns once they are queued in netproc, in
 // order, like bytes in a kernel socket's send buffer: up to
 // maxWriteBehind chunks per connection are in flight, and a Write waits
 // (and its deadline applies) only for room among them. A send that fails
 // later fails the next Write (or Close), as an asynchronous socket error
-// does; Close lets what is queued go out first. When
-// the channel's buffers run short, a Read waits for readability without
-// holding a buffer (proto.RecvPoll), so that idle connections cannot
-// starve busy ones.
+// does; Close lets what is queued go out first.
 //
 // After netproc dies, the connection is gone with it, on either backend:
 // calls fail with ECONNRESET, as on a reset connection, at once (the
@@ -59,19 +60,19 @@ type TCPConn struct {
 	// completion callbacks, with the channel locked: the lock order is
 	// Channel.mu, then TCPConn.mu, so nothing calls the channel while
 	// holding mu.
-	mu       sync.Mutex
-	closed   bool
-	recving  bool   // a recv or a poll is in flight
-	readable bool   // a poll said data waits: receive with a buffer now
-	mustPoll bool   // netproc refused to hold another buffer (ENOBUFS): poll first
-	stash    []byte // received and not yet read
-	store    []byte // stash's reusable backing array
-	rerr     error  // what ended reading (io.EOF or an errno); sticky
-	reader   []byte // the Read waiting for the recv in flight, if any
-	readerN  int    // what the recv copied into reader
-	sending  int    // sends in flight
-	recvOff  uint64 // bytes received from netproc (stash included): a recv's stream offset
-	werr     error  // a send failed: the next Write reports it; sticky
+	mu      sync.Mutex
+	closed  bool
+	recving bool   // a recv is in flight
+	stash   []byte // received and not yet read
+	store   []byte // stash's reusable backing array (at most keptStash)
+	rerr    error  // what ended reading (io.EOF or an errno); sticky
+	rfail   error  // a recv refused for now (ENOBUFS: a limit); the next Read reports it once
+	parked  func() // WaitRead's callback, until a Read would not block
+	reader  []byte // the Read waiting for the recv in flight, if any
+	readerN int    // what the recv copied into reader
+	sending int    // sends in flight
+	recvOff uint64 // bytes received from netproc (stash included): a recv's stream offset
+	werr    error  // a send failed: the next Write reports it; sticky
 	// sendOff is the bytes handed to netproc in sends: the next send's
 	// stream offset. Written with wmu held; atomic for Close.
 	sendOff atomic.Uint64
@@ -80,10 +81,13 @@ type TCPConn struct {
 	rready           chan struct{} // a token: a recv or poll finished
 	wroom            chan struct{} // a token: a send finished, so there may be room
 	rdl, wdl         deadline
-	recvCB, pollCB   Callback
-	sendCB           Callback
+	recvCB, sendCB   Callback
 	minRoom, maxRoom int
 }
+
+// keptStash bounds the stash's backing array that a connection keeps for
+// its next burst: an idle connection keeps nothing larger.
+const keptStash = 16 << 10
 
 // maxWriteBehind bounds the sends a connection has in flight: the
 // connection's share of the channel's buffers that its unsent bytes may
@@ -96,12 +100,12 @@ func newTCPConn(ch *Channel, h uint64, local, peer netip.AddrPort) *TCPConn {
 	c := &TCPConn{
 		ch: ch, h: h, laddr: tcpAddr(local), raddr: tcpAddr(peer),
 		closing: make(chan struct{}), rready: make(chan struct{}, 1), wroom: make(chan struct{}, 1),
-		rdl: newDeadline(), wdl: newDeadline(),
+		rdl: newDeadline(nil), wdl: newDeadline(nil),
 		maxRoom: ch.BufferSize(),
 	}
+	c.rdl.onExpire = c.wakeParked
 	c.minRoom = min(16<<10, c.maxRoom)
-	c.recvCB, c.pollCB = c.onRecv, c.onPoll
-	c.sendCB = c.onSend
+	c.recvCB, c.sendCB = c.onRecv, c.onSend
 	return c
 }
 
@@ -134,10 +138,18 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 		case len(c.stash) > 0:
 			n := copy(b, c.stash)
 			c.stash = c.stash[n:]
+			if len(c.stash) == 0 && cap(c.store) > keptStash {
+				c.stash, c.store = nil, nil // a burst's array: let it go
+			}
 			c.mu.Unlock()
 			return n, nil
 		case c.rerr != nil:
 			err := c.rerr
+			c.mu.Unlock()
+			return 0, c.opErr("read", err)
+		case c.rfail != nil:
+			err := c.rfail
+			c.rfail = nil
 			c.mu.Unlock()
 			return 0, c.opErr("read", err)
 		case len(b) == 0:
@@ -148,21 +160,15 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		var req *Request
-		cb := c.recvCB
 		if !c.recving {
 			c.recving = true
-			if !c.readable && (c.mustPoll || c.ch.FreeBuffers() < c.ch.end.Pool.Len()/4) {
-				req, cb = &Request{Op: proto.OpRecv, Handle: c.h, Args: [3]uint64{uint64(proto.RecvPoll)}, Resume: true}, c.pollCB
-			} else {
-				req = &Request{Op: proto.OpRecv, Handle: c.h, Room: min(max(len(b), c.minRoom), c.maxRoom),
-					Flags: proto.FlagStream, Offset: c.recvOff, Resume: true}
-			}
-			c.readable = false
+			req = &Request{Op: proto.OpRecv, Handle: c.h, Room: min(max(len(b), c.minRoom), c.maxRoom),
+				Flags: proto.FlagStream | proto.FlagSelect, Offset: c.recvOff, Resume: true}
 		}
 		c.reader, c.readerN = b, 0
 		c.mu.Unlock()
 		if req != nil {
-			if _, err := c.ch.start(req, cb, c.closing, c.rdl.wait()); err != nil {
+			if _, err := c.ch.start(req, c.recvCB, c.closing, c.rdl.wait()); err != nil {
 				c.mu.Lock()
 				c.recving, c.reader = false, nil
 				c.mu.Unlock()
@@ -213,22 +219,72 @@ func (c *TCPConn) onRecv(r Response, data []byte, err error) {
 			}
 		}
 	}
+	f := c.parked
+	c.parked = nil
 	c.mu.Unlock()
 	c.signalRead()
+	if f != nil {
+		go f()
+	}
 }
 
-// onPoll takes a poll's completion: the socket is readable.
-func (c *TCPConn) onPoll(r Response, _ []byte, err error) {
+// WaitRead arranges for f to be called once, on a goroutine of its own, as
+// soon as a Read would not block: bytes or the end of the stream have
+// come, the connection failed or was closed, or the read deadline passed.
+// Meanwhile the connection holds no goroutine of the caller's, and what
+// it holds in the channel is its receive waiting in netproc, with no call
+// slot and no buffer: a server parks an idle keep-alive connection this
+// way (the web server does) and serves it again from f, so that an idle
+// connection costs a few hundred bytes rather than a goroutine's stack.
+// WaitRead reports false, and does nothing, while a Read is in progress
+// or another WaitRead waits.
+func (c *TCPConn) WaitRead(f func()) bool {
+	if !c.rmu.TryLock() {
+		return false
+	}
+	defer c.rmu.Unlock()
 	c.mu.Lock()
-	c.recving = false
-	switch {
-	case err == nil:
-		c.readable, c.mustPoll = true, false
-	case !c.closed && !errors.Is(err, syscall.ECANCELED):
-		c.rerr = err // even waiting without a buffer is refused: give up
+	if c.parked != nil {
+		c.mu.Unlock()
+		return false
+	}
+	if c.closed || len(c.stash) > 0 || c.rerr != nil || c.rfail != nil || c.rdl.expired() {
+		c.mu.Unlock()
+		go f()
+		return true
+	}
+	c.parked = f
+	var req *Request
+	if !c.recving {
+		c.recving = true
+		req = &Request{Op: proto.OpRecv, Handle: c.h, Room: c.minRoom,
+			Flags: proto.FlagStream | proto.FlagSelect, Offset: c.recvOff, Resume: true}
 	}
 	c.mu.Unlock()
-	c.signalRead()
+	if req != nil {
+		if _, err := c.ch.start(req, c.recvCB, c.closing, nil); err != nil {
+			c.mu.Lock()
+			c.recving = false
+			if err != errAborted && c.rerr == nil {
+				c.rfail = err
+			}
+			c.mu.Unlock()
+			c.wakeParked()
+		}
+	}
+	return true
+}
+
+// wakeParked calls WaitRead's callback, if one waits: the read deadline
+// passed, or the connection closed.
+func (c *TCPConn) wakeParked() {
+	c.mu.Lock()
+	f := c.parked
+	c.parked = nil
+	c.mu.Unlock()
+	if f != nil {
+		go f()
+	}
 }
 
 // recvFailed records why a recv failed. mu held.
@@ -237,9 +293,9 @@ func (c *TCPConn) recvFailed(err error) {
 	case c.closed:
 		// Cancelled by our own Close: the reader reports ErrClosed.
 	case errors.Is(err, syscall.ENOBUFS):
-		// netproc holds as many of our buffers as it allows: wait for
-		// readability without one, then receive.
-		c.readable, c.mustPoll = false, true
+		// The app has as many operations waiting in netproc as its
+		// limits allow: this Read fails, the connection does not.
+		c.rfail = err
 	case errors.Is(err, syscall.ECANCELED):
 	default:
 		c.rerr = err
@@ -345,6 +401,7 @@ func (c *TCPConn) Close() error {
 	off := c.recvOff
 	c.mu.Unlock()
 	close(c.closing)
+	c.wakeParked()
 	_, err := netOp(c.ch, &Request{Op: proto.OpClose, Handle: c.h, Flags: proto.FlagStream, Offset: off,
 		Args: [3]uint64{c.sendOff.Load()}, Resume: true})
 	if errors.Is(err, syscall.ECONNRESET) {

@@ -19,12 +19,26 @@ type deadline struct {
 	timer  *time.Timer   // armed: closes expiry at t
 	spare  *time.Timer   // stopped before it fired, bound to expiry: re-armed by the next set
 	expiry chan struct{} // closed once t has passed
+	// onExpire, if set, is called (without mu) each time the deadline
+	// passes, after expiry is closed: for what waits without a goroutine
+	// to select on expiry (TCPConn.WaitRead).
+	onExpire func()
 }
 
-func newDeadline() deadline { return deadline{expiry: make(chan struct{})} }
+func newDeadline(onExpire func()) deadline {
+	return deadline{expiry: make(chan struct{}), onExpire: onExpire}
+}
 
 // set moves the deadline to t; the zero time means none.
 func (d *deadline) set(t time.Time) {
+	if d.setLocked(t) && d.onExpire != nil {
+		d.onExpire()
+	}
+}
+
+// setLocked is set's work, under mu; it reports whether the deadline has
+// just passed (t is in the past and was not already).
+func (d *deadline) setLocked(t time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil {
@@ -47,21 +61,27 @@ func (d *deadline) set(t time.Time) {
 			close(d.expiry)
 		}
 		d.spare = nil // bound to a closed channel now
-		return
+		return !closed
 	case closed: // a deadline that passed is moved, or removed
 		d.expiry = make(chan struct{})
 		d.spare = nil
 	}
 	if t.IsZero() {
-		return
+		return false
 	}
 	if d.spare != nil {
 		d.timer, d.spare = d.spare, nil
 		d.timer.Reset(left)
-		return
+		return false
 	}
-	expiry := d.expiry
-	d.timer = time.AfterFunc(left, func() { close(expiry) })
+	expiry, onExpire := d.expiry, d.onExpire
+	d.timer = time.AfterFunc(left, func() {
+		close(expiry)
+		if onExpire != nil {
+			onExpire()
+		}
+	})
+	return false
 }
 
 // wait is the channel closed when the deadline passes.

@@ -9,7 +9,7 @@ import (
 // and to the future again, with timers re-armed rather than replaced,
 // expires exactly when its latest setting says.
 func TestDeadlineMoves(t *testing.T) {
-	d := newDeadline()
+	d := newDeadline(nil)
 	expiresWithin := func(step string, within time.Duration) {
 		t.Helper()
 		select {

@@ -39,7 +39,7 @@ func dialTCP(ctx context.Context, ch *Channel, network, address string) (*TCPCon
 // netproc's connect timeout, and its cancellation cancels the connect.
 func connectTCP(ctx context.Context, ch *Channel, network string, ap netip.AddrPort) (*TCPConn, error) {
 	fail := func(err error) error { return opError("dial", network, nil, tcpAddr(ap), err) }
-	in, err := encodeAddr(ap)
+	req, err := connectRequest(ap)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -49,8 +49,9 @@ func connectTCP(ctx context.Context, ch *Channel, network string, ap netip.AddrP
 			return nil, fail(context.DeadlineExceeded)
 		}
 	}
+	req.Args[0] = uint64(timeout)
 	res := make(chan acceptResult, 1)
-	id, err := ch.start(&Request{Op: proto.OpConnect, In: in, Room: proto.AddrPairSize, Args: [3]uint64{uint64(timeout)}},
+	id, err := ch.start(req,
 		func(resp Response, data []byte, err error) {
 			r := acceptResult{err: err}
 			if err == nil {
@@ -87,4 +88,16 @@ func connectTCP(ctx context.Context, ch *Channel, network string, ap netip.AddrP
 		return nil, fail(r.err)
 	}
 	return newTCPConn(ch, r.h, r.local, r.peer), nil
+}
+
+// connectRequest is the OpConnect of ap: its address in the entry itself
+// and the address pair back in a buffer the server chooses once connected
+// (proto.FlagSelect), so that a connect in progress, however long it
+// takes, holds no buffer. Args[0] is the caller's timeout.
+func connectRequest(ap netip.AddrPort) (*Request, error) {
+	off, a1, a2, err := proto.InlineSockAddr(ap)
+	if err != nil {
+		return nil, err
+	}
+	return &Request{Op: proto.OpConnect, Flags: proto.FlagSelect, Room: proto.AddrPairSize, Offset: off, Args: [3]uint64{0, a1, a2}}, nil
 }

@@ -68,7 +68,7 @@ func listenTCP(ch *Channel, network, address string, opts ListenOptions) (*TCPLi
 	if opts.ReusePort {
 		flags |= proto.ListenReusePort
 	}
-	l := &TCPListener{ch: ch, flags: flags, backlog: min(max(opts.Backlog, 0), proto.MaxBacklog), closing: make(chan struct{}), dl: newDeadline()}
+	l := &TCPListener{ch: ch, flags: flags, backlog: min(max(opts.Backlog, 0), proto.MaxBacklog), closing: make(chan struct{}), dl: newDeadline(nil)}
 	h, bound, adopted, err := l.listen(ap)
 	if err != nil {
 		return nil, opError("listen", network, nil, tcpAddr(ap), err)
@@ -144,7 +144,7 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 			return nil, l.opErr(os.ErrDeadlineExceeded)
 		}
 		res := make(chan acceptResult, 1)
-		id, err := l.ch.start(&Request{Op: proto.OpAccept, Handle: h, Room: proto.AddrPairSize},
+		id, err := l.ch.start(&Request{Op: proto.OpAccept, Handle: h, Room: proto.AddrPairSize, Flags: proto.FlagSelect},
 			func(resp Response, data []byte, err error) {
 				r := acceptResult{err: err}
 				if err == nil {

@@ -19,7 +19,7 @@ type reservation struct {
 // reserve waits for a slot and a buffer, as start does (abort1 and abort2
 // end the wait with errAborted), and allocates the buffer to the caller.
 func (c *Channel) reserve(abort1, abort2 <-chan struct{}) (reservation, error) {
-	if err := c.takeRoom(true, abort1, abort2); err != nil {
+	if err := c.takeRoom(true, true, abort1, abort2); err != nil {
 		return reservation{}, err
 	}
 	return c.allocReserved()
@@ -53,13 +53,13 @@ func (c *Channel) allocReserved() (reservation, error) {
 			err = ErrChannelClosed
 		}
 		c.mu.Unlock()
-		c.giveRoom(true)
+		c.giveRoom(true, true)
 		return reservation{}, err
 	}
 	b, err := c.end.Pool.Alloc()
 	if err != nil {
 		c.mu.Unlock()
-		c.giveRoom(true)
+		c.giveRoom(true, true)
 		return reservation{}, fmt.Errorf("appproc: %w", err) // cannot happen: we hold a token
 	}
 	c.reserved++
@@ -74,7 +74,7 @@ func (c *Channel) unreserve(r reservation) {
 	c.end.Pool.Free(r.buf)
 	c.endReservation()
 	c.mu.Unlock()
-	c.giveRoom(true)
+	c.giveRoom(true, true)
 }
 
 // startReserved starts req, as start does, with the reservation's buffer
@@ -85,13 +85,13 @@ func (c *Channel) startReserved(req *Request, r reservation, n int, cb Callback)
 		c.unreserve(r)
 		return 0, fmt.Errorf("appproc: %s request of %d bytes in a reserved buffer of %d", req.Op, n, len(r.data))
 	}
-	cl := &call{req: *req, owner: true, buf: r.buf, filled: uint32(n), sink: cb}
+	cl := &call{req: *req, owner: true, buf: r.buf, filled: uint32(n), sink: cb, slot: true}
 	err := c.submit(cl, true) // on failure, submit has freed the buffer
 	c.mu.Lock()
 	c.endReservation()
 	c.mu.Unlock()
 	if err != nil {
-		c.giveRoom(true)
+		c.giveRoom(true, true)
 		return 0, err
 	}
 	return cl.sub.UserData, nil

@@ -6,11 +6,14 @@ package configs
 import (
 	_ "embed"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -69,9 +72,13 @@ type Netproc struct {
 	ImpairReorder   float64  `toml:"impair_reorder"`
 	ImpairDelay     Duration `toml:"impair_delay"`
 	ImpairSeed      uint64   `toml:"impair_seed"`
-	// MaxSockets bounds the sockets one app may hold in netproc (EMFILE
-	// past it); 0: netproc's default, 4096.
-	MaxSockets int `toml:"max_sockets"`
+	// MaxSockets bounds the sockets (connections and listeners) one app
+	// may hold in netproc, EMFILE past it; MaxMemory bounds the memory
+	// netproc spends on them (each socket's fixed cost and what its
+	// buffers hold), ENOBUFS for new connections past it. Both are the
+	// default of every app; an [[app]] sets its own.
+	MaxSockets int      `toml:"max_sockets"`
+	MaxMemory  ByteSize `toml:"max_memory"`
 	// usertcp: the link's MTU (the MSS follows from it), the congestion
 	// control of every connection ("cubic" or "reno") and how long
 	// TIME-WAIT lasts.
@@ -117,6 +124,10 @@ type App struct {
 	Command []string          `toml:"command"`
 	Env     map[string]string `toml:"env"`
 	Dir     string            `toml:"dir"`
+	// MaxSockets and MaxMemory are the app's own limits in netproc
+	// ([netproc]'s when unset).
+	MaxSockets int      `toml:"max_sockets,omitempty"`
+	MaxMemory  ByteSize `toml:"max_memory,omitempty"`
 }
 
 // RestartMode says when a component that exited is started again.
@@ -159,6 +170,54 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 
 // D is the duration as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ByteSize is a count of bytes written as a number with an optional unit:
+// "1048576", "512KiB", "64MiB", "1GiB" (or "K", "M", "G", "KB", "MB",
+// "GB", all powers of 1024 as memory sizes are).
+type ByteSize int64
+
+// UnmarshalText parses a size; negative sizes are refused.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	s := strings.TrimSpace(string(t))
+	num := strings.TrimRight(s, "KMGTiBkmgtib ")
+	unit := strings.ToUpper(strings.TrimSpace(s[len(num):]))
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
+		"G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40}[unit]
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || mult == 0 || v < 0 || v > math.MaxInt64/mult {
+		return fmt.Errorf("size %q: want a whole number of bytes with an optional unit, such as \"512MiB\" or \"2GiB\"", s)
+	}
+	*b = ByteSize(v * mult)
+	return nil
+}
+
+// UnmarshalTOML takes a size written as a bare integer too.
+func (b *ByteSize) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 {
+			return fmt.Errorf("size %d is negative", x)
+		}
+		*b = ByteSize(x)
+		return nil
+	case string:
+		return b.UnmarshalText([]byte(x))
+	}
+	return fmt.Errorf("size: want a number of bytes or a string such as \"512MiB\", not %v", v)
+}
+
+// MarshalText writes the size with the largest unit that divides it.
+func (b ByteSize) MarshalText() ([]byte, error) {
+	for _, u := range []struct {
+		s string
+		n int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.n == 0 {
+			return []byte(strconv.FormatInt(int64(b)/u.n, 10) + u.s), nil
+		}
+	}
+	return []byte(strconv.FormatInt(int64(b), 10)), nil
+}
 
 // Defaults for everything a config may leave out.
 var defaultPolicy = Policy{
@@ -210,6 +269,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Netproc.Congestion == "" {
 		c.Netproc.Congestion = "cubic"
+	}
+	if c.Netproc.MaxSockets == 0 {
+		c.Netproc.MaxSockets = 100_000
+	}
+	if c.Netproc.MaxMemory == 0 {
+		c.Netproc.MaxMemory = 1 << 30
 	}
 	if c.Netproc.TimeWait == 0 {
 		c.Netproc.TimeWait = Duration(60 * time.Second) // as Linux
@@ -303,8 +368,8 @@ func (c *Config) check() error {
 			return &fieldError{"netproc." + p.key, -1, fmt.Sprintf("%v: want a percentage from 0 to 100", p.v)}
 		}
 	}
-	if c.Netproc.MaxSockets < 0 || c.Netproc.MaxSockets > 1<<24 {
-		return &fieldError{"netproc.max_sockets", -1, fmt.Sprintf("%d: want 0 (the default) to %d", c.Netproc.MaxSockets, 1<<24)}
+	if err := checkLimits("netproc", -1, c.Netproc.MaxSockets, c.Netproc.MaxMemory); err != nil {
+		return err
 	}
 	if c.Netproc.MTU < 576 || c.Netproc.MTU > 65535 {
 		return &fieldError{"netproc.mtu", -1, fmt.Sprintf("%d: want 576 to 65535", c.Netproc.MTU)}
@@ -350,8 +415,35 @@ func (c *Config) check() error {
 		if err := a.check("app", i); err != nil {
 			return err
 		}
+		if err := checkLimits("app", i, a.MaxSockets, a.MaxMemory); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// checkLimits checks a section's max_sockets and max_memory.
+func checkLimits(section string, nth, sockets int, memory ByteSize) error {
+	const maxSockets = 1 << 24
+	if sockets < 0 || sockets > maxSockets {
+		return &fieldError{section + ".max_sockets", nth, fmt.Sprintf("%d: want 1 to %d (0: the default)", sockets, maxSockets)}
+	}
+	if memory != 0 && memory < 1<<20 {
+		return &fieldError{section + ".max_memory", nth, fmt.Sprintf("%d bytes: want at least 1MiB (0: the default)", memory)}
+	}
+	return nil
+}
+
+// AppLimits is app's limits in netproc, its own over [netproc]'s.
+func (c *Config) AppLimits(app *App) (sockets int, memory int64) {
+	sockets, memory = c.Netproc.MaxSockets, int64(c.Netproc.MaxMemory)
+	if app != nil && app.MaxSockets > 0 {
+		sockets = app.MaxSockets
+	}
+	if app != nil && app.MaxMemory > 0 {
+		memory = int64(app.MaxMemory)
+	}
+	return sockets, memory
 }
 
 // Resolve makes relative paths absolute: against the config file's folder,

@@ -77,6 +77,10 @@ func TestConfigErrors(t *testing.T) {
 		{"bad time_wait", "[netproc]\ntime_wait = \"1h\"\n", "x.toml:2: netproc.time_wait"},
 		{"bad impair_drop", "[netproc]\nimpair_drop = 120.0\n", "x.toml:2: netproc.impair_drop"},
 		{"negative max_sockets", "[netproc]\nmax_sockets = -1\n", "x.toml:2: netproc.max_sockets"},
+		{"bad max_memory", "[netproc]\nmax_memory = \"lots\"\n", "x.toml:2: netproc.max_memory: size \"lots\""},
+		{"tiny max_memory", "[netproc]\nmax_memory = \"4KiB\"\n", "x.toml:2: netproc.max_memory: 4096 bytes: want at least 1MiB"},
+		{"app max_sockets", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\nmax_sockets = -5\n", "x.toml:4: app.max_sockets"},
+		{"app max_memory", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\nmax_memory = \"-1GiB\"\n", "x.toml:4: app.max_memory"},
 		{"duplicate app", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\n[[app]]\nname = \"a\"\ncommand = [\"y\"]\n", "x.toml:5: app.name: \"a\" names two apps"},
 		{"reserved name", "[[app]]\nname = \"netproc\"\ncommand = [\"x\"]\n", "x.toml:2: app.name"},
 		{"no command", "[[app]]\nname = \"a\"\n", "x.toml: app.command: app a has no command"},
@@ -128,5 +132,46 @@ func TestPrintRoundTrip(t *testing.T) {
 	}
 	if back.Apps[0].Backoff != c.Apps[0].Backoff || back.Apps[0].Env["K"] != "v" || back.Netproc.Address != c.Netproc.Address {
 		t.Fatalf("round trip lost values:\n%s", out)
+	}
+}
+
+// TestLimits: an app's limits in netproc are its own where it sets them,
+// [netproc]'s otherwise, and sizes take units.
+func TestLimits(t *testing.T) {
+	doc := "[netproc]\nmax_sockets = 5000\nmax_memory = \"512MiB\"\n" +
+		"[[app]]\nname = \"big\"\ncommand = [\"x\"]\nmax_sockets = 200000\nmax_memory = 2147483648\n" +
+		"[[app]]\nname = \"small\"\ncommand = [\"y\"]\n"
+	c, err := Parse([]byte(doc), "x.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, _ := c.App("big")
+	small, _ := c.App("small")
+	for _, tt := range []struct {
+		app     *App
+		sockets int
+		memory  int64
+	}{{big, 200000, 2 << 30}, {small, 5000, 512 << 20}, {nil, 5000, 512 << 20}} {
+		if s, m := c.AppLimits(tt.app); s != tt.sockets || m != tt.memory {
+			t.Errorf("limits of %v: %d sockets, %d bytes; want %d, %d", tt.app, s, m, tt.sockets, tt.memory)
+		}
+	}
+	d, err := Parse(nil, "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Netproc.MaxSockets != 100_000 || d.Netproc.MaxMemory != 1<<30 {
+		t.Errorf("defaults: %d sockets, %d bytes", d.Netproc.MaxSockets, d.Netproc.MaxMemory)
+	}
+	for in, want := range map[string]ByteSize{"1048576": 1 << 20, "64M": 64 << 20, "3GiB": 3 << 30, "2 GB": 2 << 30, "512kib": 512 << 10} {
+		var b ByteSize
+		if err := b.UnmarshalText([]byte(in)); err != nil || b != want {
+			t.Errorf("%q: %d, %v; want %d", in, b, err, want)
+		}
+		text, _ := want.MarshalText()
+		var back ByteSize
+		if err := back.UnmarshalText(text); err != nil || back != want {
+			t.Errorf("%d printed as %q reads back as %d, %v", want, text, back, err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package netproc
 
 import (
 	"syscall"
+	"time"
 
 	"saturn/internal/serverkit"
 	"saturn/proto"
@@ -26,6 +27,15 @@ type appState struct {
 	pending map[uint64]*op // waiting operations, for OpCancel and the limits
 	bufs    int            // buffers held by waiting operations
 	gone    bool           // Dropped: complete nothing more
+	limits  Limits         // this app's (Options.Limits, or what its channel says)
+
+	buffered int64 // bytes the app's connections hold in the backend's buffers (see sock.account)
+
+	provided []providedBuf // buffers for FlagSelect waits (see provide.go)
+	starved  []*sock       // sockets ready for a FlagSelect wait, waiting for a buffer
+	// warned is when each limit was last logged, so that an app that
+	// hammers one gets a line every limitLogEvery, not one per refusal.
+	warned map[string]time.Time
 }
 
 // sockets counts what the app holds against its socket limit, sockets it
@@ -56,6 +66,7 @@ type op struct {
 	sent int              // OpSend: bytes sent so far
 	wait bool             // registered in app.pending
 	tmr  *timer           // OpConnect: its timeout
+	sel  uint32           // a FlagSelect wait: the provided buffer it chose (buf), or NoBuffer
 }
 
 func (h *Handler) newOp(app *appState, sub *proto.Submission) *op {
@@ -66,7 +77,7 @@ func (h *Handler) newOp(app *appState, sub *proto.Submission) *op {
 	} else {
 		o = new(op)
 	}
-	*o = op{app: app, sub: *sub}
+	*o = op{app: app, sub: *sub, sel: proto.NoBuffer}
 	return o
 }
 
@@ -84,10 +95,12 @@ func (h *Handler) freeOp(o *op) {
 func (h *Handler) admit(o *op) bool {
 	app := o.app
 	switch {
-	case len(app.pending) >= h.limits.Pending:
+	case len(app.pending) >= app.limits.Pending:
+		h.overLimit(app, "pending", int64(app.limits.Pending))
 		h.endWaiting(o, syscall.ENOBUFS)
 		return false
-	case o.held && h.limits.Buffers > 0 && app.bufs >= h.limits.Buffers:
+	case o.held && app.limits.Buffers > 0 && app.bufs >= app.limits.Buffers:
+		h.overLimit(app, "buffers", int64(app.limits.Buffers))
 		h.endWaiting(o, syscall.ENOBUFS)
 		return false
 	case app.pending[o.sub.UserData] != nil:
@@ -119,11 +132,31 @@ func (h *Handler) complete(o *op, result int64, aux uint64) {
 	}
 	if !app.gone {
 		c := proto.Completion{UserData: o.sub.UserData, Result: result, Buf: proto.NoBuffer, Aux: aux}
-		if o.held {
+		switch {
+		case o.held:
 			c.Buf = o.sub.Buf
+		case o.sel != proto.NoBuffer && result >= 0:
+			c.Buf = o.sel // a provided buffer, with the output
+		case o.sel != proto.NoBuffer:
+			o.unselect() // nothing to show: keep it provided
 		}
-		app.ch.Complete(c)
+		if o.sub.Op.Waits() {
+			app.ch.CompleteWait(c)
+		} else {
+			app.ch.Complete(c)
+		}
 	}
+	h.freeOp(o)
+}
+
+// refuse answers o, which never waited, with an error as a call's
+// completion whatever its kind (see Handler.Submit).
+func (h *Handler) refuse(o *op, errno syscall.Errno) {
+	c := proto.Completion{UserData: o.sub.UserData, Result: proto.ErrResult(errno), Buf: proto.NoBuffer}
+	if o.held {
+		c.Buf = o.sub.Buf
+	}
+	o.app.ch.Complete(c)
 	h.freeOp(o)
 }
 

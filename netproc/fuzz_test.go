@@ -56,6 +56,14 @@ func FuzzSubmissions(f *testing.F) {
 		proto.Submission{Op: proto.OpSetsockopt, Handle: 0, Args: [3]uint64{uint64(proto.OptLinger), 0}},
 		proto.Submission{Op: proto.OpShutdown, Handle: 0, Args: [3]uint64{proto.ShutBoth}},
 		proto.Submission{Op: proto.OpGetpeername, Handle: 0, Buf: 2, Len: 24}))
+	f.Add(seed(proto.Submission{Op: proto.OpProvide, Buf: 1},
+		proto.Submission{Op: proto.OpListen, Buf: 2, Len: proto.SockAddrSize},
+		proto.Submission{Op: proto.OpAccept, Handle: 0, Flags: proto.FlagSelect, Buf: proto.NoBuffer, Len: proto.AddrPairSize},
+		proto.Submission{Op: proto.OpConnect, Flags: proto.FlagSelect, Buf: proto.NoBuffer, Len: proto.AddrPairSize, Offset: 2},
+		proto.Submission{Op: proto.OpRecv, Handle: 1, Flags: proto.FlagSelect, Buf: proto.NoBuffer, Len: 100},
+		proto.Submission{Op: proto.OpProvide, Buf: 3},
+		proto.Submission{Op: proto.OpProvide, Buf: proto.NoBuffer},
+		proto.Submission{Op: proto.OpRecv, Handle: 1, Flags: proto.FlagSelect, Buf: 4, Len: 1 << 30}))
 	f.Add([]byte{0xff, 0x00, 0x12})
 	f.Add(make([]byte, 3*proto.SubmissionSize))
 

@@ -38,31 +38,6 @@ type Options struct {
 // It outlasts the supervisor's default back-off ceiling (10 s).
 const DefaultLinger = 30 * time.Second
 
-// Limits bound what one app may hold in netproc. Past them an operation
-// fails with the errno named, and nothing else changes.
-type Limits struct {
-	Sockets int // listeners and connections, connecting ones included: EMFILE
-	Pending int // operations waiting for readiness: ENOBUFS
-	Buffers int // data buffers held by waiting operations (0: the app's pool): ENOBUFS
-	SockBuf int // largest OptRecvBuffer or OptSendBuffer: ENOBUFS
-}
-
-// DefaultLimits are the limits of an app that sets none.
-var DefaultLimits = Limits{Sockets: 4096, Pending: 4096, SockBuf: 8 << 20}
-
-func (l Limits) withDefaults() Limits {
-	if l.Sockets <= 0 {
-		l.Sockets = DefaultLimits.Sockets
-	}
-	if l.Pending <= 0 {
-		l.Pending = DefaultLimits.Pending
-	}
-	if l.SockBuf <= 0 {
-		l.SockBuf = DefaultLimits.SockBuf
-	}
-	return l
-}
-
 // Handler is netproc's logic on serverkit's loop. Every method runs on the
 // loop goroutine, which owns all of its state; nothing here takes a lock.
 type Handler struct {
@@ -79,6 +54,7 @@ type Handler struct {
 	// resumer is the backend's Resumer when its connections survive
 	// netproc's death (see package backend, "Restarts"); nil otherwise.
 	resumer backend.Resumer
+	costs   backend.Costs // what the backend says a socket costs (see Limits.Memory)
 }
 
 var _ serverkit.Handler = (*Handler)(nil)
@@ -121,6 +97,9 @@ func (h *Handler) Start(l *serverkit.Loop) error {
 	if r, ok := h.be.(backend.Resumer); ok && r.Resuming() {
 		h.resumer = r
 	}
+	if c, ok := h.be.(backend.Coster); ok {
+		h.costs = c.Costs()
+	}
 	h.log.Info("serving sockets", "backend", h.be.Name(), "limits", fmt.Sprintf("%+v", h.limits), "linger", h.opts.Linger)
 	return nil
 }
@@ -149,6 +128,7 @@ func (h *Handler) Added(ch *serverkit.Channel) error {
 	app := &appState{
 		ch: ch, name: ch.Desc.App, epoch: uint64(ch.End.Epoch) & epochMask,
 		socks: map[uint64]*sock{}, closing: map[*sock]bool{}, pending: map[uint64]*op{},
+		limits: h.limitsFor(ch.Desc),
 	}
 	ch.Data = app
 	var caps uint32
@@ -213,6 +193,7 @@ func (h *Handler) Dropped(ch *serverkit.Channel) {
 	}
 	clear(app.socks)
 	clear(app.pending)
+	app.provided, app.starved = nil, nil
 	ch.Data = nil
 }
 
@@ -238,6 +219,19 @@ func (h *Handler) Submit(ch *serverkit.Channel, sub *proto.Submission) {
 		}
 		o.buf, o.held = b, true
 	}
+	if sub.Flags&proto.FlagSelect != 0 && (!sub.Op.Waits() || o.held || int(sub.Len) > ch.End.Loans.BufferSize()) {
+		h.fail(o, syscall.EINVAL) // a buffer to choose for what cannot use one
+		return
+	}
+	if sub.Op.Waits() && len(app.pending)+ch.QueuedWaits() >= app.limits.Pending {
+		// The app's waits are all taken: waiting, or completed and not
+		// yet reaped. The refusal is a call's completion, bounded by the
+		// loop's backlog: an app that floods waits and never reaps
+		// loses its channel, nothing else.
+		h.overLimit(app, "pending", int64(app.limits.Pending))
+		h.refuse(o, syscall.ENOBUFS)
+		return
+	}
 	switch sub.Op {
 	case proto.OpListen:
 		h.listen(o)
@@ -259,6 +253,8 @@ func (h *Handler) Submit(ch *serverkit.Channel, sub *proto.Submission) {
 		h.sockname(o)
 	case proto.OpCancel:
 		h.cancel(o)
+	case proto.OpProvide:
+		h.provide(o)
 	default:
 		h.fail(o, syscall.EOPNOTSUPP)
 	}
@@ -289,6 +285,23 @@ func (e env) Post(f func())                     { e.h.loop.Post(f) }
 func (e env) Logger() *slog.Logger              { return e.h.log }
 func (e env) AfterFunc(d time.Duration, f func()) backend.Timer {
 	return e.h.timers.AfterFunc(d, f)
+}
+
+// Usage implements serverkit.UsageReporter: every app's sockets and
+// memory against its limits, for status. Loop only.
+func (h *Handler) Usage() []proto.ChannelUsage {
+	var out []proto.ChannelUsage
+	for _, ch := range h.loop.Channels() {
+		app, ok := ch.Data.(*appState)
+		if !ok {
+			continue
+		}
+		out = append(out, proto.ChannelUsage{
+			ID: ch.Desc.ID, Sockets: app.sockets(), SocketLimit: app.limits.Sockets,
+			Memory: h.memory(app), MemoryLimit: app.limits.Memory, Waiting: len(app.pending),
+		})
+	}
+	return out
 }
 
 // Sockets counts the sockets the app called name holds. Loop only (see

@@ -29,7 +29,8 @@ func (h *Handler) listen(o *op) {
 		return
 	}
 	app := o.app
-	if app.sockets() >= h.limits.Sockets {
+	if app.sockets() >= app.limits.Sockets {
+		h.overLimit(app, "sockets", int64(app.limits.Sockets))
 		h.fail(o, syscall.EMFILE)
 		return
 	}
@@ -67,7 +68,7 @@ func (h *Handler) accept(o *op) {
 	case s.ln == nil:
 		h.fail(o, syscall.EINVAL) // accept on a connection, as accept(2) says
 		return
-	case o.buf != nil && len(o.buf) < proto.AddrPairSize:
+	case o.buf != nil && len(o.buf) < proto.AddrPairSize, o.selecting() && o.sub.Len < proto.AddrPairSize:
 		h.fail(o, syscall.EINVAL)
 		return
 	}
@@ -81,11 +82,17 @@ func (h *Handler) accept(o *op) {
 }
 
 func (h *Handler) connect(o *op) {
-	if len(o.buf) < proto.SockAddrSize {
+	var addr netip.AddrPort
+	var err error
+	switch {
+	case o.selecting():
+		addr, err = proto.InlineAddr(&o.sub) // no buffer while connecting
+	case len(o.buf) < proto.SockAddrSize:
 		h.fail(o, syscall.EINVAL)
 		return
+	default:
+		addr, err = proto.DecodeSockAddr(o.buf)
 	}
-	addr, err := proto.DecodeSockAddr(o.buf)
 	if err != nil || addr.Port() == 0 || o.sub.Args[0] > uint64(24*time.Hour) {
 		h.fail(o, syscall.EINVAL)
 		return
@@ -95,11 +102,12 @@ func (h *Handler) connect(o *op) {
 		return
 	}
 	app := o.app
-	if app.sockets() >= h.limits.Sockets {
+	if app.sockets() >= app.limits.Sockets {
+		h.overLimit(app, "sockets", int64(app.limits.Sockets))
 		h.fail(o, syscall.EMFILE)
 		return
 	}
-	if !h.admit(o) {
+	if !h.admitConnection(app, o) || !h.admit(o) {
 		return
 	}
 	s := &sock{h: h, app: app}
@@ -165,10 +173,10 @@ func (h *Handler) recv(o *op) {
 	case flags&^proto.KnownRecvFlags != 0:
 		h.fail(o, syscall.EINVAL)
 		return
-	case flags&proto.RecvPoll != 0 && o.buf != nil:
+	case flags&proto.RecvPoll != 0 && (o.buf != nil || o.selecting()):
 		h.fail(o, syscall.EINVAL)
 		return
-	case flags&proto.RecvPoll == 0 && len(o.buf) == 0:
+	case flags&proto.RecvPoll == 0 && len(o.buf) == 0 && !(o.selecting() && o.sub.Len > 0):
 		h.fail(o, syscall.EINVAL)
 		return
 	}
@@ -243,7 +251,7 @@ func (h *Handler) setsockopt(o *op) {
 	case !opt.Valid():
 		h.fail(o, syscall.ENOPROTOOPT)
 		return
-	case (opt == proto.OptRecvBuffer || opt == proto.OptSendBuffer) && v > int64(h.limits.SockBuf):
+	case (opt == proto.OptRecvBuffer || opt == proto.OptSendBuffer) && v > int64(o.app.limits.SockBuf):
 		h.fail(o, syscall.ENOBUFS)
 		return
 	case opt != proto.OptLinger && v < 0, v > 1<<31-1, v < -1:

@@ -34,6 +34,8 @@ type sock struct {
 	sends          []*op
 
 	pumping, again bool // pump is running; a notification came meanwhile
+	starved        bool // on its app's starved list (see provide.go)
+	buffered       int  // what the backend held for it when last counted (see account)
 	closed         bool
 	closing        bool   // the app closed it; it closes once its sends are out
 	awaitEnd       uint64 // the app closed it at this stream end; it closes once the sends up to it are in (see closeAfterReplays)
@@ -106,9 +108,26 @@ func (s *sock) pump() {
 		}
 	}
 	s.pumping = false
+	s.account()
 }
 
-func popFront(q []*op) []*op {
+// account brings its app's count of buffered bytes (Limits.Memory) up to
+// date with what the backend holds for s now. Every change to that passes
+// through pump: a notification, or an operation on the socket.
+func (s *sock) account() {
+	b, ok := s.conn.(backend.Buffered)
+	if !ok || s.app == nil {
+		return
+	}
+	n := 0
+	if !s.closed {
+		n = b.Buffered()
+	}
+	s.app.buffered += int64(n - s.buffered)
+	s.buffered = n
+}
+
+func popFront[T any](q []*T) []*T {
 	q[0] = nil
 	q = q[1:]
 	if len(q) == 0 {
@@ -123,6 +142,9 @@ func (s *sock) tryRecv(o *op) bool {
 		s.h.complete(o, 0, 0)
 		return true
 	}
+	if o.selecting() && !s.selectBuf(o) {
+		return false // starved: pumped again when the app provides a buffer
+	}
 	var n int
 	var err error
 	if o.sub.Flags&proto.FlagStream != 0 && s.stream != nil {
@@ -132,6 +154,7 @@ func (s *sock) tryRecv(o *op) bool {
 	}
 	switch {
 	case err == syscall.EAGAIN:
+		o.unselect()
 		s.notReadable()
 		return false
 	case err != nil:
@@ -200,14 +223,22 @@ func (s *sock) tryAccept(o *op) bool {
 	if app == nil {
 		return false // orphaned: nobody to accept for (orphan empties the queue)
 	}
-	if app.sockets() >= s.h.limits.Sockets {
+	if app.sockets() >= app.limits.Sockets {
+		s.h.overLimit(app, "sockets", int64(app.limits.Sockets))
 		s.h.fail(o, syscall.EMFILE) // the connection stays queued
 		return true
+	}
+	if !s.h.admitConnection(app, o) {
+		return true // ENOBUFS; the connection stays queued
+	}
+	if o.selecting() && !s.selectBuf(o) {
+		return false // starved: pumped again when the app provides a buffer
 	}
 	ns := &sock{h: s.h, app: app, ready: backend.Writable}
 	c, peer, err := s.ln.Accept(ns.notify)
 	switch {
 	case err == syscall.EAGAIN:
+		o.unselect()
 		s.notReadable()
 		return false
 	case err != nil:
@@ -233,6 +264,9 @@ func (s *sock) finishConnect() {
 	if errors.Is(err, syscall.EINPROGRESS) {
 		s.ready &^= backend.Writable | backend.Failed
 		return
+	}
+	if err == nil && o.selecting() && !s.selectBuf(o) {
+		return // connected: the completion waits for a buffer for the addresses
 	}
 	s.connecting = nil
 	if err != nil {
@@ -334,6 +368,7 @@ func (s *sock) close(why syscall.Errno) {
 		s.lingering.Stop()
 		s.lingering = nil
 	}
+	s.account() // closed: it holds nothing more
 	s.closeBackend()
 }
 

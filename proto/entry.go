@@ -58,8 +58,18 @@ const (
 	// byte sent before the close is in (see docs/restart.md). A server
 	// that does not resume ignores it.
 	FlagStream
+	// FlagSelect: a wait (see Op.Waits) that names no buffer (Buf is
+	// NoBuffer) and holds none while it waits. When its output is ready
+	// (received bytes, an accepted or connected socket's address pair) the
+	// server picks one of the buffers the app lent it with OpProvide,
+	// writes at most Len bytes into it, and names it in the completion, as
+	// io_uring's buffer selection does. A wait for which no provided buffer
+	// is free waits on, ready, until the app provides one. OpConnect with
+	// FlagSelect carries its address in the entry itself (see
+	// InlineSockAddr), so that a connect in progress holds no buffer.
+	FlagSelect
 
-	knownSubmitFlags = FlagPath | FlagAppend | FlagStream
+	knownSubmitFlags = FlagPath | FlagAppend | FlagStream | FlagSelect
 )
 
 // Completion is a server's answer to one submission. Its wire form is

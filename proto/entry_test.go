@@ -106,6 +106,40 @@ func TestOps(t *testing.T) {
 	if Op(250).Valid() || Op(250).ServedBy(ServerNet) || Op(250).String() != "op(250)" {
 		t.Error("unknown opcodes must be invalid")
 	}
+	for op := Op(0); op < opCount; op++ {
+		want := op == OpAccept || op == OpConnect || op == OpRecv
+		if op.Waits() != want {
+			t.Errorf("%s: Waits() = %v, want %v", op, op.Waits(), want)
+		}
+	}
+	if Op(250).Waits() {
+		t.Error("an unknown opcode is no wait")
+	}
+}
+
+// TestInlineSockAddr: OpConnect's address packed into the entry reads back
+// as it went in, and a bad one is refused as DecodeSockAddr refuses it.
+func TestInlineSockAddr(t *testing.T) {
+	for _, s := range []string{"10.77.0.2:8080", "[::1]:443", "[fe80::1%3]:22", "[2001:db8::ff]:65535"} {
+		ap := netip.MustParseAddrPort(s)
+		off, a1, a2, err := InlineSockAddr(ap)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		sub := Submission{Op: OpConnect, Flags: FlagSelect, Offset: off, Args: [3]uint64{0, a1, a2}}
+		var raw [SubmissionSize]byte
+		sub.Encode(raw[:])
+		back, err := DecodeSubmission(raw[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := InlineAddr(&back); err != nil || got != ap {
+			t.Errorf("%s: read back %v, %v", s, got, err)
+		}
+	}
+	if _, err := InlineAddr(&Submission{Offset: 99}); !errors.Is(err, ErrBadAddr) {
+		t.Errorf("a bad family: %v", err)
+	}
 }
 
 func TestSockAddr(t *testing.T) {

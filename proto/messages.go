@@ -69,6 +69,9 @@ type ChannelStatus struct {
 	CQDepth   uint32 `msgpack:"cq" json:"cq_depth"`
 	Submitted uint64 `msgpack:"submitted" json:"submitted"`
 	Completed uint64 `msgpack:"completed" json:"completed"`
+	// Usage is what the app holds in the server, as the server last
+	// reported it (netproc: sockets and memory against the app's limits).
+	Usage *ChannelUsage `msgpack:"usage,omitempty" json:"usage,omitempty"`
 }
 
 // Kill asks the supervisor to signal a component as if it crashed.
@@ -125,6 +128,15 @@ type ChannelDesc struct {
 	Server string `msgpack:"server"`
 	App    string `msgpack:"app"`
 	Bells  bool   `msgpack:"bells"` // eventfd doorbells follow the region
+	// Limits are the app's own limits in the server (from its [[app]]
+	// table in the config); nil or zero fields: the server's defaults.
+	Limits *ChannelLimits `msgpack:"limits,omitempty"`
+}
+
+// ChannelLimits are an app's limits in netproc.
+type ChannelLimits struct {
+	Sockets int   `msgpack:"sockets,omitempty"` // listeners and connections: EMFILE past it
+	Memory  int64 `msgpack:"memory,omitempty"`  // bytes of netproc's memory: ENOBUFS for new connections past it
 }
 
 // FDCount is how many descriptors travel with the channel.
@@ -140,6 +152,20 @@ func (c ChannelDesc) FDCount() int {
 type Ready struct {
 	Name string            `msgpack:"name"`
 	Info map[string]string `msgpack:"info,omitempty"`
+	// Usage is a server's figures for each app's channel: what the app
+	// holds in it against its limits.
+	Usage []ChannelUsage `msgpack:"usage,omitempty"`
+}
+
+// ChannelUsage is what an app holds in a server, against its limits (0:
+// none), as status shows it.
+type ChannelUsage struct {
+	ID          uint64 `msgpack:"id" json:"-"`
+	Sockets     int    `msgpack:"sockets" json:"sockets"`
+	SocketLimit int    `msgpack:"socket_limit" json:"socket_limit"`
+	Memory      int64  `msgpack:"memory" json:"memory_bytes"`
+	MemoryLimit int64  `msgpack:"memory_limit" json:"memory_limit_bytes"`
+	Waiting     int    `msgpack:"waiting" json:"waiting"` // operations waiting on its sockets
 }
 
 // Channel hands a server a new channel (with its descriptors).

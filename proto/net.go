@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 )
@@ -20,6 +21,18 @@ import (
 //	OpGetsockname socket   - → SockAddr                       -                                     SockAddrSize
 //	OpGetpeername socket   - → SockAddr                       -                                     SockAddrSize
 //	OpCancel     -         -                                  [0] the user_data to cancel           0, or ENOENT if nothing waits under it
+//	OpProvide    -         a buffer for waits' output          -                                     none while it is kept (see below)
+//
+// OpAccept, OpConnect and OpRecv are waits (Op.Waits): they hold no call
+// slot, and with FlagSelect no buffer either. A FlagSelect wait's output
+// goes into a buffer the app provided (OpProvide), which its completion
+// names and so hands back; OpConnect with FlagSelect finds its address in
+// the entry (Offset, Args[1] and Args[2]: see InlineSockAddr) instead of a
+// buffer. An OpProvide that netproc keeps has no completion of its own:
+// the buffer comes back with the completion of the wait that used it. One
+// that netproc refuses (a bad buffer) completes with the error and the
+// buffer. Provided buffers a netproc incarnation kept die with it: the
+// app provides them again to the next (see ring.Region.ServerEpoch).
 //
 // A cancelled operation completes with ECANCELED, except a send that has
 // already sent some of its bytes, which completes with that count. Closing
@@ -67,6 +80,30 @@ const (
 
 	KnownRecvFlags = RecvPoll
 )
+
+// InlineSockAddr packs ap into the three words of a submission that carry
+// OpConnect's address when it is submitted with FlagSelect: the
+// SockAddrSize bytes EncodeSockAddr writes, little-endian, in Offset,
+// Args[1] and Args[2].
+func InlineSockAddr(ap netip.AddrPort) (offset, arg1, arg2 uint64, err error) {
+	var b [SockAddrSize]byte
+	if err := EncodeSockAddr(b[:], ap); err != nil {
+		return 0, 0, 0, err
+	}
+	le := binary.LittleEndian
+	return le.Uint64(b[0:]), le.Uint64(b[8:]), le.Uint64(b[16:]), nil
+}
+
+// InlineAddr reads the address InlineSockAddr packed into s, checking it
+// as DecodeSockAddr does.
+func InlineAddr(s *Submission) (netip.AddrPort, error) {
+	var b [SockAddrSize]byte
+	le := binary.LittleEndian
+	le.PutUint64(b[0:], s.Offset)
+	le.PutUint64(b[8:], s.Args[1])
+	le.PutUint64(b[16:], s.Args[2])
+	return DecodeSockAddr(b[:])
+}
 
 // AddrPairSize is the size of the local-then-peer pair of socket
 // addresses that OpAccept and OpConnect write into their buffers.

@@ -31,7 +31,10 @@ const (
 	OpStat    Op = 16 // write Handle's metadata into the buffer
 	OpReaddir Op = 17 // write directory entries of Handle into the buffer, from cookie Offset
 
-	opCount = 18
+	// The network server again.
+	OpProvide Op = 18 // lend buffer Buf for the output of waits submitted with FlagSelect; see FlagSelect
+
+	opCount = 19
 )
 
 // ShutRead, ShutWrite and ShutBoth are OpShutdown's Args[0].
@@ -53,29 +56,47 @@ const (
 var opInfo = [opCount]struct {
 	name   string
 	server Server
+	waits  bool
 }{
-	OpNop:         {"nop", ServerAny},
-	OpCancel:      {"cancel", ServerAny},
-	OpListen:      {"listen", ServerNet},
-	OpAccept:      {"accept", ServerNet},
-	OpConnect:     {"connect", ServerNet},
-	OpSend:        {"send", ServerNet},
-	OpRecv:        {"recv", ServerNet},
-	OpShutdown:    {"shutdown", ServerNet},
-	OpClose:       {"close", ServerAny},
-	OpSetsockopt:  {"setsockopt", ServerNet},
-	OpGetsockname: {"getsockname", ServerNet},
-	OpGetpeername: {"getpeername", ServerNet},
-	OpOpen:        {"open", ServerDisk},
-	OpRead:        {"read", ServerDisk},
-	OpWrite:       {"write", ServerDisk},
-	OpFsync:       {"fsync", ServerDisk},
-	OpStat:        {"stat", ServerDisk},
-	OpReaddir:     {"readdir", ServerDisk},
+	OpNop:         {"nop", ServerAny, false},
+	OpCancel:      {"cancel", ServerAny, false},
+	OpListen:      {"listen", ServerNet, false},
+	OpAccept:      {"accept", ServerNet, true},
+	OpConnect:     {"connect", ServerNet, true},
+	OpSend:        {"send", ServerNet, false},
+	OpRecv:        {"recv", ServerNet, true},
+	OpShutdown:    {"shutdown", ServerNet, false},
+	OpClose:       {"close", ServerAny, false},
+	OpSetsockopt:  {"setsockopt", ServerNet, false},
+	OpGetsockname: {"getsockname", ServerNet, false},
+	OpGetpeername: {"getpeername", ServerNet, false},
+	OpOpen:        {"open", ServerDisk, false},
+	OpRead:        {"read", ServerDisk, false},
+	OpWrite:       {"write", ServerDisk, false},
+	OpFsync:       {"fsync", ServerDisk, false},
+	OpStat:        {"stat", ServerDisk, false},
+	OpReaddir:     {"readdir", ServerDisk, false},
+	OpProvide:     {"provide", ServerNet, false},
 }
 
 // Valid reports whether op is a known opcode.
 func (op Op) Valid() bool { return op < opCount }
+
+// Waits reports whether op is a wait: an operation that may stay in
+// flight for as long as a peer on the network likes (OpAccept, OpConnect,
+// OpRecv). Waits are budgeted apart from calls, so that idle connections
+// cannot use up what other operations need:
+//
+//   - A call (every other operation) completes promptly. The app keeps at
+//     most as many calls in flight as its completion ring has slots, so
+//     that a call's completion always finds room.
+//   - A wait holds no call slot. The server counts the app's waits against
+//     the app's own limit (ENOBUFS past it) and holds a wait's completion
+//     until the completion ring has room, after the calls' completions:
+//     it may come late, never lost, and never in a call's way.
+//
+// A wait holds no data buffer either when it is submitted with FlagSelect.
+func (op Op) Waits() bool { return op.Valid() && opInfo[op].waits }
 
 // Server is the server that serves op.
 func (op Op) Server() Server {

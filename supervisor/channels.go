@@ -23,12 +23,14 @@ type channel struct {
 	app    *component
 	server string
 	region *ring.Region
-	sbell  *ring.EventDoorbell // wakes the server
-	abell  *ring.EventDoorbell // wakes the app
+	sbell  *ring.EventDoorbell  // wakes the server
+	abell  *ring.EventDoorbell  // wakes the app
+	limits *proto.ChannelLimits // the app's limits in the server, if it has any
+	usage  *proto.ChannelUsage  // what the server last reported the app holds
 }
 
 func (ch *channel) desc() proto.ChannelDesc {
-	return proto.ChannelDesc{ID: ch.id, Server: ch.server, App: ch.app.name, Bells: true}
+	return proto.ChannelDesc{ID: ch.id, Server: ch.server, App: ch.app.name, Bells: true, Limits: ch.limits}
 }
 
 // dupFiles duplicates the channel's descriptors for sending, so that the
@@ -110,7 +112,13 @@ func (s *Supervisor) newChannel(app *component, server string, g ring.Geometry) 
 		sb.Close()
 		return nil, err
 	}
-	return &channel{id: id, app: app, server: server, region: r, sbell: sb, abell: ab}, nil
+	ch := &channel{id: id, app: app, server: server, region: r, sbell: sb, abell: ab}
+	if server == "netproc" {
+		conf, _ := s.cfg.App(app.name) // nil for an app the config does not list
+		sockets, memory := s.cfg.AppLimits(conf)
+		ch.limits = &proto.ChannelLimits{Sockets: sockets, Memory: memory}
+	}
+	return ch, nil
 }
 
 // dropChannels releases app's channels and tells their servers. Loop only.

@@ -165,6 +165,7 @@ func (s *Supervisor) onLinkRequest(c *component, inc int, r *proto.Request) {
 				return
 			}
 			c.info = m.Info
+			s.takeUsage(c, m.Usage)
 			if !c.ready {
 				c.ready = true
 				s.log.Info("ready", "name", c.name, "pid", c.pid, "info", m.Info)
@@ -379,6 +380,22 @@ func (s *Supervisor) handleSelfAttach(sess *proto.Session, cred *unix.Ucred, r *
 	}
 }
 
+// takeUsage records what server c reports each app holds in it, on the
+// channels it names (a channel it names that is gone is ignored). Loop
+// only.
+func (s *Supervisor) takeUsage(c *component, usage []proto.ChannelUsage) {
+	if c.kind != proto.KindServer {
+		return
+	}
+	byID := map[uint64]*proto.ChannelUsage{}
+	for i := range usage {
+		byID[usage[i].ID] = &usage[i]
+	}
+	for _, ch := range s.channelsFor(c.name) {
+		ch.usage = byID[ch.id]
+	}
+}
+
 // status builds the answer to `saturn status`. Loop only.
 func (s *Supervisor) status() *proto.StatusReply {
 	out := &proto.StatusReply{Instance: s.opts.Paths.Instance, Supervisor: os.Getpid()}
@@ -401,6 +418,7 @@ func (s *Supervisor) status() *proto.StatusReply {
 				row.Channels = append(row.Channels, proto.ChannelStatus{
 					ID: ch.id, App: ch.app.name, Server: ch.server, Epoch: epoch,
 					SQDepth: cnt.SQDepth, CQDepth: cnt.CQDepth, Submitted: cnt.Submitted, Completed: cnt.Completed,
+					Usage: ch.usage,
 				})
 			}
 		}

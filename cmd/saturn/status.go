@@ -74,14 +74,42 @@ func printStatus(w io.Writer, st *proto.StatusReply) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "CHANNEL\tAPP\tSERVER\tEPOCH\tSQ DEPTH\tCQ DEPTH\tSUBMITTED\tCOMPLETED")
+		fmt.Fprintln(tw, "CHANNEL\tAPP\tSERVER\tEPOCH\tSQ DEPTH\tCQ DEPTH\tSUBMITTED\tCOMPLETED\tSOCKETS\tMEMORY")
 		for _, ch := range chans {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", ch.ID, ch.App, ch.Server, ch.Epoch, ch.SQDepth, ch.CQDepth, ch.Submitted, ch.Completed)
+			socks, mem := "-", "-"
+			if u := ch.Usage; u != nil {
+				socks = fmt.Sprintf("%d/%s", u.Sockets, limitString(int64(u.SocketLimit), strconv.FormatInt))
+				mem = fmt.Sprintf("%s/%s", sizeString(u.Memory), limitString(u.MemoryLimit, func(v int64, _ int) string { return sizeString(v) }))
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", ch.ID, ch.App, ch.Server, ch.Epoch, ch.SQDepth, ch.CQDepth, ch.Submitted, ch.Completed, socks, mem)
 		}
 		tw.Flush()
 	} else {
 		fmt.Fprintln(w)
 	}
+}
+
+// limitString is a limit as status shows it: "none" for 0.
+func limitString(v int64, format func(int64, int) string) string {
+	if v <= 0 {
+		return "none"
+	}
+	return format(v, 10)
+}
+
+// sizeString is a byte count in the largest binary unit under it, to a
+// tenth.
+func sizeString(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%dB", n)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
 }
 
 // infoString is the INFO column: a component's info but its counters

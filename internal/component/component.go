@@ -76,7 +76,12 @@ func FromEnv(handler func(*proto.Request)) (*Link, error) {
 // Ready tells the supervisor the component is ready, with what it reports
 // of itself (shown in status). Call it again when that changes.
 func (l *Link) Ready(ctx context.Context, info map[string]string) error {
-	_, err := l.Session.Call(ctx, proto.MsgReady, &proto.Ready{Name: l.Name, Info: info}, nil)
+	return l.Report(ctx, info, nil)
+}
+
+// Report is Ready with a server's figures for each app's channel.
+func (l *Link) Report(ctx context.Context, info map[string]string, usage []proto.ChannelUsage) error {
+	_, err := l.Session.Call(ctx, proto.MsgReady, &proto.Ready{Name: l.Name, Info: info, Usage: usage}, nil)
 	return err
 }
 

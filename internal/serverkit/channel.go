@@ -17,8 +17,9 @@ type Channel struct {
 	End    *ring.ServerEnd
 
 	sbell, abell *ring.EventDoorbell
-	pending      []proto.Completion // completions of this round, published together
-	backlog      []proto.Completion // completions that found the ring full
+	pending      []proto.Completion // calls' completions of this round, published together
+	backlog      []proto.Completion // calls' completions that found the ring full
+	waits        []proto.Completion // waits' completions, published after the calls' as room allows (see proto.Op.Waits)
 	dead         error              // the ring is corrupt; the channel is no longer served
 
 	// Data is the handler's own per-channel state.
@@ -101,6 +102,28 @@ func (ch *Channel) Complete(c proto.Completion) {
 	ch.pending = append(ch.pending, c)
 }
 
+// CompleteWait queues c, the completion of a wait (proto.Op.Waits). It is
+// published after every call's completion, as the completion ring has
+// room: the app does not count its waits against the ring's slots, so a
+// wait's completion may find the ring full, and must then wait for room
+// without being in a call's way. The handler bounds how many waits an app
+// may have (waiting, or completed and queued here: QueuedWaits). If c
+// names a buffer it is handed back here, as with Complete. Loop only.
+func (ch *Channel) CompleteWait(c proto.Completion) {
+	if c.Buf != proto.NoBuffer {
+		if err := ch.End.Loans.Return(c.Buf); err != nil {
+			c.Buf = proto.NoBuffer
+			if c.Result >= 0 {
+				c.Result = -int64(syscall.EFAULT)
+			}
+		}
+	}
+	ch.waits = append(ch.waits, c)
+}
+
+// QueuedWaits counts the waits' completions not yet published. Loop only.
+func (ch *Channel) QueuedWaits() int { return len(ch.waits) }
+
 // CompleteErr completes sub with an error, handing back its buffer if the
 // server holds it.
 func (ch *Channel) CompleteErr(sub *proto.Submission, errno syscall.Errno, heldBuf bool) {
@@ -111,15 +134,29 @@ func (ch *Channel) CompleteErr(sub *proto.Submission, errno syscall.Errno, heldB
 	ch.Complete(c)
 }
 
-// flush publishes what fits of the backlog and this round's completions,
-// oldest first. It reports whether completions are still waiting for room.
+// flush publishes what fits of the calls' completions (the backlog, then
+// this round's), oldest first, then what fits of the waits'. It reports
+// whether completions are still waiting for room.
 func (ch *Channel) flush() bool {
 	if len(ch.pending) > 0 {
 		ch.backlog = append(ch.backlog, ch.pending...)
 		ch.pending = ch.pending[:0]
 	}
-	for len(ch.backlog) > 0 && ch.dead == nil {
-		n, err := ch.End.Complete.Reserve(len(ch.backlog))
+	ch.backlog = ch.publish(ch.backlog)
+	if len(ch.backlog) == 0 {
+		ch.waits = ch.publish(ch.waits)
+	}
+	if len(ch.backlog) > maxBacklog && ch.dead == nil {
+		ch.dead = fmt.Errorf("serverkit: app %s left %d completions unreaped", ch.Desc.App, len(ch.backlog))
+	}
+	return len(ch.backlog) > 0 || len(ch.waits) > 0
+}
+
+// publish publishes what fits of q, in order, and returns the rest (nil
+// when all went, so that a burst's backing array is let go).
+func (ch *Channel) publish(q []proto.Completion) []proto.Completion {
+	for len(q) > 0 && ch.dead == nil {
+		n, err := ch.End.Complete.Reserve(len(q))
 		if err != nil {
 			ch.dead = err
 			break
@@ -128,15 +165,13 @@ func (ch *Channel) flush() bool {
 			break
 		}
 		for i := range n {
-			ch.backlog[i].Encode(ch.End.Complete.Slot(i))
+			q[i].Encode(ch.End.Complete.Slot(i))
 		}
 		ch.End.Complete.Publish(n)
-		ch.backlog = ch.backlog[n:]
+		q = q[n:]
 	}
-	if len(ch.backlog) == 0 {
-		ch.backlog = nil
-	} else if len(ch.backlog) > maxBacklog && ch.dead == nil {
-		ch.dead = fmt.Errorf("serverkit: app %s left %d completions unreaped", ch.Desc.App, len(ch.backlog))
+	if len(q) == 0 {
+		return nil
 	}
-	return len(ch.backlog) > 0
+	return q
 }

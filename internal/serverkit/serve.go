@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,8 +67,35 @@ func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *s
 	case err := <-errc:
 		return err
 	}
-	go refreshInfo(ctx, link, log, info)
+	go refreshInfo(ctx, link, log, info, loop)
 	return <-errc
+}
+
+// UsageReporter is a Handler that reports what each app holds in the
+// server against its limits (netproc: sockets and memory), for status.
+// Usage runs on the loop.
+type UsageReporter interface {
+	Usage() []proto.ChannelUsage
+}
+
+// usage asks the handler for its usage on the loop, giving up after
+// InfoRefresh (a loop that busy shows the last figures).
+func (l *Loop) usage(ctx context.Context) ([]proto.ChannelUsage, bool) {
+	ur, ok := l.handler.(UsageReporter)
+	if !ok {
+		return nil, true
+	}
+	res := make(chan []proto.ChannelUsage, 1)
+	l.Post(func() { res <- ur.Usage() })
+	t := time.NewTimer(InfoRefresh)
+	defer t.Stop()
+	select {
+	case u := <-res:
+		return u, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, false
 }
 
 // InfoRefresh is how often a server's info is read again and, when it
@@ -75,9 +103,11 @@ func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *s
 // ready message, so that status shows figures at most this old.
 const InfoRefresh = time.Second
 
-// refreshInfo reports info again whenever it changes, until ctx ends.
-func refreshInfo(ctx context.Context, link *component.Link, log *slog.Logger, info func() map[string]string) {
+// refreshInfo reports info, and the handler's usage, again whenever they
+// change, until ctx ends.
+func refreshInfo(ctx context.Context, link *component.Link, log *slog.Logger, info func() map[string]string, loop *Loop) {
 	last := info()
+	var lastUsage []proto.ChannelUsage
 	t := time.NewTicker(InfoRefresh)
 	defer t.Stop()
 	for {
@@ -87,16 +117,20 @@ func refreshInfo(ctx context.Context, link *component.Link, log *slog.Logger, in
 		case <-t.C:
 		}
 		cur := info()
-		if maps.Equal(cur, last) {
+		usage, ok := loop.usage(ctx)
+		if !ok {
+			usage = lastUsage
+		}
+		if maps.Equal(cur, last) && slices.Equal(usage, lastUsage) {
 			continue
 		}
-		if err := link.Ready(ctx, cur); err != nil {
+		if err := link.Report(ctx, cur, usage); err != nil {
 			if ctx.Err() == nil {
 				log.Warn("reporting info", "err", err)
 			}
 			return
 		}
-		last = cur
+		last, lastUsage = cur, usage
 	}
 }
 

@@ -175,6 +175,28 @@ type Conn interface {
 	PeerAddr() (netip.AddrPort, error)
 }
 
+// Costs is what a backend's sockets cost, as netproc counts them against
+// an app's memory limit: a socket's fixed cost in bytes, whatever it
+// buffers (its record, the backend's and the handler's bookkeeping, and
+// for the kernel's sockets the kernel's own structures). It is a
+// measured figure (docs/benchmarks.md, "connections"), not a reading.
+type Costs struct {
+	Socket int
+}
+
+// Coster is a Backend that states its sockets' cost.
+type Coster interface {
+	Costs() Costs
+}
+
+// Buffered is a Conn that can say how many bytes it holds for its app in
+// memory that the backend owns: received and not yet read, queued and not
+// yet acknowledged. The kernel's sockets buffer in the kernel, and do not
+// count here.
+type Buffered interface {
+	Buffered() int
+}
+
 // Resumer is a Backend whose connections survive netproc's death.
 type Resumer interface {
 	// Resuming reports whether connections survive (a config may turn it

@@ -30,6 +30,14 @@ func New() *Backend { return &Backend{} }
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return "kernel" }
 
+// Costs implements backend.Coster: a kernel TCP socket's own structures
+// (its slab objects: the socket, its inode, the file, the epoll item)
+// and netproc's bookkeeping for it, measured at 15,000 idle connections
+// (docs/benchmarks.md, "connections"). What the socket buffers lives in
+// the kernel's socket memory, which the kernel bounds (net.ipv4.tcp_mem)
+// and netproc does not count.
+func (b *Backend) Costs() backend.Costs { return backend.Costs{Socket: 6144} }
+
 // Start implements backend.Backend.
 func (b *Backend) Start(env backend.Env) error {
 	b.env = env

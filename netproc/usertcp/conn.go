@@ -53,6 +53,16 @@ var _ backend.Conn = (*conn)(nil)
 
 func (c *conn) tcp() *tcp.Conn { return c.s.tab.conn(c.slot) }
 
+// Buffered implements backend.Buffered: what the connection's send and
+// receive buffers hold.
+func (c *conn) Buffered() int {
+	if c.freed {
+		return 0
+	}
+	tc := c.tcp()
+	return tc.Unsent() + tc.Readable()
+}
+
 // ConnectResult implements backend.Conn.
 func (c *conn) ConnectResult() error {
 	if !c.connecting {

@@ -149,6 +149,14 @@ func New(cfg Config) (*Stack, error) {
 // Name implements backend.Backend.
 func (s *Stack) Name() string { return "usertcp" }
 
+// Costs implements backend.Coster: a connection's record in the table
+// (recordSize) and its share of netproc's heap (the shell's conn, its
+// demultiplexing entry, the handler's socket, its timer), measured at
+// 100,000 idle connections (docs/benchmarks.md, "connections"). The
+// buffers behind the record cost what they hold (conn.Buffered): their
+// pages are given back once they empty.
+func (s *Stack) Costs() backend.Costs { return backend.Costs{Socket: 2048} }
+
 // Start implements backend.Backend: it watches the device and the timers
 // on the loop, and takes over what an earlier incarnation left in the
 // connection table.

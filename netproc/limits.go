@@ -1,0 +1,130 @@
+package netproc
+
+import (
+	"syscall"
+	"time"
+
+	"saturn/proto"
+)
+
+// Limits bound what one app may hold in netproc. Past them an operation
+// fails with the errno named, netproc logs which limit the app reached
+// (once per limitLogEvery), and nothing else changes: the app's other
+// sockets go on, and so does every other app.
+type Limits struct {
+	// Sockets: listeners and connections, connecting ones and ones the app
+	// closed that are still sending included. EMFILE for the listen,
+	// accept or connect past it ([[app]] max_sockets in the config).
+	Sockets int
+	// Memory: the bytes netproc spends on the app's sockets, as netproc
+	// counts them: each socket's fixed cost on the backend
+	// (backend.Costs) plus the bytes its connections hold in their
+	// buffers, sampled every memorySampleEvery. ENOBUFS for a new
+	// connection (accept or connect) past it ([[app]] max_memory). 0: no
+	// limit.
+	Memory int64
+	// Pending: operations waiting on a socket (waits, and sends waiting
+	// for room), with the waits' completions not yet reaped. ENOBUFS.
+	// 0: twice Sockets, and 4096 more: an app may have a receive and a
+	// send waiting on every connection.
+	Pending int
+	// Buffers: data buffers held by waiting operations (0: the app's
+	// pool). ENOBUFS.
+	Buffers int
+	// SockBuf: the largest OptRecvBuffer or OptSendBuffer. ENOBUFS.
+	SockBuf int
+}
+
+// DefaultLimits are the limits of an app that sets none.
+var DefaultLimits = Limits{Sockets: 100_000, SockBuf: 8 << 20}
+
+// Merge is l with the fields that d sets and l does not.
+func (l Limits) Merge(d Limits) Limits {
+	if l.Sockets <= 0 {
+		l.Sockets = d.Sockets
+	}
+	if l.Memory <= 0 {
+		l.Memory = d.Memory
+	}
+	if l.Pending <= 0 {
+		l.Pending = d.Pending
+	}
+	if l.Buffers <= 0 {
+		l.Buffers = d.Buffers
+	}
+	if l.SockBuf <= 0 {
+		l.SockBuf = d.SockBuf
+	}
+	return l
+}
+
+// withDefaults fills what l leaves unset from DefaultLimits, and Pending
+// from Sockets.
+func (l Limits) withDefaults() Limits {
+	l = l.Merge(DefaultLimits)
+	if l.Pending <= 0 {
+		l.Pending = 2*l.Sockets + 4096
+	}
+	return l
+}
+
+// limitsFor is the limits of the app at the other end of a channel: what
+// the supervisor sent with it (the app's own config), over netproc's.
+func (h *Handler) limitsFor(desc proto.ChannelDesc) Limits {
+	l := h.limits
+	if d := desc.Limits; d != nil {
+		own := Limits{Sockets: d.Sockets, Memory: d.Memory}
+		if own.Sockets > 0 && h.opts.Limits.Pending <= 0 {
+			l.Pending = 0 // follow the app's own socket limit
+		}
+		l = own.Merge(l)
+	}
+	return l.withDefaults()
+}
+
+// limitLogEvery spaces the log lines of one app reaching one limit.
+const limitLogEvery = 10 * time.Second
+
+// overLimit logs that app reached the limit called which (what the config
+// calls it), once per limitLogEvery.
+func (h *Handler) overLimit(app *appState, which string, limit int64) {
+	now := time.Now()
+	if last, ok := app.warned[which]; ok && now.Sub(last) < limitLogEvery {
+		return
+	}
+	if app.warned == nil {
+		app.warned = map[string]time.Time{}
+	}
+	app.warned[which] = now
+	errno, key := "ENOBUFS", ""
+	switch which {
+	case "sockets":
+		errno, key = "EMFILE", "max_sockets"
+	case "memory":
+		key = "max_memory"
+	}
+	args := []any{"app", app.name, "limit", which, "value", limit, "errno", errno,
+		"sockets", app.sockets(), "pending", len(app.pending)}
+	if key != "" {
+		args = append(args, "config", "[[app]] "+key+" (default: [netproc] "+key+")")
+	}
+	h.log.Warn("app reached a limit; refusing what goes past it", args...)
+}
+
+// memory is what netproc counts against app's Limits.Memory: its sockets'
+// fixed cost, and what its connections held in their buffers at the last
+// sample.
+func (h *Handler) memory(app *appState) int64 {
+	return int64(app.sockets())*int64(h.costs.Socket) + app.buffered
+}
+
+// admitConnection checks a new connection (accept or connect) against
+// app's memory limit, failing o with ENOBUFS past it.
+func (h *Handler) admitConnection(app *appState, o *op) bool {
+	if app.limits.Memory <= 0 || h.memory(app)+int64(h.costs.Socket) <= app.limits.Memory {
+		return true
+	}
+	h.overLimit(app, "memory", app.limits.Memory)
+	h.fail(o, syscall.ENOBUFS)
+	return false
+}
