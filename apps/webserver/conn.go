@@ -11,16 +11,28 @@ import (
 	"time"
 )
 
-// Buffer sizes. A connection keeps a small read buffer for its life and
-// grows it only for a head that does not fit; it borrows its write buffer
-// from a pool only while it has a response to write, so an idle keep-alive
-// connection costs initialReadBuf bytes and a goroutine.
+// Buffer sizes. A connection keeps a small read buffer while it serves
+// and grows it only for a head that does not fit; it borrows its write
+// buffer from a pool only while it has a response to write. An idle
+// keep-alive connection costs initialReadBuf bytes and a goroutine, or,
+// on a connection that can wait without one (parker), neither: see park.
 const (
 	initialReadBuf = 4 << 10
 	writeBufSize   = 64 << 10
 )
 
-var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+var (
+	writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+	readBufs  = sync.Pool{New: func() any { b := make([]byte, initialReadBuf); return &b }}
+)
+
+// parker is a connection that can wait for its next bytes without a
+// goroutine: appproc's TCPConn. WaitRead calls f, on a goroutine of its
+// own, once a Read would not block (bytes came, the stream ended or
+// failed, the connection closed, or the read deadline passed).
+type parker interface {
+	WaitRead(f func()) bool
+}
 
 // Connection states, for Shutdown: an idle connection holds no part of a
 // request and may be closed; a busy one is finished first.
@@ -41,8 +53,10 @@ type conn struct {
 	remote string // for the access log, formatted once
 	state  atomic.Int32
 
-	rbuf       []byte // unread request bytes are rbuf[r:w]
+	rbuf       []byte  // unread request bytes are rbuf[r:w]; nil while parked
+	rbufHandle *[]byte // rbuf's, from readBufs, while it has its initial size
 	r, w       int
+	woken      bool   // resumed from park: read, do not park again
 	wbuf       []byte // response bytes not yet written; nil while idle
 	wbufHandle *[]byte
 	firstReq   bool
@@ -67,15 +81,29 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{srv: s, nc: nc, rbuf: make([]byte, initialReadBuf), firstReq: true, headStart: time.Now()}
+	return &conn{srv: s, nc: nc, firstReq: true, headStart: time.Now()}
 }
 
+// errParked: the connection is idle and parked (see park); its goroutine
+// ends, and another takes over when the client sends.
+var errParked = errors.New("webserver: parked")
+
 // serve runs the connection until the client leaves, a request forces a
-// close, or the server shuts down.
+// close, or the server shuts down, or until it parks.
 func (c *conn) serve() {
-	defer c.close()
+	if c.run() {
+		return // parked
+	}
+	c.close()
+}
+
+// run serves requests; it reports true if the connection parked.
+func (c *conn) run() bool {
 	for {
 		n, err := c.readHead()
+		if err == errParked {
+			return true
+		}
 		if err != nil {
 			var perr *parseError
 			if errors.As(err, &perr) {
@@ -85,7 +113,7 @@ func (c *conn) serve() {
 				c.logAccess()
 				c.closeWrite()
 			}
-			return
+			return false
 		}
 		c.now = time.Now()
 		c.status, c.bodySent = 0, 0
@@ -94,7 +122,7 @@ func (c *conn) serve() {
 			c.writeError(perr.status, true)
 			c.logAccess()
 			c.closeWrite()
-			return
+			return false
 		}
 		c.firstReq = false
 		c.keep = c.req.keepAlive() && !c.srv.shutting.Load()
@@ -102,23 +130,67 @@ func (c *conn) serve() {
 		c.logAccess()
 		if err != nil {
 			c.flush()
-			return
+			return false
 		}
 		c.r += n // the request's slices are dead from here on
 		if !c.keep {
 			c.closeWrite()
-			return
+			return false
 		}
 		if err := c.discardBody(); err != nil {
 			c.flush()
-			return
+			return false
 		}
 		if len(c.wbuf) >= writeBufSize/2 {
 			if c.flush() != nil {
-				return
+				return false
 			}
 		}
 	}
+}
+
+// park lets an idle connection wait for its next request without a
+// goroutine, when its net.Conn can (parker): the connection gives back its
+// read buffer, and its goroutine ends; the connection wakes on a new
+// goroutine (resume) when the client sends, hangs up, or the read deadline
+// fill set passes, and reads as it would have. An idle keep-alive
+// connection then costs this struct and what the net.Conn keeps, not a
+// goroutine's stack and a read buffer. It reports false if the connection
+// cannot park.
+func (c *conn) park() bool {
+	p, ok := c.nc.(parker)
+	if !ok || c.woken {
+		return false
+	}
+	c.releaseRbuf()
+	if !p.WaitRead(c.resume) {
+		c.acquireRbuf()
+		return false
+	}
+	return true
+}
+
+// resume serves a parked connection again, on WaitRead's goroutine.
+func (c *conn) resume() {
+	c.acquireRbuf()
+	c.woken = true
+	c.serve()
+}
+
+func (c *conn) acquireRbuf() {
+	if c.rbuf == nil {
+		c.rbufHandle = readBufs.Get().(*[]byte)
+		c.rbuf = *c.rbufHandle
+	}
+}
+
+// releaseRbuf gives back the read buffer of a connection that holds no
+// unread bytes.
+func (c *conn) releaseRbuf() {
+	if c.rbufHandle != nil && len(c.rbuf) == initialReadBuf {
+		readBufs.Put(c.rbufHandle)
+	}
+	c.rbuf, c.rbufHandle = nil, nil
 }
 
 // readHead returns the length of the next request head, which starts at
@@ -173,6 +245,7 @@ var (
 // and Shutdown may interrupt it. With part of a head buffered it waits
 // until HeaderTimeout after that head's first byte.
 func (c *conn) fill() error {
+	c.acquireRbuf()
 	if c.r == c.w {
 		c.r, c.w = 0, 0
 	} else if c.r > 0 {
@@ -182,11 +255,12 @@ func (c *conn) fill() error {
 	if c.w == len(c.rbuf) {
 		c.rbuf = append(c.rbuf, make([]byte, min(len(c.rbuf), c.srv.cfg.MaxHeaderBytes))...)
 	} else if c.w == 0 && len(c.rbuf) > initialReadBuf {
-		c.rbuf = make([]byte, initialReadBuf) // a large head is gone: shrink
+		c.releaseRbuf() // a large head is gone: shrink
+		c.acquireRbuf()
 	}
 
 	idle := c.w == 0
-	if idle {
+	if idle && !c.woken {
 		// A fresh connection has HeaderTimeout from its accept to send its
 		// first head; a kept-alive one has IdleTimeout to begin the next.
 		deadline := c.headStart.Add(c.srv.cfg.HeaderTimeout)
@@ -200,10 +274,16 @@ func (c *conn) fill() error {
 		if c.srv.shutting.Load() {
 			return net.ErrClosed
 		}
-	} else {
+		if c.park() {
+			return errParked
+		}
+		// Woken from park, the connection reads under the deadline it
+		// parked with (or Shutdown's), still idle.
+	} else if !idle {
 		c.nc.SetReadDeadline(c.headStart.Add(c.srv.cfg.HeaderTimeout))
 	}
 	n, err := c.nc.Read(c.rbuf[c.w:])
+	c.woken = false
 	if idle {
 		// A read that returns data is never one that Shutdown cut short,
 		// so the request that just began is finished: the next fill (if
@@ -293,6 +373,7 @@ func (c *conn) flush() error {
 
 func (c *conn) close() {
 	c.releaseWbuf()
+	c.releaseRbuf()
 	c.nc.Close()
 	c.srv.remove(c)
 }

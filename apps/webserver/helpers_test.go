@@ -14,6 +14,10 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"saturn/appproc"
+	"saturn/netproc"
+	"saturn/netproc/netproctest"
 )
 
 // testModTime is the modification time of every file in testFS.
@@ -79,14 +83,53 @@ func testDirFS(t testing.TB) fs.FS {
 // returns the address.
 func startServer(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
+	return startServerOn(t, cfg, kernelListen(t))
+}
+
+// listeners are the two kinds of listener the server meets: the kernel's
+// sockets, and appproc's over a netproc in the test process (whose
+// connections park while idle: see conn.park).
+var listeners = []struct {
+	name   string
+	listen func(testing.TB) net.Listener
+}{
+	{"kernel", kernelListen},
+	{"appproc", appprocListen},
+}
+
+func kernelListen(t testing.TB) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// appprocListen listens through appproc, on a netproc (kernel backend)
+// that runs in the test process until the test ends.
+func appprocListen(t testing.TB) net.Listener {
+	srv := netproctest.Start(t, netproc.Options{})
+	desc, files := srv.Channel(t, "web", netproctest.Geometry)
+	ch, err := appproc.OpenChannel(desc, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	ln, err := appproc.NewApp("web", ch).Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// startServerOn serves cfg on ln until the test ends and returns the
+// address.
+func startServerOn(t testing.TB, cfg Config, ln net.Listener) (*Server, string) {
+	t.Helper()
 	if cfg.Root == nil {
 		cfg.Root = testFS()
 	}
 	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

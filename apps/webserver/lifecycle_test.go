@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,8 +21,14 @@ import (
 // that never sends anything is dropped silently; an idle keep-alive
 // connection is closed after IdleTimeout.
 func TestSlowSenders(t *testing.T) {
+	for _, l := range listeners {
+		t.Run(l.name, func(t *testing.T) { testSlowSenders(t, l.listen(t)) })
+	}
+}
+
+func testSlowSenders(t *testing.T, ln net.Listener) {
 	const timeout = 300 * time.Millisecond
-	_, addr := startServer(t, Config{HeaderTimeout: timeout, IdleTimeout: 2 * timeout})
+	_, addr := startServerOn(t, Config{HeaderTimeout: timeout, IdleTimeout: 2 * timeout}, ln)
 	tests := []struct {
 		name   string
 		send   func(c net.Conn)
@@ -70,11 +77,13 @@ func TestSlowSenders(t *testing.T) {
 // flight finish (its response says Connection: close), finishes a request
 // whose head had begun, refuses new connections, and returns nil.
 func TestShutdown(t *testing.T) {
-	s, err := New(Config{Root: testFS()})
-	if err != nil {
-		t.Fatal(err)
+	for _, l := range listeners {
+		t.Run(l.name, func(t *testing.T) { testShutdown(t, l.listen(t)) })
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+}
+
+func testShutdown(t *testing.T, ln net.Listener) {
+	s, err := New(Config{Root: testFS()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,4 +321,71 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestIdleConnectionsPark: on appproc's connections an idle keep-alive
+// connection waits without a goroutine (conn.park), so that holding many
+// costs no stack each; new clients are served meanwhile, and the idle
+// timeout still closes every one of them.
+func TestIdleConnectionsPark(t *testing.T) {
+	const idle = 600 // more than the channel's call slots (512)
+	const timeout = 1500 * time.Millisecond
+	_, addr := startServerOn(t, Config{IdleTimeout: timeout}, appprocListen(t))
+	before := runtime.NumGoroutine()
+	conns := make([]net.Conn, idle)
+	readers := make([]*bufio.Reader, idle)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		conns[i], readers[i] = c, bufio.NewReader(c)
+		io.WriteString(c, "GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	for i, r := range readers {
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+	}
+	// Parked: no goroutine per idle connection (a little slack for the
+	// goroutines of wake-ups in flight).
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine()-before > idle/10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if grown := runtime.NumGoroutine() - before; grown > idle/10 {
+		t.Errorf("%d idle connections hold %d goroutines; want them parked", idle, grown)
+	}
+	// A new client is served while they are held.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if out, err := io.ReadAll(c); err != nil || !strings.HasPrefix(string(out), "HTTP/1.1 200 ") {
+		t.Fatalf("a new client beside %d idle ones: %q, %v", idle, out, err)
+	}
+	// A parked connection wakes for its next request.
+	io.WriteString(conns[0], "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(readers[0], nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a parked connection's next request: %v", err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	// The idle timeout closes them all.
+	start := time.Now()
+	for i, r := range readers {
+		if _, err := r.ReadByte(); err != io.EOF {
+			t.Fatalf("idle connection %d: %v, want EOF from the idle timeout", i, err)
+		}
+	}
+	if took := time.Since(start); took > timeout+3*time.Second {
+		t.Errorf("the idle timeout (%v) closed the connections after %v", timeout, took)
+	}
 }
