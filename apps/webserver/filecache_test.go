@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -204,5 +205,55 @@ func TestContentCache(t *testing.T) {
 	before = rfs.reads.Load()
 	if get("/a.txt") != "FIRST" || get("/b.txt") != "bbbbbb" || rfs.reads.Load() != before {
 		t.Fatalf("two kept files: %d reads", rfs.reads.Load()-before)
+	}
+}
+
+// TestFolderIndexCached: a folder's URL serves its index file from the
+// open-file cache, without opening the folder or the file again.
+func TestFolderIndexCached(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	cfs := &countingFS{m: fstest.MapFS{}}
+	cfs.set("index.html", "<h1>home</h1>", t0)
+	cfs.set("sub/index.html", "<h1>sub</h1>", t0)
+	_, addr := startServer(t, Config{Root: cfs, OpenFileCache: time.Hour, IndexFile: "index.html"})
+	for _, tt := range []struct{ path, want string }{{"/", "<h1>home</h1>"}, {"/sub/", "<h1>sub</h1>"}} {
+		for range 10 {
+			resp, err := http.Get("http://" + addr + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != tt.want || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+				t.Fatalf("%s: %d %q %q", tt.path, resp.StatusCode, b, resp.Header.Get("Content-Type"))
+			}
+		}
+	}
+	if n := cfs.opens.Load(); n != 2 {
+		t.Errorf("20 requests for two folders opened %d files, want their two index files once each", n)
+	}
+}
+
+// exhaustedFS is a file system out of descriptors, as diskproc is for an
+// app past its max_open_files.
+type exhaustedFS struct{}
+
+func (exhaustedFS) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EMFILE}
+}
+
+// TestOutOfFilesIs503: a request that finds the server out of open files
+// is answered 503 with Retry-After, not 500, and the connection lives on.
+func TestOutOfFilesIs503(t *testing.T) {
+	_, addr := startServer(t, Config{Root: exhaustedFS{}})
+	for range 3 {
+		resp, err := http.Get("http://" + addr + "/a.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || resp.Close {
+			t.Fatalf("out of files: %d, Retry-After %q, close %v; want 503, 1, kept", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Close)
+		}
 	}
 }

@@ -69,6 +69,21 @@ func (c *conn) serveName(name string, dirForm bool) error {
 	var f fs.File
 	var fi fs.FileInfo
 	var err error
+	if cache := c.srv.cache; cache != nil && dirForm && c.srv.cfg.IndexFile != "" {
+		// A folder's URL: its index file, if it has one, comes from the
+		// cache like any file (the folder need not be opened at all).
+		e, f, _, err := cache.get(indexName(name, c.srv.cfg.IndexFile), time.Now())
+		if f != nil {
+			f.Close() // not a regular file: the folder's own path decides
+		}
+		if err == nil && e != nil {
+			defer cache.release(e)
+			c.view = cache.view(e)
+			err := c.serveFile(&c.view, e.fi, e.name)
+			c.view = shared{}
+			return err
+		}
+	}
 	if cache := c.srv.cache; cache != nil {
 		var e *cachedFile
 		e, f, fi, err = cache.get(name, time.Now())
@@ -122,10 +137,7 @@ func (c *conn) serveName(name string, dirForm bool) error {
 
 func (c *conn) serveDir(dir fs.File, name string) error {
 	if idx := c.srv.cfg.IndexFile; idx != "" {
-		iname := idx
-		if name != "." {
-			iname = name + "/" + idx
-		}
+		iname := indexName(name, idx)
 		if f, err := c.srv.cfg.Root.Open(iname); err == nil {
 			defer f.Close()
 			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
@@ -140,10 +152,20 @@ func (c *conn) serveDir(dir fs.File, name string) error {
 	return nil
 }
 
+// indexName is the name of folder name's index file idx.
+func indexName(name, idx string) string {
+	if name == "." {
+		return idx
+	}
+	return name + "/" + idx
+}
+
 // writeOpenError maps a file system error to a status: 404 for a name that
 // does not exist or cannot be one (a file used as a directory, a name the
-// FS refuses), 403 for one the server may not read, 500 for the rest, which
-// are also logged.
+// FS refuses), 403 for one the server may not read, 503 with Retry-After
+// when the server is out of a resource for the moment (open files, memory:
+// a burst of requests past diskproc's limits), 500 for the rest. 503s and
+// 500s are logged, 503s at most once a second.
 func (c *conn) writeOpenError(err error, name string) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrInvalid),
@@ -151,6 +173,12 @@ func (c *conn) writeOpenError(err error, name string) {
 		c.writeError(404, false)
 	case errors.Is(err, fs.ErrPermission):
 		c.writeError(403, false)
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE),
+		errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.ENOMEM), errors.Is(err, syscall.EAGAIN):
+		if c.srv.busyLog.allow(time.Now()) {
+			c.srv.cfg.ErrorLog.Warn("webserver: out of a resource; answering 503", "name", name, "err", err)
+		}
+		c.writeError(503, false, "Retry-After", "1")
 	default:
 		c.srv.cfg.ErrorLog.Error("webserver: open", "name", name, "err", err)
 		c.writeError(500, false)

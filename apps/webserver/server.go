@@ -27,6 +27,7 @@ type Server struct {
 
 	shutting atomic.Bool
 	conns    sync.WaitGroup // one count per live connection goroutine
+	busyLog  everySecond    // paces the log of 503s
 
 	// mu guards the two sets; it is never held while calling into a
 	// connection or a listener except to Close them.
@@ -208,4 +209,14 @@ func (s *Server) remove(c *conn) {
 	delete(s.active, c)
 	s.mu.Unlock()
 	s.conns.Done()
+}
+
+// everySecond says yes at most once a second: for a log line that a burst
+// would otherwise repeat per request.
+type everySecond struct{ last atomic.Int64 }
+
+func (e *everySecond) allow(now time.Time) bool {
+	sec := now.Unix()
+	last := e.last.Load()
+	return sec != last && e.last.CompareAndSwap(last, sec)
 }
