@@ -79,6 +79,11 @@ type Netproc struct {
 	// default of every app; an [[app]] sets its own.
 	MaxSockets int      `toml:"max_sockets"`
 	MaxMemory  ByteSize `toml:"max_memory"`
+	// usertcp: how many connections the stack holds, all apps together,
+	// in every state (TIME-WAIT included): its connection table's size.
+	// A connection costs its record (1 KiB) once used, and its buffers
+	// only what they hold.
+	MaxConnections int `toml:"max_connections"`
 	// usertcp: the link's MTU (the MSS follows from it), the congestion
 	// control of every connection ("cubic" or "reno") and how long
 	// TIME-WAIT lasts.
@@ -276,6 +281,9 @@ func (c *Config) fillDefaults() {
 	if c.Netproc.MaxMemory == 0 {
 		c.Netproc.MaxMemory = 1 << 30
 	}
+	if c.Netproc.MaxConnections == 0 {
+		c.Netproc.MaxConnections = 131072
+	}
 	if c.Netproc.TimeWait == 0 {
 		c.Netproc.TimeWait = Duration(60 * time.Second) // as Linux
 	}
@@ -370,6 +378,9 @@ func (c *Config) check() error {
 	}
 	if err := checkLimits("netproc", -1, c.Netproc.MaxSockets, c.Netproc.MaxMemory); err != nil {
 		return err
+	}
+	if n := c.Netproc.MaxConnections; n < 1024 || n > 1<<24 {
+		return &fieldError{"netproc.max_connections", -1, fmt.Sprintf("%d: want 1024 to %d", n, 1<<24)}
 	}
 	if c.Netproc.MTU < 576 || c.Netproc.MTU > 65535 {
 		return &fieldError{"netproc.mtu", -1, fmt.Sprintf("%d: want 576 to 65535", c.Netproc.MTU)}

@@ -78,6 +78,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad impair_drop", "[netproc]\nimpair_drop = 120.0\n", "x.toml:2: netproc.impair_drop"},
 		{"negative max_sockets", "[netproc]\nmax_sockets = -1\n", "x.toml:2: netproc.max_sockets"},
 		{"bad max_memory", "[netproc]\nmax_memory = \"lots\"\n", "x.toml:2: netproc.max_memory: size \"lots\""},
+		{"small max_connections", "[netproc]\nmax_connections = 10\n", "x.toml:2: netproc.max_connections: 10"},
 		{"tiny max_memory", "[netproc]\nmax_memory = \"4KiB\"\n", "x.toml:2: netproc.max_memory: 4096 bytes: want at least 1MiB"},
 		{"app max_sockets", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\nmax_sockets = -5\n", "x.toml:4: app.max_sockets"},
 		{"app max_memory", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\nmax_memory = \"-1GiB\"\n", "x.toml:4: app.max_memory"},

@@ -368,6 +368,10 @@ func (c *conn) flush() error {
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	_, err := c.nc.Write(c.wbuf)
 	c.wbuf = c.wbuf[:0]
+	// The deadline's timer would otherwise fire WriteTimeout later on
+	// every connection that went idle meanwhile: a wake-up per idle
+	// connection per response, for nothing.
+	c.nc.SetWriteDeadline(time.Time{})
 	return err
 }
 

@@ -326,6 +326,7 @@ func (c *conn) sendBody(body *fileBody, start, length int64) error {
 			src = io.NewSectionReader(body.at, start, length)
 		}
 		n, err := fw.WriteFrom(c.wbuf, src)
+		c.nc.SetWriteDeadline(time.Time{}) // see flush
 		c.wbuf = c.wbuf[:0]
 		c.bodySent += n
 		if err == nil && n < length {
@@ -356,6 +357,7 @@ func (c *conn) sendBody(body *fileBody, start, length int64) error {
 		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 		c.limited = io.LimitedReader{R: body.f, N: length}
 		n, err := rf.ReadFrom(&c.limited)
+		c.nc.SetWriteDeadline(time.Time{}) // see flush
 		c.limited.R = nil
 		body.pos = -1 // the splice moved the offset; Seek again if read again
 		c.bodySent += n

@@ -137,6 +137,7 @@ func FromConfig(np configs.Netproc) (Config, error) {
 		Namespace: np.Netns,
 		Address:   pfx,
 		MTU:       np.MTU,
+		MaxConns:  np.MaxConnections,
 		Resume:    np.Resume,
 		Conn:      tcp.Config{Congestion: cc, TimeWait: time.Duration(np.TimeWait)},
 		Impair: link.ImpairOptions{
