@@ -338,7 +338,11 @@ func (c *Channel) dispatch() {
 		if !c.provide() {
 			deadline = time.Now().Add(reprovideRetry)
 		}
+		dead := c.dead != nil
 		c.mu.Unlock()
+		if dead {
+			return // a completion broke the protocol (see reap)
+		}
 	}
 }
 
@@ -354,13 +358,26 @@ func (c *Channel) reap(n int) {
 		if cl == nil {
 			continue // not ours (a server bug, or a late answer to a replayed call)
 		}
-		if comp.Flags&proto.FlagMore == 0 {
-			delete(c.inflight, comp.UserData)
+		delete(c.inflight, comp.UserData)
+		if comp.Flags != 0 {
+			// No operation of the ABI has more than one completion, or
+			// any other flag: a server that says otherwise is broken or
+			// hostile, and its channel is not to be trusted further.
+			cl.err = fmt.Errorf("%w: completion of %s with flags %#x", ErrCorruptCompletion, cl.req.Op, uint32(comp.Flags))
+			c.completeCall(cl, nil)
+			c.kill(cl.err)
+			continue
 		}
 		c.finish(cl, comp)
 	}
 	c.end.Complete.Release(n)
 }
+
+// ErrCorruptCompletion: the server posted a completion the ABI does not
+// allow (flags no operation has, a buffer the app never lent it). The
+// channel is declared dead with it: every call in flight fails, and so
+// does every later one.
+var ErrCorruptCompletion = errors.New("appproc: the server broke the ring protocol")
 
 // finish completes cl with comp, taking its buffer back. mu held.
 func (c *Channel) finish(cl *call, comp proto.Completion) {

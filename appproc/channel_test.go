@@ -240,3 +240,56 @@ func TestDoCancelAndClose(t *testing.T) {
 		t.Fatalf("Do after close: %v", err)
 	}
 }
+
+// TestHostileCompletions: a server that posts what the ABI does not allow
+// (a second completion for one call behind a flag that says more follow,
+// flags no operation has, a buffer the app never lent it) kills the
+// channel with ErrCorruptCompletion: the call in flight fails with it,
+// later calls fail, and nothing panics.
+func TestHostileCompletions(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		post func(srv *ring.ServerEnd, sub proto.Submission) []proto.Completion
+	}{
+		{"more, then another", func(_ *ring.ServerEnd, sub proto.Submission) []proto.Completion {
+			return []proto.Completion{
+				{UserData: sub.UserData, Buf: proto.NoBuffer, Flags: proto.FlagMore},
+				{UserData: sub.UserData, Buf: proto.NoBuffer},
+			}
+		}},
+		{"unknown flags", func(_ *ring.ServerEnd, sub proto.Submission) []proto.Completion {
+			return []proto.Completion{{UserData: sub.UserData, Buf: proto.NoBuffer, Flags: 1 << 7}}
+		}},
+		{"a buffer never lent", func(_ *ring.ServerEnd, sub proto.Submission) []proto.Completion {
+			return []proto.Completion{{UserData: sub.UserData, Result: 3, Buf: 2}}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPair(t)
+			srv := p.server(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.app.Do(context.Background(), &Request{Op: proto.OpNop})
+				done <- err
+			}()
+			sub := take(t, srv, 1)[0]
+			comps := tt.post(srv, sub)
+			n, _ := srv.Complete.Reserve(len(comps))
+			for i := range n {
+				comps[i].Encode(srv.Complete.Slot(i))
+			}
+			srv.Complete.Publish(n)
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrCorruptCompletion) {
+					t.Fatalf("the call: %v, want ErrCorruptCompletion", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the call never completed")
+			}
+			if _, err := p.app.Do(context.Background(), &Request{Op: proto.OpNop}); !errors.Is(err, ErrCorruptCompletion) {
+				t.Fatalf("a later call: %v, want ErrCorruptCompletion", err)
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package appproc
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -38,9 +37,6 @@ const provideID = ^uint64(0)
 // buffers that found the submission ring full.
 const reprovideRetry = 200 * time.Microsecond
 
-// errStrayBuffer: a completion named a buffer that its call never lent
-// and that was not provided: the server broke the protocol.
-var errStrayBuffer = errors.New("appproc: a completion names a buffer the app did not lend it")
 
 // provide tops the provided buffers up to the channel's share, taking
 // free buffers without waiting for any, and submits what it can of those
@@ -117,9 +113,9 @@ func (c *Channel) finishSelected(cl *call, comp proto.Completion) {
 	b := comp.Buf
 	_, ok := c.provided[b]
 	if !ok || cl.req.Flags&proto.FlagSelect == 0 {
-		cl.err = errStrayBuffer
+		cl.err = fmt.Errorf("%w: a completion of %s names buffer %d, which the app did not lend it", ErrCorruptCompletion, cl.req.Op, b)
 		c.completeCall(cl, nil)
-		c.kill(fmt.Errorf("%w: buffer %d for %s", errStrayBuffer, b, cl.req.Op))
+		c.kill(cl.err)
 		return
 	}
 	delete(c.provided, b)
