@@ -102,3 +102,46 @@ func unhex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// appendLocation appends the target of the redirect that gives a folder's
+// URL its trailing slash: "/", the resolved name, "/", then "?" and the
+// query as the client sent it. It is built from the name resolvePath made,
+// never from the raw path, so it is always a path on this server: the name
+// has no empty element and no leading slash, and every byte outside RFC
+// 3986's pchar (a backslash, which browsers read as a slash, among them)
+// is percent-encoded. A Location beginning "//" or "/\" would send the
+// client to another host ("GET //evil.example/..%2fsub").
+func appendLocation(dst []byte, name string, query []byte) []byte {
+	dst = append(dst, '/')
+	if name != "." {
+		for i := 0; i < len(name); i++ {
+			if c := name[i]; c == '/' || isPchar(c) {
+				dst = append(dst, c)
+			} else {
+				dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
+			}
+		}
+		dst = append(dst, '/')
+	}
+	if query != nil {
+		dst = append(dst, '?')
+		dst = append(dst, query...)
+	}
+	return dst
+}
+
+const upperHex = "0123456789ABCDEF"
+
+// isPchar reports whether c may stand unencoded in a path segment (RFC
+// 3986 §3.3): unreserved, sub-delims, ':' and '@'.
+func isPchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@':
+		return true
+	}
+	return false
+}

@@ -115,13 +115,9 @@ func (c *conn) serveName(name string, dirForm bool) error {
 	if fi.IsDir() {
 		if !dirForm {
 			// Relative links in the directory's page resolve against the
-			// URL with a slash; send the client there (as nginx does).
-			loc := append(c.scratch[:0], c.req.path...)
-			loc = append(loc, '/')
-			if c.req.query != nil {
-				loc = append(loc, '?')
-				loc = append(loc, c.req.query...)
-			}
+			// URL with a slash; send the client there (as nginx does), to
+			// the path as resolved: the raw one may say "//host".
+			loc := appendLocation(c.scratch[:0], name, c.req.query)
 			c.scratch = loc
 			c.writeError(301, false, "Location", string(loc))
 			return nil
