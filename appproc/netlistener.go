@@ -218,8 +218,24 @@ func (l *TCPListener) isClosed() bool {
 }
 
 func (l *TCPListener) opErr(err error) error {
-	return opError("accept", "tcp", nil, l.addr, err)
+	oe := opError("accept", "tcp", nil, l.addr, err)
+	if se, ok := oe.(*net.OpError).Err.(*os.SyscallError); ok && (se.Err == syscall.ENOBUFS || se.Err == syscall.ENOMEM) {
+		// A limit of the app's in netproc (its memory, its waits): like
+		// EMFILE, which package net reports as temporary, it passes once
+		// the app lets go of something, and servers (net/http's, saturn's)
+		// retry an accept that fails with a temporary error rather than
+		// give up listening.
+		se.Err = temporary{se.Err}
+	}
+	return oe
 }
+
+// temporary marks an error that passes by itself (net.Error's Temporary,
+// which net/http's Serve and saturn's web server consult on accept).
+type temporary struct{ error }
+
+func (t temporary) Temporary() bool { return true }
+func (t temporary) Unwrap() error   { return t.error }
 
 // Close implements net.Listener: a pending Accept returns net.ErrClosed,
 // and netproc closes the socket (it does not keep it for a next

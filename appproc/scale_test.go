@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"saturn/netproc"
 	"saturn/netproc/netproctest"
 	"saturn/proto"
 	"saturn/ring"
@@ -188,4 +190,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestAcceptPastMemoryLimit: an accept past the app's memory limit in
+// netproc fails with ENOBUFS as a temporary error (so that servers back
+// off and retry, as they do on EMFILE), the connection stays queued, and
+// it is accepted once the app closes another.
+func TestAcceptPastMemoryLimit(t *testing.T) {
+	srv := netproctest.Start(t, netproc.Options{Limits: netproc.Limits{Memory: 3 * 6144}}) // three kernel sockets
+	a := netApp(t, srv, "fat", netproctest.Geometry)
+	ln, err := a.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	for range 2 {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatalf("accept within the limit: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	_, err = ln.Accept()
+	var ne net.Error
+	if !errors.Is(err, syscall.ENOBUFS) || !errors.As(err, &ne) || !ne.Temporary() {
+		t.Fatalf("accept past the memory limit: %v; want a temporary ENOBUFS", err)
+	}
+	conns[0].Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("accept once a connection closed: %v", err)
+	}
+	c.Close()
 }

@@ -391,8 +391,11 @@ start_instance() {
 	fi
 	{
 		printf '[netproc]\nbackend = "%s"\n' "$b"
-		[ "$b" = usertcp ] && printf 'netns = "%s"\naddress = "%s.2/24"\n' "$ns" "$subnet"
-		printf 'max_sockets = %d\n' $((total + 1024))
+		[ "$b" = usertcp ] && printf 'netns = "%s"\naddress = "%s.2/24"\nmax_connections = %d\n' "$ns" "$subnet" $((total + 20000 > 131072 ? total + 20000 : 131072))
+		# The web server's limits in netproc, with room: its sockets, and
+		# their memory as netproc counts it (2 KiB a usertcp connection,
+		# 6 KiB a kernel socket, and what their buffers hold).
+		printf 'max_sockets = %d\nmax_memory = %d\n' $((total + 1024)) $(((total + 1024) * 8192 > 1 << 30 ? (total + 1024) * 8192 : 1 << 30))
 		printf '\n[diskproc]\nsample_site = true\n'
 		printf '\n[[app]]\nname = "web"\ncommand = ["%s", "app", "webserver", "--root", "/", "--listen", ":%d", "--idle-timeout", "30m"]\nrestart = "always"\n' "$saturn" "$port"
 	} >"$conf"
