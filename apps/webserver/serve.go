@@ -158,14 +158,24 @@ func indexName(name, idx string) string {
 
 // writeOpenError maps a file system error to a status: 404 for a name that
 // does not exist or cannot be one (a file used as a directory, a name the
-// FS refuses), 403 for one the server may not read, 503 with Retry-After
-// when the server is out of a resource for the moment (open files, memory:
-// a burst of requests past diskproc's limits), 500 for the rest. 503s and
+// FS refuses, a name whose symbolic links lead out of the root or round in
+// a loop), 403 for one the server may not read, 503 with Retry-After when
+// the server is out of a resource for the moment (open files, memory: a
+// burst of requests past diskproc's limits), 500 for the rest. 503s and
 // 500s are logged, 503s at most once a second.
 func (c *conn) writeOpenError(err error, name string) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrInvalid),
 		errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.ENAMETOOLONG):
+		c.writeError(404, false)
+	case errors.Is(err, syscall.EXDEV), errors.Is(err, syscall.ELOOP):
+		// A sandboxed root refusing to follow a link out of it (diskproc,
+		// like any openat2 with RESOLVE_BENEATH, says EXDEV; a link loop,
+		// or a /proc-style link it will not follow, is ELOOP). Not the
+		// server's failure, and not the client's to learn about: it is
+		// answered as if the file did not exist, and logged only at debug
+		// level, since a client can ask for it at any rate.
+		c.srv.cfg.ErrorLog.Debug("webserver: open refused: the name leads out of the root", "name", name, "err", err)
 		c.writeError(404, false)
 	case errors.Is(err, fs.ErrPermission):
 		c.writeError(403, false)
