@@ -21,6 +21,7 @@ const (
 type appState struct {
 	ch      *serverkit.Channel
 	name    string
+	uid     uint32 // the user the app runs as: with name, what owns its kept listeners
 	epoch   uint64 // the channel's epoch, masked: in every handle we give out
 	socks   map[uint64]*sock
 	closing map[*sock]bool // closed by the app, still sending (see closeAfterSends)

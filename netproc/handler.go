@@ -126,7 +126,7 @@ func (h *Handler) Close() error {
 // replays what the dead one took instead of failing it.
 func (h *Handler) Added(ch *serverkit.Channel) error {
 	app := &appState{
-		ch: ch, name: ch.Desc.App, epoch: uint64(ch.End.Epoch) & epochMask,
+		ch: ch, name: ch.Desc.App, uid: ch.Desc.UID, epoch: uint64(ch.End.Epoch) & epochMask,
 		socks: map[uint64]*sock{}, closing: map[*sock]bool{}, pending: map[uint64]*op{},
 		limits: h.limitsFor(ch.Desc),
 	}

@@ -467,6 +467,13 @@ func TestListenerOutlivesApp(t *testing.T) {
 	if _, _, c := thief.listen(addr, 0); c.Err() != syscall.EADDRINUSE {
 		t.Fatalf("another app listening on the kept address: %v", errOf(c))
 	}
+	// Under the gone app's name but as another user: not its listener,
+	// nor the connection queued on it.
+	desc, files := srv.ChannelAs(t, "phoenix", 61999, netproctest.Geometry)
+	impostor := openRaw(t, desc, files)
+	if _, _, c := impostor.listen(addr, 0); c.Err() != syscall.EADDRINUSE {
+		t.Fatalf("an impostor under the app's name, as another user: %v (aux %d), want EADDRINUSE", errOf(c), c.Aux)
+	}
 	second := newRawApp(t, srv, "phoenix")
 	ln, again, c := second.listen(addr, 0)
 	if c.Result < 0 || c.Aux != proto.ListenAdopted || again != bound {

@@ -15,14 +15,18 @@ import (
 // Options.Linger, it gets that very socket (adopt), and accepts what queued
 // meanwhile; otherwise the listener is closed when the linger ends.
 //
-// The name is the key because it is what survives a restart: the
-// supervisor gives a restarted app new channels but the same name, and
-// names are unique within an instance. An app can adopt only listeners
-// left under its own name.
+// The name and the user are the key because they are what survives a
+// restart: the supervisor gives a restarted app new channels but the same
+// name (unique within an instance) and the same uid (see supervisor's
+// users.go). The uid is the identity: a process that attaches under a
+// gone app's name but runs as another user does not get its listeners,
+// nor the connections queued on them.
 
-// orphanKey names a kept listener: the app's name and what it asked for.
+// orphanKey names a kept listener: the app's name and user, and what it
+// asked for.
 type orphanKey struct {
 	app   string
+	uid   uint32
 	addr  netip.AddrPort
 	flags proto.ListenFlag
 }

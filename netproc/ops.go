@@ -34,7 +34,7 @@ func (h *Handler) listen(o *op) {
 		h.fail(o, syscall.EMFILE)
 		return
 	}
-	key := orphanKey{app: app.name, addr: addr, flags: flags}
+	key := orphanKey{app: app.name, uid: app.uid, addr: addr, flags: flags}
 	var aux uint64
 	s := h.adopt(app, key)
 	if s != nil {

@@ -55,6 +55,7 @@ type ComponentStatus struct {
 	Reason   string            `msgpack:"reason,omitempty" json:"reason,omitempty"`
 	Policy   string            `msgpack:"policy" json:"restart_policy"`
 	Attached bool              `msgpack:"attached,omitempty" json:"self_attached,omitempty"`
+	User     string            `msgpack:"user,omitempty" json:"user,omitempty"` // an app's: "UID:GID (how)", or "inherit"
 	Info     map[string]string `msgpack:"info,omitempty" json:"info,omitempty"`
 	Channels []ChannelStatus   `msgpack:"channels,omitempty" json:"channels,omitempty"`
 }
@@ -95,6 +96,7 @@ type Launch struct {
 	Restart string            `msgpack:"restart"`
 	Env     map[string]string `msgpack:"env,omitempty"`
 	Dir     string            `msgpack:"dir,omitempty"`
+	User    string            `msgpack:"user,omitempty"` // as [[app]] user; "": dynamic when the supervisor is root
 }
 
 // Detach asks the supervisor to stop an app and forget it.
@@ -131,6 +133,9 @@ type ChannelDesc struct {
 	// Limits are the app's own limits in the server (from its [[app]]
 	// table in the config); nil or zero fields: the server's defaults.
 	Limits *ChannelLimits `msgpack:"limits,omitempty"`
+	// UID is the user the app runs as: the identity that owns what the
+	// server keeps for it across its restarts (netproc's kept listeners).
+	UID uint32 `msgpack:"uid,omitempty"`
 }
 
 // ChannelLimits are an app's limits in netproc.

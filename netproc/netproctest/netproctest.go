@@ -110,8 +110,15 @@ func (s *Server) do(f func()) {
 // doorbell, app doorbell), which the caller owns.
 func (s *Server) Channel(t testing.TB, app string, g ring.Geometry) (proto.ChannelDesc, []*os.File) {
 	t.Helper()
+	return s.ChannelAs(t, app, 0, g)
+}
+
+// ChannelAs is Channel for an app that runs as user uid, as the
+// supervisor says in the channel's description.
+func (s *Server) ChannelAs(t testing.TB, app string, uid uint32, g ring.Geometry) (proto.ChannelDesc, []*os.File) {
+	t.Helper()
 	id := s.nextID.Add(1)
-	desc := proto.ChannelDesc{ID: id, Server: "netproc", App: app, Bells: true}
+	desc := proto.ChannelDesc{ID: id, Server: "netproc", App: app, Bells: true, UID: uid}
 	r, err := ring.Create(fmt.Sprintf("netproctest-%s-%d", app, id), g)
 	if err != nil {
 		t.Fatal(err)
