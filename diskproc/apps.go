@@ -28,6 +28,12 @@ type appState struct {
 	inflight int // ops accepted and not yet completed
 
 	bufSlot int // io_uring fixed-buffer slot of the channel's pool, or -1
+
+	// Grants (grants.go): restricted when the channel came with grants
+	// (the supervisor's always do); then the app writes only beneath the
+	// folders of writable.
+	restricted bool
+	writable   []*writableDir
 }
 
 func newAppState(ch *serverkit.Channel) *appState {

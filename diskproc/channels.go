@@ -15,6 +15,7 @@ import (
 // handles.
 func (s *Server) Added(ch *serverkit.Channel) error {
 	a := newAppState(ch)
+	s.applyGrants(a, ch.Desc)
 	ch.Data = a
 	s.apps[a.id] = a
 	s.back.addChannel(a)
@@ -46,7 +47,22 @@ func (s *Server) Added(ch *serverkit.Channel) error {
 // rebuild reopens one file of a dead incarnation under its old handle.
 func (s *Server) rebuild(a *appState, r *record) bool {
 	a.openedBefore[r.openUD] = r.handle
-	res, same, err := reopen(s.root, r)
+	dir, path := s.root, r.path
+	if r.flags.Writable() {
+		// Writable only under a grant the app still has, and resolved
+		// beneath its folder, as the first open was.
+		under, ok := a.writableFor(r.path)
+		if !ok {
+			s.log.Warn("a file open for writing before the restart is no longer granted", "channel", a.id, "path", r.path)
+			a.stale[r.handle] = true
+			s.persist.release(r.slot)
+			return false
+		}
+		if under != nil {
+			dir, path = under.fd, under.rel(r.path)
+		}
+	}
+	res, same, err := reopen(dir, path, r)
 	if err != nil || !same {
 		s.log.Warn("a file open before the restart is gone or replaced", "channel", a.id, "path", r.path, "err", err)
 		a.stale[r.handle] = true
@@ -74,6 +90,7 @@ func (s *Server) Dropped(ch *serverkit.Channel) {
 		return
 	}
 	s.drain(a)
+	a.closeGrants()
 	keep := s.loop != nil && s.loop.Stopping()
 	for _, f := range a.files {
 		s.closeFile(f)

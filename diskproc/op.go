@@ -41,6 +41,7 @@ type op struct {
 
 	// open and stat of a path
 	path      string
+	under     *writableDir // open for writing under a grant: path is relative to its folder
 	flags     proto.OpenFlag
 	mode      uint32
 	rec       *record   // open: the intent slot
@@ -74,7 +75,11 @@ func (o *op) run(root int) {
 			err = unix.Fsync(o.file.fd)
 		}
 	case opOpen:
-		o.opened, err = openBeneath(root, o.path, o.flags, o.mode, o.exclSince)
+		dir, path := root, o.path
+		if o.under != nil {
+			dir, path = o.under.fd, o.under.rel(o.path)
+		}
+		o.opened, err = openBeneath(dir, path, o.flags, o.mode, o.exclSince)
 	case opStat:
 		o.stat, err = statFD(o.file.fd)
 		if err == nil {

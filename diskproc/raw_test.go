@@ -22,7 +22,13 @@ type rawApp struct {
 
 func newRaw(t testing.TB, srv *disktest.Server) *rawApp {
 	t.Helper()
-	c := srv.RawChannel(disktest.Geometry)
+	return newRawWith(t, srv, nil)
+}
+
+// newRawWith is newRaw for an app with grants.
+func newRawWith(t testing.TB, srv *disktest.Server, grants *proto.ChannelGrants) *rawApp {
+	t.Helper()
+	c := srv.RawChannelWith(disktest.Geometry, grants)
 	end, err := c.Region.App(c.Bells())
 	if err != nil {
 		t.Fatal(err)

@@ -209,12 +209,13 @@ func fileType(mode uint32) proto.FileType {
 	return proto.TypeOther
 }
 
-// reopen opens a file of a dead incarnation again for the new one: never
-// with create, truncate or exclusive, which already happened. ok is false
-// when the path no longer leads to the same file.
-func reopen(root int, r *record) (openResult, bool, error) {
+// reopen opens a file of a dead incarnation again for the new one (path
+// beneath dir: the root, or the folder of the grant it was written under),
+// never with create, truncate or exclusive, which already happened. ok is
+// false when the path no longer leads to the same file.
+func reopen(dir int, path string, r *record) (openResult, bool, error) {
 	flags := r.flags &^ (proto.OpenCreate | proto.OpenTruncate | proto.OpenExclusive)
-	res, err := openBeneath(root, r.path, flags, 0, time.Time{})
+	res, err := openBeneath(dir, path, flags, 0, time.Time{})
 	if err != nil {
 		return res, false, err
 	}

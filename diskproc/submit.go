@@ -315,11 +315,19 @@ func (s *Server) submitOpen(a *appState, sub *proto.Submission) {
 			return
 		}
 	}
+	var under *writableDir
+	if flags.Writable() {
+		var ok bool
+		if under, ok = a.writableFor(path); !ok {
+			s.fail(a, sub, true, syscall.EACCES, proto.ReasonNotGranted, 0)
+			return
+		}
+	}
 	if len(a.files)+a.opening >= s.opts.MaxOpen {
 		s.fail(a, sub, true, syscall.EMFILE, proto.ReasonTooManyOpen, uint32(s.opts.MaxOpen))
 		return
 	}
-	o := &op{kind: opOpen, app: a, sub: *sub, buf: buf, path: path, flags: flags, mode: uint32(mode)}
+	o := &op{kind: opOpen, app: a, sub: *sub, buf: buf, path: path, under: under, flags: flags, mode: uint32(mode)}
 	if r := a.intents[sub.UserData]; r != nil && r.path == path && r.flags == flags {
 		// The dead incarnation started this very open and may have done
 		// it: take over its intent record.

@@ -38,6 +38,7 @@ const (
 	ReasonTableFull                // the server's open-file table is full; Arg is its size
 	ReasonNotWritable              // a write on a file not opened for writing
 	ReasonNotReadable              // a read on a file not opened for reading
+	ReasonNotGranted               // the app may not write there: no [[app]] disk_write grant covers the path
 	reasonCount
 )
 
@@ -65,6 +66,7 @@ var reasonText = [reasonCount]string{
 	ReasonTableFull:         "diskproc's table of %d open files is full",
 	ReasonNotWritable:       "the file is not open for writing",
 	ReasonNotReadable:       "the file is not open for reading",
+	ReasonNotGranted:        "the app may only read here: no disk_write folder of its config holds the path",
 }
 
 // Valid reports whether r is a known reason.

@@ -136,6 +136,21 @@ type ChannelDesc struct {
 	// UID is the user the app runs as: the identity that owns what the
 	// server keeps for it across its restarts (netproc's kept listeners).
 	UID uint32 `msgpack:"uid,omitempty"`
+	// Grants say what the app may do in the server ([[app]] in the
+	// config). The supervisor always sends them; a channel without any
+	// (an embedding program's, a test's) is unrestricted.
+	Grants *ChannelGrants `msgpack:"grants,omitempty"`
+}
+
+// ChannelGrants are what an app may do beyond the defaults.
+type ChannelGrants struct {
+	// Listen: the addresses the app may listen on in netproc, "HOST:PORT"
+	// with "*" (or an empty host) for any; none: any address on ports
+	// 1024 and up. A port below 1024 needs a grant that names it.
+	Listen []string `msgpack:"listen,omitempty"`
+	// DiskWrite: the folders beneath diskproc's root in which the app may
+	// create and write files; none: it may only read.
+	DiskWrite []string `msgpack:"disk_write,omitempty"`
 }
 
 // ChannelLimits are an app's limits in netproc.

@@ -52,6 +52,9 @@ type Chan struct {
 	ABell  *ring.EventDoorbell
 	App    *appproc.Channel // nil for a raw channel
 	FS     *appproc.FS
+	// Grants go with the channel to every incarnation of the server; nil:
+	// unrestricted.
+	Grants *proto.ChannelGrants
 }
 
 var nextID atomic.Uint64
@@ -168,6 +171,13 @@ func (s *Server) FS() *appproc.FS { return s.Channel().FS }
 // opens itself (Region.App with Bells).
 func (s *Server) RawChannel(g ring.Geometry) *Chan {
 	s.t.Helper()
+	return s.RawChannelWith(g, nil)
+}
+
+// RawChannelWith is RawChannel for an app with grants, as the supervisor
+// sends them.
+func (s *Server) RawChannelWith(g ring.Geometry, grants *proto.ChannelGrants) *Chan {
+	s.t.Helper()
 	id := nextID.Add(1)
 	r, err := ring.Create("disktest", g)
 	if err != nil {
@@ -175,7 +185,7 @@ func (s *Server) RawChannel(g ring.Geometry) *Chan {
 	}
 	sb, _ := ring.NewEventDoorbell()
 	ab, _ := ring.NewEventDoorbell()
-	c := &Chan{ID: id, Region: r, SBell: sb, ABell: ab}
+	c := &Chan{ID: id, Region: r, SBell: sb, ABell: ab, Grants: grants}
 	s.chans = append(s.chans, c)
 	s.serve(c)
 	return c
@@ -187,7 +197,7 @@ func (c *Chan) Bells() ring.Bells { return ring.Bells{Server: c.SBell, App: c.AB
 // serve hands c to the running server and waits until it is served.
 func (s *Server) serve(c *Chan) {
 	s.t.Helper()
-	ch, err := serverkit.Open(proto.ChannelDesc{ID: c.ID, Server: "diskproc", App: "test", Bells: true}, dupAll(s.t, c))
+	ch, err := serverkit.Open(proto.ChannelDesc{ID: c.ID, Server: "diskproc", App: "test", Bells: true, Grants: c.Grants}, dupAll(s.t, c))
 	if err != nil {
 		s.t.Fatal(err)
 	}
