@@ -24,11 +24,12 @@ type appState struct {
 	uid     uint32 // the user the app runs as: with name, what owns its kept listeners
 	epoch   uint64 // the channel's epoch, masked: in every handle we give out
 	socks   map[uint64]*sock
-	closing map[*sock]bool // closed by the app, still sending (see closeAfterSends)
-	pending map[uint64]*op // waiting operations, for OpCancel and the limits
-	bufs    int            // buffers held by waiting operations
-	gone    bool           // Dropped: complete nothing more
-	limits  Limits         // this app's (Options.Limits, or what its channel says)
+	closing map[*sock]bool       // closed by the app, still sending (see closeAfterSends)
+	pending map[uint64]*op       // waiting operations, for OpCancel and the limits
+	bufs    int                  // buffers held by waiting operations
+	gone    bool                 // Dropped: complete nothing more
+	limits  Limits               // this app's (Options.Limits, or what its channel says)
+	grants  *proto.ChannelGrants // what it may listen on (nil: anything)
 
 	buffered int64 // bytes the app's connections hold in the backend's buffers (see sock.account)
 

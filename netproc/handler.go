@@ -128,7 +128,7 @@ func (h *Handler) Added(ch *serverkit.Channel) error {
 	app := &appState{
 		ch: ch, name: ch.Desc.App, uid: ch.Desc.UID, epoch: uint64(ch.End.Epoch) & epochMask,
 		socks: map[uint64]*sock{}, closing: map[*sock]bool{}, pending: map[uint64]*op{},
-		limits: h.limitsFor(ch.Desc),
+		limits: h.limitsFor(ch.Desc), grants: ch.Desc.Grants,
 	}
 	ch.Data = app
 	var caps uint32

@@ -1,6 +1,7 @@
 package netproc
 
 import (
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -127,4 +128,19 @@ func (h *Handler) admitConnection(app *appState, o *op) bool {
 	h.overLimit(app, "memory", app.limits.Memory)
 	h.fail(o, syscall.ENOBUFS)
 	return false
+}
+
+// notGranted logs that app asked to listen where its grants do not let
+// it, once per limitLogEvery.
+func (h *Handler) notGranted(app *appState, addr netip.AddrPort) {
+	now := time.Now()
+	if last, ok := app.warned["listen"]; ok && now.Sub(last) < limitLogEvery {
+		return
+	}
+	if app.warned == nil {
+		app.warned = map[string]time.Time{}
+	}
+	app.warned["listen"] = now
+	h.log.Warn("app may not listen there; refused with EACCES", "app", app.name, "addr", addr,
+		"granted", app.grants.Listen, "config", "[[app]] listen (ports below 1024 need a grant that names them)")
 }

@@ -29,6 +29,13 @@ func (h *Handler) listen(o *op) {
 		return
 	}
 	app := o.app
+	if !app.grants.MayListen(addr) {
+		// As the kernel refuses a privileged port to a process without
+		// CAP_NET_BIND_SERVICE: the app's grants do not name it.
+		h.notGranted(app, addr)
+		h.fail(o, syscall.EACCES)
+		return
+	}
 	if app.sockets() >= app.limits.Sockets {
 		h.overLimit(app, "sockets", int64(app.limits.Sockets))
 		h.fail(o, syscall.EMFILE)

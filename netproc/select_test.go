@@ -263,3 +263,36 @@ func (s *syncBuffer) String() string {
 }
 
 var _ = netip.AddrPort{}
+
+// TestListenGrants: an app with grants listens only where they let it:
+// never on a port below 1024 that no grant names (EACCES, as the kernel
+// answers a process without CAP_NET_BIND_SERVICE), and netproc says so.
+func TestListenGrants(t *testing.T) {
+	var logged syncBuffer
+	srv := netproctest.Start(t, netproc.Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	open := func(grants *proto.ChannelGrants) *rawApp {
+		desc, files := srv.ChannelFor(t, proto.ChannelDesc{App: "granted", Grants: grants}, netproctest.Geometry)
+		return openRaw(t, desc, files)
+	}
+	plain, loopOnly := open(&proto.ChannelGrants{}), open(&proto.ChannelGrants{Listen: []string{"127.0.0.1:*"}})
+	for _, tt := range []struct {
+		who  *rawApp
+		addr string
+		want syscall.Errno
+	}{
+		{plain, "127.0.0.1:0", 0},
+		{plain, "127.0.0.1:80", syscall.EACCES},
+		{plain, "127.0.0.1:1023", syscall.EACCES},
+		{loopOnly, "127.0.0.1:0", 0},
+		{loopOnly, "0.0.0.0:0", syscall.EACCES},
+		{loopOnly, "127.0.0.1:443", syscall.EACCES},
+	} {
+		_, _, c := tt.who.listen(tt.addr, 0)
+		if c.Err() != nil && tt.want == 0 || tt.want != 0 && c.Err() != tt.want {
+			t.Errorf("listen on %s: %v, want %v", tt.addr, c.Err(), tt.want)
+		}
+	}
+	if !strings.Contains(logged.String(), "may not listen there") {
+		t.Errorf("the refusal was not logged:\n%s", logged.String())
+	}
+}

@@ -117,8 +117,17 @@ func (s *Server) Channel(t testing.TB, app string, g ring.Geometry) (proto.Chann
 // supervisor says in the channel's description.
 func (s *Server) ChannelAs(t testing.TB, app string, uid uint32, g ring.Geometry) (proto.ChannelDesc, []*os.File) {
 	t.Helper()
+	return s.ChannelFor(t, proto.ChannelDesc{App: app, UID: uid}, g)
+}
+
+// ChannelFor is Channel for the app desc describes (its name, user,
+// limits and grants, as the supervisor sends them); its ID, server and
+// doorbells are filled in.
+func (s *Server) ChannelFor(t testing.TB, desc proto.ChannelDesc, g ring.Geometry) (proto.ChannelDesc, []*os.File) {
+	t.Helper()
 	id := s.nextID.Add(1)
-	desc := proto.ChannelDesc{ID: id, Server: "netproc", App: app, Bells: true, UID: uid}
+	app := desc.App
+	desc.ID, desc.Server, desc.Bells = id, "netproc", true
 	r, err := ring.Create(fmt.Sprintf("netproctest-%s-%d", app, id), g)
 	if err != nil {
 		t.Fatal(err)
