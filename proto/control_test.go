@@ -172,6 +172,16 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	good, _ := msgpack.Marshal(e)
 	f.Add(good)
 	f.Add([]byte{0x80})
+	// The hostile cases: descriptor counts out of range, nesting past
+	// MaxDepth, containers longer than the frame.
+	for _, fr := range [][]byte{
+		rawFrame(1, []byte{0xff}, nil),
+		rawFrame(1, []byte{0xce, 0x7f, 0xff, 0xff, 0xff}, nil),
+		rawFrame(1, nil, nested(MaxDepth+2, 0xc0)),
+		rawFrame(1, nil, []byte{0x81, 0xa5, 'u', 's', 'a', 'g', 'e', 0xdd, 0xff, 0xff, 0xff, 0xff}),
+	} {
+		f.Add(fr[4:])
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)
 		if err != nil {
