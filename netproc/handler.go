@@ -31,7 +31,11 @@ type Options struct {
 	// to; an error (a syscall.Errno, such as EACCES) refuses the operation
 	// with it. Tests use it to keep apps on loopback.
 	Permit func(op proto.Op, addr netip.AddrPort) error
-	Log    *slog.Logger
+	// MaxApps is how many apps may be attached at once (the supervisor's
+	// [supervisor] max_apps): each is guaranteed its share of the
+	// backend's sockets (see shares). Zero means DefaultMaxApps.
+	MaxApps int
+	Log     *slog.Logger
 }
 
 // DefaultLinger is how long a listener waits for its app to come back.
@@ -55,6 +59,9 @@ type Handler struct {
 	// netproc's death (see package backend, "Restarts"); nil otherwise.
 	resumer backend.Resumer
 	costs   backend.Costs // what the backend says a socket costs (see Limits.Memory)
+	// capacity is how many sockets the backend holds in all (0: it does
+	// not say); shared out among the apps (see admitSocket).
+	capacity int
 }
 
 var _ serverkit.Handler = (*Handler)(nil)
@@ -100,7 +107,14 @@ func (h *Handler) Start(l *serverkit.Loop) error {
 	if c, ok := h.be.(backend.Coster); ok {
 		h.costs = c.Costs()
 	}
-	h.log.Info("serving sockets", "backend", h.be.Name(), "limits", fmt.Sprintf("%+v", h.limits), "linger", h.opts.Linger)
+	if c, ok := h.be.(backend.Capacity); ok {
+		h.capacity = c.Capacity()
+	}
+	if h.opts.MaxApps <= 0 {
+		h.opts.MaxApps = DefaultMaxApps
+	}
+	h.log.Info("serving sockets", "backend", h.be.Name(), "limits", fmt.Sprintf("%+v", h.limits), "linger", h.opts.Linger,
+		"capacity", h.capacity, "max_apps", h.opts.MaxApps, "guaranteed_each", h.guaranteed())
 	return nil
 }
 

@@ -144,3 +144,58 @@ func (h *Handler) notGranted(app *appState, addr netip.AddrPort) {
 	h.log.Warn("app may not listen there; refused with EACCES", "app", app.name, "addr", addr,
 		"granted", app.grants.Listen, "config", "[[app]] listen (ports below 1024 need a grant that names them)")
 }
+
+// Shares. Every app's limits are its own, but the sockets a backend can
+// hold are everyone's (the kernel backend's descriptors, usertcp's
+// connection table): one app within its limit could still take them all.
+// So each of the MaxApps apps that may attach is guaranteed a few
+// (guaranteedSockets), and only what is left over is first come, first
+// served: an app past its guarantee takes a socket only while the shared
+// part has one. However the others behave, an app can always have its
+// guarantee, and together they never pass the capacity.
+
+// DefaultMaxApps is Options.MaxApps' default, and the supervisor's.
+const DefaultMaxApps = 64
+
+// guaranteedSockets is each app's guaranteed share of the backend's
+// sockets (less when the capacity cannot give every app as many).
+const guaranteedSockets = 64
+
+// guaranteed is each app's guaranteed share; 0 when the backend does not
+// say its capacity.
+func (h *Handler) guaranteed() int {
+	if h.capacity <= 0 {
+		return 0
+	}
+	return min(guaranteedSockets, h.capacity/h.opts.MaxApps)
+}
+
+// admitSocket reports whether app may have one more socket under the
+// shares, logging (and answering o with EMFILE) when it may not.
+func (h *Handler) admitSocket(app *appState, o *op) bool {
+	floor := h.guaranteed()
+	if h.capacity <= 0 || app.sockets() < floor {
+		return true
+	}
+	shared := h.Kept() // kept listeners belong to nobody's guarantee
+	for _, ch := range h.loop.Channels() {
+		if a, ok := ch.Data.(*appState); ok {
+			shared += max(a.sockets()-floor, 0)
+		}
+	}
+	if shared < h.capacity-h.opts.MaxApps*floor {
+		return true
+	}
+	now := time.Now()
+	if last, ok := app.warned["shares"]; !ok || now.Sub(last) >= limitLogEvery {
+		if app.warned == nil {
+			app.warned = map[string]time.Time{}
+		}
+		app.warned["shares"] = now
+		h.log.Warn("netproc's sockets are all taken: refusing the app more than its guaranteed share (EMFILE)",
+			"app", app.name, "sockets", app.sockets(), "guaranteed", floor, "capacity", h.capacity, "max_apps", h.opts.MaxApps,
+			"hint", "the kernel backend's capacity is netproc's RLIMIT_NOFILE; usertcp's is [netproc] max_connections")
+	}
+	h.fail(o, syscall.EMFILE)
+	return false
+}

@@ -47,6 +47,9 @@ func (h *Handler) listen(o *op) {
 	if s != nil {
 		aux = proto.ListenAdopted
 	} else {
+		if !h.admitSocket(app, o) {
+			return
+		}
 		s = &sock{h: h, app: app}
 		opts := backend.ListenOptions{Backlog: int(backlog), V6Only: flags&proto.ListenV6Only != 0, ReusePort: flags&proto.ListenReusePort != 0}
 		ln, err := h.be.Listen(addr, opts, s.notify)
@@ -114,7 +117,7 @@ func (h *Handler) connect(o *op) {
 		h.fail(o, syscall.EMFILE)
 		return
 	}
-	if !h.admitConnection(app, o) || !h.admit(o) {
+	if !h.admitSocket(app, o) || !h.admitConnection(app, o) || !h.admit(o) {
 		return
 	}
 	s := &sock{h: h, app: app}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"saturn/netproc"
+	"saturn/netproc/kernel"
 	"saturn/netproc/netproctest"
 	"saturn/proto"
 )
@@ -294,5 +295,46 @@ func TestListenGrants(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "may not listen there") {
 		t.Errorf("the refusal was not logged:\n%s", logged.String())
+	}
+}
+
+// capped is the kernel backend with a capacity of a test's choosing.
+type capped struct {
+	*kernel.Backend
+	n int
+}
+
+func (c capped) Capacity() int { return c.n }
+
+// TestSocketShares: the backend's sockets are shared out so that one app
+// cannot take them all: past what is shared, a greedy app gets EMFILE
+// (and netproc says why), and another app still gets its guaranteed
+// share.
+func TestSocketShares(t *testing.T) {
+	var logged syncBuffer
+	// Two apps may attach, each guaranteed 64 of 200: 72 are shared.
+	srv := netproctest.Start(t, netproc.Options{Backend: capped{kernel.New(), 200}, MaxApps: 2,
+		Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	greedy, modest := newRawApp(t, srv, "greedy"), newRawApp(t, srv, "modest")
+	n := 0
+	for ; n < 300; n++ {
+		if _, _, c := greedy.listen("127.0.0.1:0", 0); c.Result < 0 {
+			wantErr(t, "a listener past the greedy app's share", c, syscall.EMFILE)
+			break
+		}
+	}
+	if n != 136 {
+		t.Errorf("the greedy app got %d sockets of 200, want 136 (its 64 and the 72 shared)", n)
+	}
+	if !strings.Contains(logged.String(), "netproc's sockets are all taken") {
+		t.Errorf("the refusal was not logged:\n%s", logged.String())
+	}
+	for i := range 64 {
+		if _, _, c := modest.listen("127.0.0.1:0", 0); c.Result < 0 {
+			t.Fatalf("the modest app's socket %d of its guaranteed 64: %v", i+1, errOf(c))
+		}
+	}
+	if _, _, c := modest.listen("127.0.0.1:0", 0); c.Result >= 0 {
+		t.Error("the modest app got a 65th socket: the capacity is passed")
 	}
 }

@@ -228,8 +228,8 @@ func (s *sock) tryAccept(o *op) bool {
 		s.h.fail(o, syscall.EMFILE) // the connection stays queued
 		return true
 	}
-	if !s.h.admitConnection(app, o) {
-		return true // ENOBUFS; the connection stays queued
+	if !s.h.admitSocket(app, o) || !s.h.admitConnection(app, o) {
+		return true // EMFILE or ENOBUFS; the connection stays queued
 	}
 	if o.selecting() && !s.selectBuf(o) {
 		return false // starved: pumped again when the app provides a buffer

@@ -189,6 +189,14 @@ type Coster interface {
 	Costs() Costs
 }
 
+// Capacity is a Backend that can say how many sockets it can hold in
+// all, every app's together (the kernel backend: its descriptors; usertcp:
+// its connection table). netproc shares them out among the apps so that
+// none can take the others' (see netproc's Limits).
+type Capacity interface {
+	Capacity() int
+}
+
 // Buffered is a Conn that can say how many bytes it holds for its app in
 // memory that the backend owns: received and not yet read, queued and not
 // yet acknowledged. The kernel's sockets buffer in the kernel, and do not

@@ -38,6 +38,22 @@ func (b *Backend) Name() string { return "kernel" }
 // and netproc does not count.
 func (b *Backend) Costs() backend.Costs { return backend.Costs{Socket: 6144} }
 
+// descriptorsKept is how many of the process's descriptors Capacity leaves
+// to everything but sockets: the loop's epoll and timer, two doorbells a
+// channel, logs, the persistent memory.
+const descriptorsKept = 512
+
+// Capacity implements backend.Capacity: every socket is one of netproc's
+// descriptors, so the process's RLIMIT_NOFILE (whose soft limit Go raises
+// to the hard one at start) bounds every app's sockets together.
+func (b *Backend) Capacity() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 1 << 20
+	}
+	return max(int(lim.Cur)-descriptorsKept, 64)
+}
+
 // Start implements backend.Backend.
 func (b *Backend) Start(env backend.Env) error {
 	b.env = env

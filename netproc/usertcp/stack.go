@@ -157,6 +157,11 @@ func (s *Stack) Name() string { return "usertcp" }
 // pages are given back once they empty.
 func (s *Stack) Costs() backend.Costs { return backend.Costs{Socket: 2048} }
 
+// Capacity implements backend.Capacity: the connection table's records,
+// which every app's connections share (with those in TIME-WAIT, which no
+// app holds).
+func (s *Stack) Capacity() int { return s.cfg.MaxConns }
+
 // Start implements backend.Backend: it watches the device and the timers
 // on the loop, and takes over what an earlier incarnation left in the
 // connection table.
