@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +16,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"saturn/proto"
+	"saturn/ring"
 )
 
 //go:embed default.toml
@@ -115,11 +119,74 @@ type Diskproc struct {
 // where used) holds a typical web response whole, head and body, so that it
 // costs one send; with 64 KiB a 100 KiB response took two of everything,
 // worth about a tenth of the web server's throughput (docs/benchmarks.md).
+//
+// Load checks the values against what ring.Create accepts (ring sizes that
+// are powers of two, buffers of whole pages, a bounded region), so that a
+// bad one is refused with its line rather than failing every app's
+// channels at start.
 type Channel struct {
 	SQEntries  uint32 `toml:"sq_entries"`
 	CQEntries  uint32 `toml:"cq_entries"`
 	BufferSize uint32 `toml:"buffer_size"`
 	Buffers    uint32 `toml:"buffers"`
+}
+
+// Geometry is the shape of a channel's region: the ring entries of saturn's
+// ABI, in the numbers the config gives.
+func (ch Channel) Geometry() ring.Geometry {
+	return ring.Geometry{
+		SQEntrySize: proto.SubmissionSize, SQEntries: ch.SQEntries,
+		CQEntrySize: proto.CompletionSize, CQEntries: ch.CQEntries,
+		BufferSize: ch.BufferSize, BufferCount: ch.Buffers,
+	}
+}
+
+// minBufferSize is the smallest channel buffer: a page, so that buffers
+// stay page-aligned (what O_DIRECT reads into) and a path of
+// proto.MaxPathLen bytes fits in one.
+const minBufferSize = 4 << 10
+
+// minBuffers is the fewest buffers a channel works with: appproc provides
+// a share of the pool, at least one buffer, to netproc for the receives
+// and accepts it waits on (appproc/provide.go), so a pool of one leaves
+// nothing to send with and the app stalls at its first response.
+const minBuffers = 2
+
+// check refuses a geometry ring.Create would refuse, naming the key: ring
+// sizes that are not powers of two within ring.MaxEntries, a buffer size
+// that is not a whole number of pages up to ring.MaxBufferSize, more than
+// ring.MaxBufferCount buffers, and a region larger than ring.MaxRegionSize;
+// and a pool too small for an app to use (minBuffers).
+func (ch *Channel) check() error {
+	for _, r := range []struct {
+		key string
+		n   uint32
+	}{{"channel.sq_entries", ch.SQEntries}, {"channel.cq_entries", ch.CQEntries}} {
+		if r.n == 0 || r.n > ring.MaxEntries || bits.OnesCount32(r.n) != 1 {
+			return &fieldError{r.key, -1, fmt.Sprintf("%d: want a power of two from 1 to %d", r.n, ring.MaxEntries)}
+		}
+	}
+	if b := ch.BufferSize; b < minBufferSize || b%minBufferSize != 0 || b > ring.MaxBufferSize {
+		return &fieldError{"channel.buffer_size", -1, fmt.Sprintf("%d: want a multiple of %d (4KiB) from %d to %d (16MiB)",
+			b, minBufferSize, minBufferSize, ring.MaxBufferSize)}
+	}
+	if n := ch.Buffers; n < minBuffers || n > ring.MaxBufferCount {
+		return &fieldError{"channel.buffers", -1, fmt.Sprintf("%d: want %d to %d (an app lends some of them to netproc for receives and needs another to send)",
+			n, minBuffers, ring.MaxBufferCount)}
+	}
+	// Every field is now within ring's bounds, so the size cannot overflow.
+	// Only buffers can take a region past the limit: rings of the most
+	// entries take 96MiB, and the largest buffers, 128 of them (the
+	// default count), 2GiB.
+	g := ch.Geometry()
+	if size := g.Size(); size > ring.MaxRegionSize {
+		return &fieldError{"channel.buffers", -1, fmt.Sprintf("%d buffers of %d bytes make a channel of %d bytes; a channel may take at most %d (16GiB) of shared memory",
+			ch.Buffers, ch.BufferSize, size, int64(ring.MaxRegionSize))}
+	}
+	if err := g.Check(); err != nil {
+		return fmt.Errorf("[channel]: %w", err) // unreachable while the checks above match ring's
+	}
+	return nil
 }
 
 // App is an app process the supervisor starts and watches.
@@ -409,6 +476,9 @@ func (c *Config) check() error {
 	}
 	if c.Diskproc.MaxInflight < 0 {
 		return &fieldError{"diskproc.max_inflight", -1, fmt.Sprintf("%d is negative", c.Diskproc.MaxInflight)}
+	}
+	if err := c.Channel.check(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i := range c.Apps {

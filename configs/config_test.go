@@ -1,11 +1,15 @@
 package configs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"saturn/proto"
+	"saturn/ring"
 )
 
 func TestDefaultConfig(t *testing.T) {
@@ -87,6 +91,21 @@ func TestConfigErrors(t *testing.T) {
 		{"no command", "[[app]]\nname = \"a\"\n", "x.toml: app.command: app a has no command"},
 		{"max below initial", "[netproc]\nbackoff = \"2s\"\nmax_backoff = \"1s\"\n", "x.toml:3: netproc.max_backoff"},
 		{"syntax", "[netproc\n", "x.toml:1"},
+
+		{"sq not a power of two", "[channel]\nsq_entries = 100\n", "x.toml:2: channel.sq_entries: 100: want a power of two from 1 to 1048576"},
+		{"cq not a power of two", "[channel]\nsq_entries = 64\n\ncq_entries = 1000\n", "x.toml:4: channel.cq_entries: 1000: want a power of two"},
+		{"sq too many", "[channel]\nsq_entries = 2097152\n", "x.toml:2: channel.sq_entries: 2097152"},
+		{"cq too many", "[channel]\ncq_entries = 4294967295\n", "x.toml:2: channel.cq_entries: 4294967295"},
+		{"sq a string", "[channel]\nsq_entries = \"256\"\n", "x.toml:2: channel.sq_entries"},
+		{"buffer below a page", "[channel]\nbuffer_size = 2048\n", "x.toml:2: channel.buffer_size: 2048: want a multiple of 4096 (4KiB) from 4096 to 16777216 (16MiB)"},
+		{"buffer not whole pages", "[channel]\nbuffer_size = 6000\n", "x.toml:2: channel.buffer_size: 6000"},
+		{"buffer of 64 bytes", "[channel]\nbuffer_size = 64\n", "x.toml:2: channel.buffer_size: 64"},
+		{"buffer too large", "[channel]\nbuffer_size = 33554432\n", "x.toml:2: channel.buffer_size: 33554432"},
+		{"too many buffers", "[channel]\nbuffers = 1048577\n", "x.toml:2: channel.buffers: 1048577: want 2 to 1048576"},
+		{"one buffer", "[channel]\nbuffer_size = 4096\nbuffers = 1\n", "x.toml:3: channel.buffers: 1: want 2 to 1048576"},
+		{"region too large", "[channel]\nbuffer_size = 16777216\nbuffers = 1025\n", "x.toml:3: channel.buffers: 1025 buffers of 16777216 bytes make a channel of"},
+		{"region too large default size", "[channel]\nbuffers = 1048576\n", "x.toml:2: channel.buffers: 1048576 buffers of 131072 bytes"},
+		{"region too large in another order", "[channel]\nbuffers = 200000\nsq_entries = 8\nbuffer_size = 131072\n", "x.toml:2: channel.buffers: 200000 buffers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,5 +193,63 @@ func TestLimits(t *testing.T) {
 		if err := back.UnmarshalText(text); err != nil || back != want {
 			t.Errorf("%d printed as %q reads back as %d, %v", want, text, back, err)
 		}
+	}
+}
+
+// TestChannelPastUint32: a [channel] number that does not fit its uint32
+// fails at load too. go-toml reports it without a position (its integer
+// range errors carry none), so the message names the file only.
+func TestChannelPastUint32(t *testing.T) {
+	for _, doc := range []string{"[channel]\nsq_entries = -1\n", "[channel]\nbuffers = 4294967296\n"} {
+		if _, err := Parse([]byte(doc), "x.toml"); err == nil || !strings.Contains(err.Error(), "x.toml") {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+}
+
+// TestChannelGeometry: what Load accepts in [channel] is what ring.Create
+// accepts, for buffers of whole pages and pools of two buffers or more, at
+// the edges of every limit, and the defaults are accepted.
+func TestChannelGeometry(t *testing.T) {
+	d, err := Parse(nil, "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := d.Channel.Geometry(); g.Check() != nil || g.SQEntries != 256 || g.CQEntries != 512 || g.BufferSize != 128<<10 || g.BufferCount != 128 {
+		t.Fatalf("default channel %+v: %v", g, g.Check())
+	}
+	entries := []uint64{1, 2, 3, 6, 64, 100, 256, 1 << 19, 1<<20 - 1, 1 << 20, 1<<20 + 1, 1 << 21, 1 << 31, 1<<32 - 1}
+	sizes := []uint64{64, 2048, 4095, 4096, 6000, 8192, 12288, 128 << 10, 16<<20 - 4096, 16 << 20, 16<<20 + 4096, 1 << 31}
+	counts := []uint64{1, 2, 127, 1000, 1023, 1024, 1025, 4096, 1 << 17, 1 << 20, 1<<20 + 1}
+	accepted := 0
+	for _, sq := range entries {
+		for _, size := range sizes {
+			for _, n := range counts {
+				cq := entries[(sq+n)%uint64(len(entries))]
+				doc := fmt.Sprintf("[channel]\nsq_entries = %d\ncq_entries = %d\nbuffer_size = %d\nbuffers = %d\n", sq, cq, size, n)
+				c, err := Parse([]byte(doc), "x.toml")
+				g := ring.Geometry{
+					SQEntrySize: proto.SubmissionSize, SQEntries: uint32(sq),
+					CQEntrySize: proto.CompletionSize, CQEntries: uint32(cq),
+					BufferSize: uint32(size), BufferCount: uint32(n),
+				}
+				ringOK := g.Check() == nil && size%4096 == 0 && n >= 2
+				if err == nil {
+					accepted++
+					if got := c.Channel.Geometry(); got != g {
+						t.Errorf("%s: geometry %+v, want %+v", doc, got, g)
+					}
+				}
+				if (err == nil) != ringOK {
+					t.Errorf("sq %d cq %d buffer_size %d buffers %d: Load says %v, ring.Geometry.Check says %v", sq, cq, size, n, err, g.Check())
+				}
+				if err != nil && !strings.Contains(err.Error(), "x.toml:") {
+					t.Errorf("%v: no file and line", err)
+				}
+			}
+		}
+	}
+	if accepted == 0 {
+		t.Fatal("nothing accepted")
 	}
 }
