@@ -3,6 +3,7 @@ package diskproc
 import (
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"saturn/internal/serverkit"
 	"saturn/proto"
@@ -27,13 +28,16 @@ type appState struct {
 	opening  int // opens in flight (they count toward the open-file limit)
 	inflight int // ops accepted and not yet completed
 
-	bufSlot int // io_uring fixed-buffer slot of the channel's pool, or -1
+	bufSlot int   // io_uring fixed-buffer slot of the channel's pool, or -1
+	pinned  int64 // the memory that registration pins
 
 	// Grants (grants.go): restricted when the channel came with grants
 	// (the supervisor's always do); then the app writes only beneath the
 	// folders of writable.
 	restricted bool
 	writable   []*writableDir
+
+	sharesWarned time.Time // when running out of shares was last logged (shares.go)
 }
 
 func newAppState(ch *serverkit.Channel) *appState {

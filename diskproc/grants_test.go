@@ -1,6 +1,7 @@
 package diskproc_test
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -53,6 +54,55 @@ func TestWriteGrants(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(filepath.Join(srv.Root, "site/index.html")); string(b) != "<h1>someone else's</h1>" {
 			t.Errorf("another app's file was changed: %q", b)
+		}
+	})
+}
+
+// TestFileShares: diskproc's open files are shared out so that apps each
+// within their own limit cannot take them all: past what is shared, a
+// greedy app gets EMFILE (ReasonShares), and another app still opens its
+// guaranteed share.
+func TestFileShares(t *testing.T) {
+	// A table of 200 files; two apps, each guaranteed 32: 136 are shared.
+	const slots = 200
+	opts := diskproc.Options{MaxApps: 2, PersistSize: 4096 + slots*(128+proto.MaxPathLen+1)}
+	eachBackend(t, opts, func(t *testing.T, srv *disktest.Server) {
+		mustWrite(t, filepath.Join(srv.Root, "f"), "x")
+		greedy, modest := newRaw(t, srv), newRaw(t, srv)
+		n := 0
+		for ; n < 300; n++ {
+			c := greedy.open("f", proto.OpenRead, uint64(n+1))
+			if c.Result < 0 {
+				if syscall.Errno(-c.Result) != syscall.EMFILE || reasonOf(c) != proto.ReasonShares {
+					t.Fatalf("open past the greedy app's share: %v (%v)", errOf(c), reasonOf(c))
+				}
+				break
+			}
+		}
+		if n != 168 {
+			t.Errorf("the greedy app opened %d of %d, want 168 (its 32 and the 136 shared)", n, slots)
+		}
+		for i := range 32 {
+			if c := modest.open("f", proto.OpenRead, uint64(i+1)); c.Result < 0 {
+				t.Fatalf("the modest app's file %d of its guaranteed 32: %v", i+1, errOf(c))
+			}
+		}
+		if c := modest.open("f", proto.OpenRead, 99); c.Result >= 0 {
+			t.Error("the modest app opened a 33rd file: the capacity is passed")
+		}
+	})
+}
+
+// TestPinnedCap: past the cap on pinned memory a channel's buffers are
+// not registered with io_uring, and it is served all the same.
+func TestPinnedCap(t *testing.T) {
+	eachBackend(t, diskproc.Options{MaxPinned: 1}, func(t *testing.T, srv *disktest.Server) {
+		mustWrite(t, filepath.Join(srv.Root, "f"), "served without pinning")
+		for range 3 {
+			b, err := fs.ReadFile(srv.FS(), "f")
+			if err != nil || string(b) != "served without pinning" {
+				t.Fatalf("read %q, %v", b, err)
+			}
 		}
 	})
 }

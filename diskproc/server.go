@@ -43,7 +43,16 @@ type Options struct {
 	// came back are released (their apps left while no diskproc ran).
 	// Default 30s.
 	OrphanAfter time.Duration
-	Log         *slog.Logger
+	// MaxApps is how many apps may attach at once (the supervisor's
+	// [supervisor] max_apps): each is guaranteed its share of diskproc's
+	// open files (see shares.go). Default 64.
+	MaxApps int
+	// MaxPinned bounds the memory the io_uring backend pins by
+	// registering channels' buffers with the kernel (each channel's
+	// whole pool); channels past it are served without registered
+	// buffers. Default 256 MiB.
+	MaxPinned int64
+	Log       *slog.Logger
 }
 
 func (o *Options) fill() {
@@ -70,6 +79,12 @@ func (o *Options) fill() {
 	}
 	if o.OrphanAfter <= 0 {
 		o.OrphanAfter = 30 * time.Second
+	}
+	if o.MaxApps <= 0 {
+		o.MaxApps = 64
+	}
+	if o.MaxPinned <= 0 {
+		o.MaxPinned = 256 << 20
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -123,6 +138,7 @@ func chooseBackend(root int, opts *Options) (backend, string, error) {
 	case "uring", "auto":
 		b, err := newUringBackend(root, opts.RingEntries, opts.MetaWorkers, opts.Log)
 		if err == nil {
+			b.maxPinned = opts.MaxPinned
 			return b, "", nil
 		}
 		if opts.Backend == "uring" {

@@ -327,6 +327,9 @@ func (s *Server) submitOpen(a *appState, sub *proto.Submission) {
 		s.fail(a, sub, true, syscall.EMFILE, proto.ReasonTooManyOpen, uint32(s.opts.MaxOpen))
 		return
 	}
+	if !s.admitOpen(a, sub) {
+		return
+	}
 	o := &op{kind: opOpen, app: a, sub: *sub, buf: buf, path: path, under: under, flags: flags, mode: uint32(mode)}
 	if r := a.intents[sub.UserData]; r != nil && r.path == path && r.flags == flags {
 		// The dead incarnation started this very open and may have done

@@ -45,8 +45,12 @@ type uringBackend struct {
 	maxRing int // never more in flight than the completion ring holds
 
 	fixedBufs, fixedFiles bool
-	freeBufSlots          []int
-	freeFileSlots         []int
+	// pinned is the memory registered buffers pin now, at most maxPinned
+	// (Options.MaxPinned); pinWarned says the cap was logged.
+	pinned, maxPinned int64
+	pinWarned         bool
+	freeBufSlots      []int
+	freeFileSlots     []int
 }
 
 // Sizes of the registered tables.
@@ -219,6 +223,17 @@ func (b *uringBackend) addChannel(a *appState) {
 	if len(mem) == 0 {
 		return
 	}
+	if b.pinned+int64(len(mem)) > b.maxPinned {
+		// Registered buffers are pinned in memory: past the cap a channel
+		// goes the plain way (a read into an unregistered buffer), so
+		// that attaching apps cannot pin the machine's memory.
+		if !b.pinWarned {
+			b.pinWarned = true
+			b.log.Warn("io_uring: the pinned-memory cap is reached; further channels' buffers are not registered",
+				"pinned", b.pinned, "max_pinned", b.maxPinned, "channel", a.id)
+		}
+		return
+	}
 	slot := b.freeBufSlots[len(b.freeBufSlots)-1]
 	if err := b.ring.SetBuffer(uint32(slot), mem); err != nil {
 		b.log.Warn("io_uring: cannot register a channel's buffers; it goes the plain way", "channel", a.id, "err", err)
@@ -226,6 +241,8 @@ func (b *uringBackend) addChannel(a *appState) {
 	}
 	b.freeBufSlots = b.freeBufSlots[:len(b.freeBufSlots)-1]
 	a.bufSlot = slot
+	a.pinned = int64(len(mem))
+	b.pinned += a.pinned
 }
 
 func (b *uringBackend) dropChannel(a *appState) {
@@ -236,8 +253,9 @@ func (b *uringBackend) dropChannel(a *appState) {
 		b.log.Warn("io_uring: cannot clear a buffer slot; it is lost", "slot", a.bufSlot, "err", err)
 	} else {
 		b.freeBufSlots = append(b.freeBufSlots, a.bufSlot)
+		b.pinned -= a.pinned
 	}
-	a.bufSlot = -1
+	a.bufSlot, a.pinned = -1, 0
 }
 
 func (b *uringBackend) addFile(f *file) {

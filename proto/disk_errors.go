@@ -39,6 +39,7 @@ const (
 	ReasonNotWritable              // a write on a file not opened for writing
 	ReasonNotReadable              // a read on a file not opened for reading
 	ReasonNotGranted               // the app may not write there: no [[app]] disk_write grant covers the path
+	ReasonShares                   // diskproc's open files are taken by apps past their shares; Arg is the app's guaranteed share
 	reasonCount
 )
 
@@ -67,6 +68,7 @@ var reasonText = [reasonCount]string{
 	ReasonNotWritable:       "the file is not open for writing",
 	ReasonNotReadable:       "the file is not open for reading",
 	ReasonNotGranted:        "the app may only read here: no disk_write folder of its config holds the path",
+	ReasonShares:            "diskproc's open files are all taken; the app is guaranteed %d of them",
 }
 
 // Valid reports whether r is a known reason.

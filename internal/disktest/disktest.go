@@ -60,7 +60,8 @@ type Chan struct {
 var nextID atomic.Uint64
 
 // Start runs diskproc over root (a new temporary directory when empty)
-// with opts (Root, Persist and Log are filled in). It stops at cleanup.
+// with opts (Root, Persist and Log are filled in; the persistent memory
+// is PersistSize bytes, 4 MiB by default). It stops at cleanup.
 func Start(t testing.TB, opts diskproc.Options) *Server {
 	t.Helper()
 	if opts.Root == "" {
@@ -71,7 +72,11 @@ func Start(t testing.TB, opts diskproc.Options) *Server {
 		t.Fatal(err)
 	}
 	persist := os.NewFile(uintptr(fd), "persist")
-	if err := persist.Truncate(4 << 20); err != nil {
+	size := opts.PersistSize
+	if size <= 0 {
+		size = 4 << 20
+	}
+	if err := persist.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{t: t, Root: opts.Root, Opts: opts, persist: persist}
