@@ -112,6 +112,10 @@ type Diskproc struct {
 	// (the built-in configuration does, for its web server).
 	SampleSite  bool `toml:"sample_site"`
 	MaxInflight int  `toml:"max_inflight"`
+	// RootDefaulted: the config names no root, so Root is saturn's own
+	// default ("site" beside the config file), which the supervisor may
+	// create. A root the config names must exist (unless SampleSite).
+	RootDefaulted bool `toml:"-"`
 }
 
 // Channel sets the geometry of every app's channels. The default buffer
@@ -359,7 +363,7 @@ func (c *Config) fillDefaults() {
 		c.Diskproc.Backend = "auto"
 	}
 	if c.Diskproc.Root == "" {
-		c.Diskproc.Root = "site"
+		c.Diskproc.Root, c.Diskproc.RootDefaulted = "site", true
 	}
 	if c.Diskproc.MaxOpen == 0 {
 		c.Diskproc.MaxOpen = 1024

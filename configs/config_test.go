@@ -29,6 +29,33 @@ func TestDefaultConfig(t *testing.T) {
 	}
 }
 
+// TestRootDefaulted: only a config that names no root leaves the choice
+// to saturn (which may then create its folder); the built-in config names
+// its root.
+func TestRootDefaulted(t *testing.T) {
+	for doc, want := range map[string]bool{
+		"":                                    true,
+		"[diskproc]\nbackend = \"threads\"\n": true,
+		"[diskproc]\nroot = \"site\"\n":       false,
+		"[diskproc]\nroot = \"/srv/www\"\n":   false,
+	} {
+		c, err := Parse([]byte(doc), "x.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Diskproc.RootDefaulted != want || c.Diskproc.Root == "" {
+			t.Errorf("%q: root %q, RootDefaulted %v; want %v", doc, c.Diskproc.Root, c.Diskproc.RootDefaulted, want)
+		}
+	}
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Diskproc.RootDefaulted || !c.Diskproc.SampleSite {
+		t.Errorf("built-in config: RootDefaulted %v, SampleSite %v", c.Diskproc.RootDefaulted, c.Diskproc.SampleSite)
+	}
+}
+
 func TestIssueExample(t *testing.T) {
 	// The example config the supervisor issue gives, spelled as tests write it.
 	doc := `

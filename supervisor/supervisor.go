@@ -242,16 +242,42 @@ func (s *Supervisor) prepare() error {
 	if err := os.WriteFile(p.Config, printed, 0o600); err != nil {
 		return err
 	}
-	if s.cfg.Diskproc.SampleSite {
+	switch d := s.cfg.Diskproc; {
+	case d.SampleSite:
 		// The built-in configuration serves the sample site: write it into
 		// an empty root on first start.
-		if wrote, err := configs.SampleSite(s.cfg.Diskproc.Root); err != nil {
+		if wrote, err := configs.SampleSite(d.Root); err != nil {
 			return err
 		} else if wrote {
-			s.log.Info("wrote the sample site", "root", s.cfg.Diskproc.Root)
+			s.log.Info("wrote the sample site", "root", d.Root)
 		}
-	} else if err := os.MkdirAll(s.cfg.Diskproc.Root, 0o755); err != nil {
-		return fmt.Errorf("diskproc root: %w", err)
+	case d.RootDefaulted:
+		// No root in the config: saturn's own folder beside it.
+		if err := os.MkdirAll(d.Root, 0o755); err != nil {
+			return fmt.Errorf("diskproc root: %w", err)
+		}
+	default:
+		// A root the config names is never made up: a typo would serve an
+		// empty folder instead of the site.
+		return checkRoot(d.Root, s.cfg.Source)
+	}
+	return nil
+}
+
+// checkRoot reports a diskproc root, named in the config at source, that
+// is missing or not a folder.
+func checkRoot(root, source string) error {
+	if source == "" {
+		source = "the built-in config"
+	}
+	fi, err := os.Stat(root)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("diskproc root %s does not exist ([diskproc] root in %s): create the folder, or name one that exists", root, source)
+	case err != nil:
+		return fmt.Errorf("diskproc root ([diskproc] root in %s): %w", source, err)
+	case !fi.IsDir():
+		return fmt.Errorf("diskproc root %s is not a folder ([diskproc] root in %s)", root, source)
 	}
 	return nil
 }

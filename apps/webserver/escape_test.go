@@ -318,3 +318,56 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%
 		}
 	}
 }
+
+// TestStartMissingRoot: a diskproc root the config names must exist; start
+// fails naming it rather than creating an empty folder to serve (a typo in
+// root would otherwise serve nothing, silently). A root the config leaves
+// out (saturn's own, beside the config) and one that sample_site fills are
+// still made on first start, as the built-in config needs on a fresh
+// machine.
+func TestStartMissingRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts instances")
+	}
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no", "such", "site")
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, root, want string
+	}{
+		{"missing", missing, "diskproc root " + missing + " does not exist ([diskproc] root in "},
+		{"a file", file, "diskproc root " + file + " is not a folder"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"kernel\"\n[diskproc]\nroot = %q\n", tt.root))
+			out, err := in.Run("supervisor", "start", "--detach", "--config", in.Config)
+			if err == nil || !strings.Contains(out, tt.want) || !strings.Contains(out, in.Config) {
+				t.Fatalf("start: %v\n%s\nwant an error saying %q and naming %s", err, out, tt.want, in.Config)
+			}
+			if _, err := os.Stat(missing); !os.IsNotExist(err) {
+				t.Errorf("the missing root was created: %v", err)
+			}
+			if left := in.Processes(); len(left) > 0 {
+				t.Errorf("processes %v of the instance run after its failed start", left)
+			}
+		})
+	}
+	t.Run("sample site", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "new", "site")
+		in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"kernel\"\n[diskproc]\nroot = %q\nsample_site = true\n", root))
+		in.Start()
+		if _, err := os.Stat(filepath.Join(root, "index.html")); err != nil {
+			t.Errorf("sample site not written into a new root: %v", err)
+		}
+	})
+	t.Run("no root in the config", func(t *testing.T) {
+		in := testkit.NewInstance(t, "")
+		in.Start()
+		if fi, err := os.Stat(filepath.Join(filepath.Dir(in.Config), "site")); err != nil || !fi.IsDir() {
+			t.Errorf("the default root beside the config: %v", err)
+		}
+	})
+}
