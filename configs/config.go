@@ -46,6 +46,11 @@ type Supervisor struct {
 	StopGrace Duration `toml:"stop_grace"`
 	// ReadyTimeout is how long a component may take to report ready.
 	ReadyTimeout Duration `toml:"ready_timeout"`
+	// MaxApps is how many apps may be attached at once. netproc and
+	// diskproc guarantee each of that many its share of what they hold
+	// for all (sockets, open files), so that no app can take another's;
+	// an attach past it is refused.
+	MaxApps int `toml:"max_apps"`
 }
 
 // Policy is a component's restart policy, in the manner of Erlang/OTP
@@ -112,6 +117,10 @@ type Diskproc struct {
 	// (the built-in configuration does, for its web server).
 	SampleSite  bool `toml:"sample_site"`
 	MaxInflight int  `toml:"max_inflight"`
+	// MaxPinned bounds the memory the io_uring backend pins by
+	// registering apps' channel buffers with the kernel; channels past it
+	// are served without registered buffers.
+	MaxPinned ByteSize `toml:"max_pinned"`
 	// RootDefaulted: the config names no root, so Root is saturn's own
 	// default ("site" beside the config file), which the supervisor may
 	// create. A root the config names must exist (unless SampleSite).
@@ -204,6 +213,30 @@ type App struct {
 	// ([netproc]'s when unset).
 	MaxSockets int      `toml:"max_sockets,omitempty"`
 	MaxMemory  ByteSize `toml:"max_memory,omitempty"`
+	// User is who the app runs as when the supervisor is root (see
+	// docs/security.md): "dynamic" (the default: a uid of its own, no
+	// account's), "inherit" (the supervisor's), a user's name, or
+	// "UID[:GID]".
+	User string `toml:"user,omitempty"`
+	// Grants (docs/security.md): the servers it gets channels to (default:
+	// all), the addresses it may listen on ("HOST:PORT", * for any;
+	// default: anywhere, ports 1024 and up), and the folders beneath
+	// diskproc's root it may write in (default: none).
+	Servers   []string `toml:"servers,omitempty"`
+	Listen    []string `toml:"listen,omitempty"`
+	DiskWrite []string `toml:"disk_write,omitempty"`
+}
+
+// Servers that apps may have channels to.
+var ServerNames = []string{"netproc", "diskproc"}
+
+// AppServers is the servers app gets channels to: those its grants name,
+// or all for an app the config does not list or that names none.
+func AppServers(app *App) []string {
+	if app == nil || len(app.Servers) == 0 {
+		return slices.Clone(ServerNames)
+	}
+	return slices.Clone(app.Servers)
 }
 
 // RestartMode says when a component that exited is started again.
@@ -329,6 +362,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Supervisor.ReadyTimeout == 0 {
 		c.Supervisor.ReadyTimeout = Duration(10 * time.Second)
+	}
+	if c.Supervisor.MaxApps == 0 {
+		c.Supervisor.MaxApps = 64
+	}
+	if c.Diskproc.MaxPinned == 0 {
+		c.Diskproc.MaxPinned = 256 << 20
 	}
 	c.Netproc.FillDefaults()
 	if c.Netproc.Backend == "" {
@@ -467,6 +506,12 @@ func (c *Config) check() error {
 	if c.Netproc.ImpairDelay.D() > 10*time.Second {
 		return &fieldError{"netproc.impair_delay", -1, fmt.Sprintf("%s: at most 10s", c.Netproc.ImpairDelay.D())}
 	}
+	if n := c.Supervisor.MaxApps; n < 1 || n > 4096 {
+		return &fieldError{"supervisor.max_apps", -1, fmt.Sprintf("%d: want 1 to 4096", n)}
+	}
+	if p := c.Diskproc.MaxPinned; p < 16<<20 {
+		return &fieldError{"diskproc.max_pinned", -1, fmt.Sprintf("%d bytes: want at least 16MiB (one channel's buffers)", p)}
+	}
 	if err := c.Diskproc.check("diskproc", -1); err != nil {
 		return err
 	}
@@ -501,6 +546,9 @@ func (c *Config) check() error {
 			return err
 		}
 		if err := checkLimits("app", i, a.MaxSockets, a.MaxMemory); err != nil {
+			return err
+		}
+		if err := a.checkGrants(i); err != nil {
 			return err
 		}
 	}
@@ -601,4 +649,40 @@ func (c *Config) App(name string) (*App, bool) {
 		}
 	}
 	return nil, false
+}
+
+// userRE is what a user key may say besides its keywords: a name as
+// useradd takes it, or UID[:GID].
+var userRE = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}|[0-9]+(:[0-9]+)?)$`)
+
+// checkGrants checks an app's user and grants.
+func (a *App) checkGrants(nth int) error {
+	if a.User != "" && a.User != "dynamic" && a.User != "inherit" && !userRE.MatchString(a.User) {
+		return &fieldError{"app.user", nth, fmt.Sprintf("%q: want \"dynamic\", \"inherit\", a user's name, or UID[:GID]", a.User)}
+	}
+	seen := map[string]bool{}
+	for _, s := range a.Servers {
+		if !slices.Contains(ServerNames, s) {
+			return &fieldError{"app.servers", nth, fmt.Sprintf("%q: want %q", s, ServerNames)}
+		}
+		if seen[s] {
+			return &fieldError{"app.servers", nth, fmt.Sprintf("%q is named twice", s)}
+		}
+		seen[s] = true
+	}
+	for _, l := range a.Listen {
+		if _, err := proto.ParseListenGrant(l); err != nil {
+			return &fieldError{"app.listen", nth, err.Error()}
+		}
+	}
+	for _, d := range a.DiskWrite {
+		clean := strings.Trim(d, "/")
+		if clean == "" || clean == "." {
+			continue // the whole root
+		}
+		if _, err := proto.CheckPath(clean); err != nil {
+			return &fieldError{"app.disk_write", nth, fmt.Sprintf("%q: want a folder beneath diskproc's root, such as \"uploads\": %v", d, err)}
+		}
+	}
+	return nil
 }

@@ -216,6 +216,7 @@ func Main(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	s, err := New(Options{
 		Root: cfg.Diskproc.Root, Backend: cfg.Diskproc.Backend,
 		MaxOpen: cfg.Diskproc.MaxOpen, MaxInflight: cfg.Diskproc.MaxInflight,
+		MaxApps: cfg.Supervisor.MaxApps, MaxPinned: int64(cfg.Diskproc.MaxPinned),
 		Persist: persist, Log: log,
 	})
 	if persist != nil {

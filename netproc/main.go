@@ -121,7 +121,8 @@ func Main(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 		return err
 	}
 	oneProc(be, log)
-	h := NewHandler(Options{Backend: be, Log: log, Limits: Limits{Sockets: cfg.Netproc.MaxSockets, Memory: int64(cfg.Netproc.MaxMemory)}})
+	h := NewHandler(Options{Backend: be, Log: log, MaxApps: cfg.Supervisor.MaxApps,
+		Limits: Limits{Sockets: cfg.Netproc.MaxSockets, Memory: int64(cfg.Netproc.MaxMemory)}})
 	defer h.Close()
 	return serverkit.ServeWith(ctx, proto.ServerNet, h, log, func() map[string]string { return info(be, chosen) }, h.Start)
 }
