@@ -137,34 +137,36 @@ func connect(opts Options) (*proto.Session, error) {
 	return s, nil
 }
 
+// openChannel maps a channel: its region, then the server's doorbell, an
+// eventfd the app rings. The app's own doorbell is the region's futex word
+// (ring.Bells): servers and the supervisor ring it, and a futex wake cannot
+// block them whatever the app does. A further descriptor that proto still
+// counts (the app's eventfd doorbell of old) is closed unused.
 func openChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
-	if !d.Bells || len(files) != 3 {
+	if !d.Bells || len(files) != d.FDCount() || len(files) < 2 {
 		for _, f := range files {
 			f.Close()
 		}
-		return nil, fmt.Errorf("appproc: channel %d: want a region and two doorbells", d.ID)
+		return nil, fmt.Errorf("appproc: channel %d: want a region and the server's doorbell", d.ID)
+	}
+	for _, f := range files[2:] {
+		f.Close()
 	}
 	region, err := ring.Open(files[0])
 	if err != nil {
 		files[1].Close()
-		files[2].Close()
 		return nil, err
 	}
 	sb, err := ring.EventDoorbellFromFile(files[1])
 	if err != nil {
 		region.Close()
-		files[2].Close()
+		files[1].Close()
 		return nil, err
 	}
-	ab, err := ring.EventDoorbellFromFile(files[2])
+	end, err := region.App(ring.Bells{Server: sb})
 	if err != nil {
 		region.Close()
 		sb.Close()
-		return nil, err
-	}
-	end, err := region.App(ring.Bells{Server: sb, App: ab})
-	if err != nil {
-		region.Close()
 		return nil, err
 	}
 	region.SetAppPID(os.Getpid())
@@ -173,7 +175,7 @@ func openChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
 
 // OpenChannel maps a channel handed over some other way than Attach (an
 // embedding program that runs a server in-process, or a test): its region
-// and its two eventfd doorbells, as a server receives them. It takes
+// and the server's eventfd doorbell, as a server receives them. It takes
 // ownership of files. Close the channel with Channel.Close.
 func OpenChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
 	return openChannel(d, files)

@@ -15,7 +15,7 @@ func TestServerCaps(t *testing.T) {
 	if c := r.ServerCaps(); c != CapResume {
 		t.Fatalf("caps %#x after publishing CapResume", c)
 	}
-	if err := r.EndIncarnation(nil); err != nil {
+	if err := r.EndIncarnation(); err != nil {
 		t.Fatal(err)
 	}
 	if c := r.ServerCaps(); c != CapResume|CapDown {

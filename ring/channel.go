@@ -2,26 +2,39 @@ package ring
 
 import "fmt"
 
-// Bells names the doorbells of a channel: Server wakes the server when the
-// app submits, App wakes the app when the server completes. A nil bell means
-// a futex on the region's own word for it, which needs no descriptors; pass
-// EventDoorbells to wait through Go's poller, or to let a server gather many
-// channels into one poll set. Both sides of a channel must use the same kind.
+// Bells names the doorbells of a channel.
+//
+// Server wakes the server when the app submits. A nil Server bell is a
+// futex on the region's word for it, which needs no descriptor (an
+// in-process server, a test); saturn's servers are given an EventDoorbell,
+// which they watch, edge-triggered and never reading it, in one epoll set
+// with their sockets. Both sides of a channel must use the same kind.
+//
+// The app's doorbell, which wakes the app when the server completes, is
+// always a futex on the region's word for it. Servers ring it, and so does
+// the supervisor when a server dies (EndIncarnation), and a futex wake
+// cannot block them whatever the app does to the word, where a write to an
+// eventfd can: the app could make the shared descriptor blocking and
+// saturate its counter.
 type Bells struct {
 	Server Doorbell
-	App    Doorbell
+
+	// Deprecated: App is ignored: the app's doorbell is always the
+	// region's futex word (see Bells). It stays only until the callers that
+	// still set it stop.
+	App Doorbell
 }
 
 func (r *Region) bells(b Bells) (server, app Doorbell) {
-	server, app = b.Server, b.App
+	server = b.Server
 	if server == nil {
-		server = &FutexDoorbell{word: word32(r.mem, offSQFutex)}
+		server = newFutexDoorbell(word32(r.mem, offSQFutex), &r.closed)
 	}
-	if app == nil {
-		app = &FutexDoorbell{word: word32(r.mem, offCQFutex)}
-	}
-	return server, app
+	return server, r.appBell()
 }
+
+// appBell is the app's doorbell: the region's futex word for it.
+func (r *Region) appBell() Doorbell { return newFutexDoorbell(word32(r.mem, offCQFutex), &r.closed) }
 
 func (r *Region) submissionRing(bell Doorbell) ringShared {
 	return ringShared{
@@ -49,7 +62,7 @@ type AppEnd struct {
 	Complete *Consumer
 	Pool     *Pool
 	// ServerBell wakes the server; AppBell is the app's own (what
-	// Complete.Wait sleeps on).
+	// Complete.Wait sleeps on, a futex word of the region).
 	ServerBell, AppBell Doorbell
 }
 
@@ -76,7 +89,9 @@ type ServerEnd struct {
 	Loans    *Loans
 	// Epoch is this incarnation's number; Resume is the submission position
 	// at which it started (see Region.ServerEpoch).
-	Epoch, Resume       uint32
+	Epoch, Resume uint32
+	// ServerBell is the server's own (Submit's); AppBell wakes the app,
+	// and never blocks (see Bells).
 	ServerBell, AppBell Doorbell
 }
 
@@ -127,14 +142,16 @@ func (r *Region) Server(b Bells) (*ServerEnd, error) {
 // incarnation. The dead process can no longer move the submission ring's
 // head, so the position recorded here is the one the next incarnation will
 // find; its own epoch bump then finds nothing more to replay.
-func (r *Region) EndIncarnation(app Doorbell) error {
+//
+// The wake-up is a futex wake on the region's word for the app, so nothing
+// the app has done can make EndIncarnation block (see Bells). A doorbell
+// passed is ignored, as Bells.App is; the parameter stays only until the
+// callers that still pass one stop.
+func (r *Region) EndIncarnation(_ ...Doorbell) error {
 	head := word32(r.mem, offSQHead).Load()
 	state := word64(r.mem, offServerState)
 	epoch := uint32(state.Load()>>32) + 1
 	r.setDown(true) // before the epoch, which is what the app watches
 	state.Store(uint64(epoch)<<32 | uint64(head))
-	if app == nil {
-		app = &FutexDoorbell{word: word32(r.mem, offCQFutex)}
-	}
-	return app.Ring()
+	return r.appBell().Ring()
 }

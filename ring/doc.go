@@ -50,10 +50,17 @@
 // # Waking
 //
 // A consumer with nothing to read spins for a bounded while (WaitPolicy),
-// then sets the ring's wake flag and sleeps on a Doorbell (a futex on a
-// shared word, or an eventfd that Go's poller watches). A producer rings only
-// when the flag is set, so an idle channel costs no CPU and a busy one makes
-// no wake-up syscalls.
+// then sets the ring's wake flag and sleeps on a Doorbell. A producer rings
+// only when the flag is set, so an idle channel costs no CPU and a busy one
+// makes no wake-up syscalls.
+//
+// Ringing must never block a server or the supervisor, whatever the app
+// does (see Bells). The app's doorbell, which they ring, is a futex on a
+// word of the region: a wake never waits. The server's doorbell, which the
+// app rings, is a futex word too, or, for a server that sleeps in epoll with
+// its sockets, an eventfd (EventDoorbell) that nobody ever reads: the server
+// watches it edge-triggered, so an app that makes it blocking, saturates it
+// or empties it loses only its own wake-ups.
 //
 // # Server restarts
 //

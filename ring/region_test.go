@@ -269,7 +269,7 @@ func TestEndIncarnation(t *testing.T) {
 	app.Submit.Publish(n)
 	srv.Submit.Peek(3)
 	srv.Submit.Release(3) // the server takes three, then dies
-	if err := r.EndIncarnation(nil); err != nil {
+	if err := r.EndIncarnation(); err != nil {
 		t.Fatal(err)
 	}
 	if e, res := r.ServerEpoch(); e != 2 || res != 3 {

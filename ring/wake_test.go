@@ -7,18 +7,16 @@ import (
 	"time"
 )
 
+// eventBells are a channel's bells as saturn's servers get them: an
+// eventfd for the server (the app's is always the region's futex word).
 func eventBells(t *testing.T) Bells {
 	t.Helper()
 	s, err := NewEventDoorbell()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewEventDoorbell()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close(); a.Close() })
-	return Bells{Server: s, App: a}
+	t.Cleanup(func() { s.Close() })
+	return Bells{Server: s}
 }
 
 func TestWaitWakes(t *testing.T) {
@@ -171,3 +169,39 @@ type countingBell struct{ rings int }
 func (b *countingBell) Prepare() uint32               { return 0 }
 func (b *countingBell) Sleep(uint32, time.Time) error { return nil }
 func (b *countingBell) Ring() error                   { b.rings++; return nil }
+
+// TestRingWhileAwakeIsKept: a Ring with nothing to read that comes while
+// the consumer is awake (an Interrupt, a new server incarnation) ends its
+// next Wait at once, so that it looks at what it waits for again; on a
+// futex word as on an eventfd's counter.
+func TestRingWhileAwakeIsKept(t *testing.T) {
+	for _, kind := range []string{"futex", "eventfd"} {
+		t.Run(kind, func(t *testing.T) {
+			var bells Bells
+			if kind == "eventfd" {
+				bells = eventBells(t)
+			}
+			r := newRegion(t, testGeometry)
+			app, _ := r.App(bells)
+			srv, _ := r.Server(bells) // rings the app: a new incarnation
+			for i, ring := range []func() error{nil, app.Complete.Interrupt, srv.Submit.Interrupt} {
+				c := app.Complete
+				if i == 2 {
+					c = srv.Submit
+				}
+				if ring != nil {
+					if err := ring(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				start := time.Now()
+				if n, err := c.Wait(WaitPolicy{}, time.Now().Add(5*time.Second)); n != 0 || err != nil {
+					t.Fatalf("ring %d: Wait: %d, %v", i, n, err)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Fatalf("ring %d: Wait slept %v: the ring was lost", i, d)
+				}
+			}
+		})
+	}
+}

@@ -15,16 +15,21 @@ import (
 	"saturn/ring"
 )
 
-// channel is one app's channel to one server: a region and its two eventfd
-// doorbells, all created and kept by the supervisor for as long as the app
-// lives, so that a restarted server maps the same rings.
+// channel is one app's channel to one server: a region and the server's
+// eventfd doorbell, both created and kept by the supervisor for as long as
+// the app lives, so that a restarted server maps the same rings.
+//
+// The app's doorbell is the region's futex word (see ring.Bells), which the
+// supervisor rings when the server dies (ring.Region.EndIncarnation): a
+// futex wake cannot block, whatever the app has done. The supervisor never
+// reads or writes the server's doorbell, which the app holds too and can
+// make blocking; it only duplicates and closes it.
 type channel struct {
 	id     uint64
 	app    *component
 	server string
 	region *ring.Region
-	sbell  *ring.EventDoorbell  // wakes the server
-	abell  *ring.EventDoorbell  // wakes the app
+	sbell  *ring.EventDoorbell  // wakes the server; rung by the app only
 	limits *proto.ChannelLimits // the app's limits in the server, if it has any
 	usage  *proto.ChannelUsage  // what the server last reported the app holds
 }
@@ -35,9 +40,18 @@ func (ch *channel) desc() proto.ChannelDesc {
 
 // dupFiles duplicates the channel's descriptors for sending, so that the
 // channel may be closed while a send is in flight. The caller closes them.
+//
+// A channel needs two: the region and the server's doorbell. While
+// proto.ChannelDesc still counts a third (the app's eventfd doorbell, which
+// the app's futex word replaced), the server's doorbell travels again in its
+// place, and both ends close it unused.
 func (ch *channel) dupFiles() ([]*os.File, error) {
+	send := []*os.File{ch.region.File(), ch.sbell.File()}
+	for len(send) < ch.desc().FDCount() {
+		send = append(send, ch.sbell.File())
+	}
 	var out []*os.File
-	for _, f := range []*os.File{ch.region.File(), ch.sbell.File(), ch.abell.File()} {
+	for _, f := range send {
 		fd, err := ring.RawFD(f)
 		if err == nil {
 			fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
@@ -53,8 +67,7 @@ func (ch *channel) dupFiles() ([]*os.File, error) {
 
 func (ch *channel) close() {
 	ch.region.Close()
-	ch.sbell.Close()
-	ch.abell.Close()
+	ch.sbell.Close() // closing rings nothing
 }
 
 func closeFiles(fs []*os.File) {
@@ -106,13 +119,7 @@ func (s *Supervisor) newChannel(app *component, server string, g ring.Geometry) 
 		r.Close()
 		return nil, err
 	}
-	ab, err := ring.NewEventDoorbell()
-	if err != nil {
-		r.Close()
-		sb.Close()
-		return nil, err
-	}
-	ch := &channel{id: id, app: app, server: server, region: r, sbell: sb, abell: ab}
+	ch := &channel{id: id, app: app, server: server, region: r, sbell: sb}
 	if server == "netproc" {
 		conf, _ := s.cfg.App(app.name) // nil for an app the config does not list
 		sockets, memory := s.cfg.AppLimits(conf)

@@ -96,9 +96,10 @@ func (s *Supervisor) exited(c *component, inc int, exit Exit) {
 	s.dropChannels(c)
 	if c.kind == proto.KindServer {
 		// Tell its apps now, not when (or if) it is back: see
-		// ring.Region.EndIncarnation.
+		// ring.Region.EndIncarnation. The wake-up is a futex wake on the
+		// region, which no app can make block.
 		for _, ch := range s.channelsFor(c.name) {
-			if err := ch.region.EndIncarnation(ch.abell); err != nil {
+			if err := ch.region.EndIncarnation(); err != nil {
 				s.log.Warn("telling an app its server died", "app", ch.app.name, "err", err)
 			}
 		}

@@ -16,11 +16,15 @@ type Channel struct {
 	Region *ring.Region
 	End    *ring.ServerEnd
 
-	sbell, abell *ring.EventDoorbell
-	pending      []proto.Completion // calls' completions of this round, published together
-	backlog      []proto.Completion // calls' completions that found the ring full
-	waits        []proto.Completion // waits' completions, published after the calls' as room allows (see proto.Op.Waits)
-	dead         error              // the ring is corrupt; the channel is no longer served
+	// bell is the server's doorbell, which the app rings. The loop watches
+	// it edge-triggered and never reads it: the app shares its counter and
+	// its blocking mode (see ring.EventDoorbell). The app's doorbell is the
+	// region's futex word, which End.Complete rings.
+	bell    *ring.EventDoorbell
+	pending []proto.Completion // calls' completions of this round, published together
+	backlog []proto.Completion // calls' completions that found the ring full
+	waits   []proto.Completion // waits' completions, published after the calls' as room allows (see proto.Op.Waits)
+	dead    error              // the ring is corrupt; the channel is no longer served
 
 	// Data is the handler's own per-channel state.
 	Data any
@@ -33,46 +37,43 @@ type Channel struct {
 const maxBacklog = 4096
 
 // Open maps a channel received from the supervisor: the region, then the
-// server's and the app's doorbells. It takes ownership of files and starts
-// a new server incarnation on the region.
+// server's doorbell. It takes ownership of files and starts a new server
+// incarnation on the region.
+//
+// proto may count a further descriptor (the app's eventfd doorbell of old);
+// it is closed unused, since the app's doorbell is the region's futex word.
 func Open(desc proto.ChannelDesc, files []*os.File) (*Channel, error) {
-	if len(files) != desc.FDCount() || !desc.Bells {
+	if len(files) != desc.FDCount() || !desc.Bells || len(files) < 2 {
 		closeFiles(files)
-		return nil, fmt.Errorf("serverkit: channel %d came with %d descriptors, want 3", desc.ID, len(files))
+		return nil, fmt.Errorf("serverkit: channel %d came with %d descriptors, want %d, the region and the server's doorbell first",
+			desc.ID, len(files), max(desc.FDCount(), 2))
 	}
+	closeFiles(files[2:])
 	region, err := ring.Open(files[0])
 	if err != nil {
-		closeFiles(files[1:])
+		files[1].Close()
 		return nil, err
 	}
 	g := region.Geometry()
 	if g.SQEntrySize != proto.SubmissionSize || g.CQEntrySize != proto.CompletionSize {
 		region.Close()
-		closeFiles(files[1:])
+		files[1].Close()
 		return nil, fmt.Errorf("serverkit: channel %d has entries of %d and %d bytes, want %d and %d",
 			desc.ID, g.SQEntrySize, g.CQEntrySize, proto.SubmissionSize, proto.CompletionSize)
 	}
-	sb, err := ring.EventDoorbellFromFile(files[1])
+	bell, err := ring.EventDoorbellFromFile(files[1])
 	if err != nil {
 		region.Close()
-		closeFiles(files[1:])
+		files[1].Close()
 		return nil, err
 	}
-	ab, err := ring.EventDoorbellFromFile(files[2])
+	end, err := region.Server(ring.Bells{Server: bell})
 	if err != nil {
 		region.Close()
-		sb.Close()
-		files[2].Close()
+		bell.Close()
 		return nil, err
 	}
-	end, err := region.Server(ring.Bells{Server: sb, App: ab})
-	if err != nil {
-		region.Close()
-		sb.Close()
-		ab.Close()
-		return nil, err
-	}
-	return &Channel{Desc: desc, Region: region, End: end, sbell: sb, abell: ab}, nil
+	return &Channel{Desc: desc, Region: region, End: end, bell: bell}, nil
 }
 
 func closeFiles(fs []*os.File) {
@@ -81,9 +82,9 @@ func closeFiles(fs []*os.File) {
 	}
 }
 
-// Close unmaps the channel and closes its doorbells.
+// Close unmaps the channel and closes its doorbell (which rings nothing).
 func (ch *Channel) Close() error {
-	return errors.Join(ch.Region.Close(), ch.sbell.Close(), ch.abell.Close())
+	return errors.Join(ch.Region.Close(), ch.bell.Close())
 }
 
 // Complete queues c; the loop publishes a round's completions together. If

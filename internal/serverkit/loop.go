@@ -12,6 +12,13 @@
 // handler; and publishes each channel's completions in one batch. When
 // nothing is left to do it arms every channel's wake flag and sleeps in
 // epoll_wait.
+//
+// No app can block it. Completions wake an app through the region's futex
+// word, which never blocks the waker. The channels' doorbells are eventfds
+// the apps hold too, sharing their counters and blocking modes: the loop
+// watches them edge-triggered and never reads or writes them (see
+// ring.EventDoorbell), so an app that empties one, saturates it or makes it
+// blocking loses only its own wake-ups.
 package serverkit
 
 import (
@@ -72,7 +79,7 @@ type Loop struct {
 	log     *slog.Logger
 
 	epfd  int
-	tasks *ring.EventDoorbell // rung by Post
+	tasks *ring.EventDoorbell // rung by Post; watched edge-triggered like the channels' bells
 
 	mu      sync.Mutex // guards queued
 	queued  []func()
@@ -108,7 +115,7 @@ func NewLoop(server proto.Server, handler Handler, log *slog.Logger) (*Loop, err
 	}
 	l := &Loop{server: server, handler: handler, log: log, epfd: epfd, tasks: tasks,
 		byBell: map[int]*Channel{}, fds: map[int]func(uint32){}, Spin: ring.DefaultSpin}
-	if err := l.epollAdd(tasks.FD(), unix.EPOLLIN); err != nil {
+	if err := l.epollAdd(tasks.FD(), unix.EPOLLIN|unix.EPOLLET); err != nil {
 		l.close()
 		return nil, err
 	}
@@ -175,12 +182,14 @@ func (l *Loop) AddChannel(ch *Channel) error {
 	if err := l.handler.Added(ch); err != nil {
 		return err
 	}
-	if err := l.epollAdd(ch.sbell.FD(), unix.EPOLLIN); err != nil {
+	// Edge-triggered: the bell is never read (an app could make the read
+	// block), so a level-triggered watch would report it for ever.
+	if err := l.epollAdd(ch.bell.FD(), unix.EPOLLIN|unix.EPOLLET); err != nil {
 		l.handler.Dropped(ch)
 		return err
 	}
 	l.channels = append(l.channels, ch)
-	l.byBell[ch.sbell.FD()] = ch
+	l.byBell[ch.bell.FD()] = ch
 	l.log.Info("channel added", "id", ch.Desc.ID, "app", ch.Desc.App, "epoch", ch.End.Epoch, "resume", ch.End.Resume)
 	return nil
 }
@@ -198,8 +207,8 @@ func (l *Loop) DropChannel(id uint64) {
 func (l *Loop) removeChannel(i int, why string) {
 	ch := l.channels[i]
 	l.handler.Dropped(ch)
-	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ch.sbell.FD(), nil)
-	delete(l.byBell, ch.sbell.FD())
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ch.bell.FD(), nil)
+	delete(l.byBell, ch.bell.FD())
 	l.channels = append(l.channels[:i], l.channels[i+1:]...)
 	ch.Close()
 	l.log.Info("channel removed", "id", ch.Desc.ID, "app", ch.Desc.App, "why", why)
@@ -288,23 +297,16 @@ func (l *Loop) runTasks() {
 	}
 }
 
-// event handles one epoll event.
+// event handles one epoll event. A doorbell's edge needs nothing more: the
+// next turn runs the posted tasks and serves every channel; the bell itself
+// is left alone (see Loop).
 func (l *Loop) event(fd int, events uint32) {
-	switch {
-	case fd == l.tasks.FD():
-		drainEventfd(fd)
-	case l.byBell[fd] != nil:
-		drainEventfd(fd)
-	default:
-		if cb := l.fds[fd]; cb != nil {
-			cb(events)
-		}
+	if fd == l.tasks.FD() || l.byBell[fd] != nil {
+		return
 	}
-}
-
-func drainEventfd(fd int) {
-	var buf [8]byte
-	unix.Read(fd, buf[:])
+	if cb := l.fds[fd]; cb != nil {
+		cb(events)
+	}
 }
 
 // round serves every channel once and publishes completions. It reports
