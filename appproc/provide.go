@@ -37,7 +37,6 @@ const provideID = ^uint64(0)
 // buffers that found the submission ring full.
 const reprovideRetry = 200 * time.Microsecond
 
-
 // provide tops the provided buffers up to the channel's share, taking
 // free buffers without waiting for any, and submits what it can of those
 // not yet provided. It reports false if some are left for lack of room in
