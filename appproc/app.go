@@ -140,17 +140,13 @@ func connect(opts Options) (*proto.Session, error) {
 // openChannel maps a channel: its region, then the server's doorbell, an
 // eventfd the app rings. The app's own doorbell is the region's futex word
 // (ring.Bells): servers and the supervisor ring it, and a futex wake cannot
-// block them whatever the app does. A further descriptor that proto still
-// counts (the app's eventfd doorbell of old) is closed unused.
+// block them whatever the app does.
 func openChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
-	if !d.Bells || len(files) != d.FDCount() || len(files) < 2 {
+	if !d.Bells || len(files) != 2 || d.FDCount() != 2 {
 		for _, f := range files {
 			f.Close()
 		}
-		return nil, fmt.Errorf("appproc: channel %d: want a region and the server's doorbell", d.ID)
-	}
-	for _, f := range files[2:] {
-		f.Close()
+		return nil, fmt.Errorf("appproc: channel %d: want a region and the server's doorbell, got %d descriptors", d.ID, len(files))
 	}
 	region, err := ring.Open(files[0])
 	if err != nil {
@@ -170,7 +166,9 @@ func openChannel(d proto.ChannelDesc, files []*os.File) (*Channel, error) {
 		return nil, err
 	}
 	region.SetAppPID(os.Getpid())
-	return newChannel(d.Server, region, end), nil
+	ch := newChannel(d.Server, region, end)
+	ch.bell = sb
+	return ch, nil
 }
 
 // OpenChannel maps a channel handed over some other way than Attach (an

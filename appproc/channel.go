@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"syscall"
@@ -52,6 +53,8 @@ type Channel struct {
 
 	restarts int // server restarts seen (for tests and status)
 	done     chan struct{}
+	bell     io.Closer // the server's doorbell, closed with the channel (nil for a test's pair)
+	closed   bool      // close ran
 
 	// Buffers provided to the server for FlagSelect waits (provide.go).
 	provided  map[uint32]uint32 // lent with an OpProvide entry at this ring position
@@ -551,17 +554,25 @@ func (c *Channel) kill(err error) {
 // close stops the dispatcher, fails calls in flight and unmaps the region.
 func (c *Channel) close() error {
 	c.mu.Lock()
-	c.closing = true
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed, c.closing = true, true
 	c.mu.Unlock()
 	c.end.Complete.Interrupt()
 	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var err error
+	if c.bell != nil {
+		err = c.bell.Close()
+	}
 	if c.reserved > 0 {
 		// A caller is still filling a reserved buffer in place: the last
 		// reservation to end unmaps the region (see endReservation).
 		c.unmapLater = true
-		return nil
+		return err
 	}
-	return c.region.Close()
+	return errors.Join(c.region.Close(), err)
 }

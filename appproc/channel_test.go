@@ -27,8 +27,7 @@ func newPair(t *testing.T) *pair {
 		t.Fatal(err)
 	}
 	sb, _ := ring.NewEventDoorbell()
-	ab, _ := ring.NewEventDoorbell()
-	bells := ring.Bells{Server: sb, App: ab}
+	bells := ring.Bells{Server: sb}
 	end, err := r.App(bells)
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +36,6 @@ func newPair(t *testing.T) *pair {
 	t.Cleanup(func() {
 		p.app.close()
 		sb.Close()
-		ab.Close()
 	})
 	return p
 }

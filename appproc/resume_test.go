@@ -34,7 +34,7 @@ func TestResumeReplay(t *testing.T) {
 	take(t, srv, 1)
 	go do(in2, 5)
 	take(t, srv, 1)
-	if err := p.region.EndIncarnation(p.bells.App); err != nil {
+	if err := p.region.EndIncarnation(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
@@ -89,7 +89,7 @@ func TestResumeWait(t *testing.T) {
 		}()
 		take(t, srv, 1)
 		start := time.Now()
-		p.region.EndIncarnation(p.bells.App)
+		p.region.EndIncarnation()
 		select {
 		case err := <-done:
 			if !errors.Is(err, syscall.ECONNRESET) {

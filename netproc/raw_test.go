@@ -39,15 +39,11 @@ func openRaw(t testing.TB, desc proto.ChannelDesc, files []*os.File) *rawApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ab, err := ring.EventDoorbellFromFile(files[2])
+	end, err := r.App(ring.Bells{Server: sb})
 	if err != nil {
 		t.Fatal(err)
 	}
-	end, err := r.App(ring.Bells{Server: sb, App: ab})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &rawApp{t: t, desc: desc, region: r, end: end, bells: []*ring.EventDoorbell{sb, ab}, early: map[uint64]proto.Completion{}}
+	a := &rawApp{t: t, desc: desc, region: r, end: end, bells: []*ring.EventDoorbell{sb}, early: map[uint64]proto.Completion{}}
 	t.Cleanup(a.close)
 	return a
 }

@@ -159,10 +159,13 @@ type ChannelLimits struct {
 	Memory  int64 `msgpack:"memory,omitempty"`  // bytes of netproc's memory: ENOBUFS for new connections past it
 }
 
-// FDCount is how many descriptors travel with the channel.
+// FDCount is how many descriptors travel with the channel: its region,
+// then (when Bells is true) the server's eventfd doorbell, which the app
+// rings. The app's own doorbell is the region's futex word, which needs no
+// descriptor (see ring.Bells).
 func (c ChannelDesc) FDCount() int {
 	if c.Bells {
-		return 3
+		return 2
 	}
 	return 1
 }

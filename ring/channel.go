@@ -18,11 +18,6 @@ import "fmt"
 // saturate its counter.
 type Bells struct {
 	Server Doorbell
-
-	// Deprecated: App is ignored: the app's doorbell is always the
-	// region's futex word (see Bells). It stays only until the callers that
-	// still set it stop.
-	App Doorbell
 }
 
 func (r *Region) bells(b Bells) (server, app Doorbell) {
@@ -144,10 +139,8 @@ func (r *Region) Server(b Bells) (*ServerEnd, error) {
 // find; its own epoch bump then finds nothing more to replay.
 //
 // The wake-up is a futex wake on the region's word for the app, so nothing
-// the app has done can make EndIncarnation block (see Bells). A doorbell
-// passed is ignored, as Bells.App is; the parameter stays only until the
-// callers that still pass one stop.
-func (r *Region) EndIncarnation(_ ...Doorbell) error {
+// the app has done can make EndIncarnation block (see Bells).
+func (r *Region) EndIncarnation() error {
 	head := word32(r.mem, offSQHead).Load()
 	state := word64(r.mem, offServerState)
 	epoch := uint32(state.Load()>>32) + 1

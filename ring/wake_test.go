@@ -144,7 +144,7 @@ func TestNoLostWakeups(t *testing.T) {
 func TestBusyRingsNoBell(t *testing.T) {
 	r := newRegion(t, testGeometry)
 	bell := &countingBell{}
-	app, _ := r.App(Bells{Server: bell, App: bell})
+	app, _ := r.App(Bells{Server: bell})
 	for range 100 {
 		n, _ := app.Submit.Reserve(1)
 		app.Submit.Publish(n)

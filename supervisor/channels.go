@@ -38,18 +38,11 @@ func (ch *channel) desc() proto.ChannelDesc {
 	return proto.ChannelDesc{ID: ch.id, Server: ch.server, App: ch.app.name, Bells: true, Limits: ch.limits}
 }
 
-// dupFiles duplicates the channel's descriptors for sending, so that the
+// dupFiles duplicates the channel's descriptors for sending (the region
+// and the server's doorbell: proto.ChannelDesc.FDCount), so that the
 // channel may be closed while a send is in flight. The caller closes them.
-//
-// A channel needs two: the region and the server's doorbell. While
-// proto.ChannelDesc still counts a third (the app's eventfd doorbell, which
-// the app's futex word replaced), the server's doorbell travels again in its
-// place, and both ends close it unused.
 func (ch *channel) dupFiles() ([]*os.File, error) {
 	send := []*os.File{ch.region.File(), ch.sbell.File()}
-	for len(send) < ch.desc().FDCount() {
-		send = append(send, ch.sbell.File())
-	}
 	var out []*os.File
 	for _, f := range send {
 		fd, err := ring.RawFD(f)

@@ -49,7 +49,6 @@ type Chan struct {
 	ID     uint64
 	Region *ring.Region
 	SBell  *ring.EventDoorbell
-	ABell  *ring.EventDoorbell
 	App    *appproc.Channel // nil for a raw channel
 	FS     *appproc.FS
 	// Grants go with the channel to every incarnation of the server; nil:
@@ -91,7 +90,6 @@ func Start(t testing.TB, opts diskproc.Options) *Server {
 		for _, c := range s.chans {
 			c.Region.Close()
 			c.SBell.Close()
-			c.ABell.Close()
 		}
 		persist.Close()
 	})
@@ -189,15 +187,14 @@ func (s *Server) RawChannelWith(g ring.Geometry, grants *proto.ChannelGrants) *C
 		s.t.Fatal(err)
 	}
 	sb, _ := ring.NewEventDoorbell()
-	ab, _ := ring.NewEventDoorbell()
-	c := &Chan{ID: id, Region: r, SBell: sb, ABell: ab, Grants: grants}
+	c := &Chan{ID: id, Region: r, SBell: sb, Grants: grants}
 	s.chans = append(s.chans, c)
 	s.serve(c)
 	return c
 }
 
 // Bells are the channel's doorbells, for Region.App.
-func (c *Chan) Bells() ring.Bells { return ring.Bells{Server: c.SBell, App: c.ABell} }
+func (c *Chan) Bells() ring.Bells { return ring.Bells{Server: c.SBell} }
 
 // serve hands c to the running server and waits until it is served.
 func (s *Server) serve(c *Chan) {
@@ -227,7 +224,7 @@ func (s *Server) Drop(c *Chan) {
 
 func dupAll(t testing.TB, c *Chan) []*os.File {
 	var out []*os.File
-	for _, f := range []*os.File{c.Region.File(), c.SBell.File(), c.ABell.File()} {
+	for _, f := range []*os.File{c.Region.File(), c.SBell.File()} {
 		fd, err := ring.RawFD(f)
 		if err == nil {
 			fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)

@@ -43,12 +43,10 @@ const maxBacklog = 4096
 // proto may count a further descriptor (the app's eventfd doorbell of old);
 // it is closed unused, since the app's doorbell is the region's futex word.
 func Open(desc proto.ChannelDesc, files []*os.File) (*Channel, error) {
-	if len(files) != desc.FDCount() || !desc.Bells || len(files) < 2 {
+	if !desc.Bells || len(files) != 2 || desc.FDCount() != 2 {
 		closeFiles(files)
-		return nil, fmt.Errorf("serverkit: channel %d came with %d descriptors, want %d, the region and the server's doorbell first",
-			desc.ID, len(files), max(desc.FDCount(), 2))
+		return nil, fmt.Errorf("serverkit: channel %d came with %d descriptors, want 2: the region and the server's doorbell", desc.ID, len(files))
 	}
-	closeFiles(files[2:])
 	region, err := ring.Open(files[0])
 	if err != nil {
 		files[1].Close()

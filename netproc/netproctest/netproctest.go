@@ -138,12 +138,7 @@ func (s *Server) ChannelFor(t testing.TB, desc proto.ChannelDesc, g ring.Geometr
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	ab, err := ring.NewEventDoorbell()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ab.Close()
-	originals := []*os.File{r.File(), sb.File(), ab.File()}
+	originals := []*os.File{r.File(), sb.File()}
 	ch, err := serverkit.Open(desc, dup(t, originals))
 	if err != nil {
 		t.Fatal(err)
