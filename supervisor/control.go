@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -12,32 +14,121 @@ import (
 	"saturn/proto"
 )
 
+// Control connections: budgets and timings.
+const (
+	// MaxControlConns caps the control connections open at once (CLI
+	// calls and self-attached apps, which hold theirs for as long as they
+	// run). Each costs the supervisor a descriptor, two goroutines and up
+	// to a read buffer (64 KiB) and a frame; past the cap a connection is
+	// answered with an error and closed, so that one local client cannot
+	// exhaust the supervisor's descriptors or memory.
+	MaxControlConns = 256
+	// maxWaiting caps the requests of one connection that are answered
+	// later, by a goroutine that waits for the instance to change
+	// (restart, launch, detach): each such goroutine asks the loop again
+	// at every change.
+	maxWaiting = 16
+	// refuseTimeout bounds the write of a refusal to a connection we do
+	// not serve: it is one small frame into an empty socket buffer, so it
+	// never waits unless something is badly wrong.
+	refuseTimeout = 100 * time.Millisecond
+	// Accept errors other than a closed listener (EMFILE, ENFILE, ENOMEM,
+	// ECONNABORTED...) are waited out, as net/http's Server does: the
+	// wait doubles from acceptBackoffMin to acceptBackoffMax and starts
+	// over at the next success.
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// ctlConn is what the supervisor knows of one control connection. Owned by
+// the loop.
+type ctlConn struct {
+	waiting int // requests to be answered by a goroutine (see maxWaiting)
+}
+
 // acceptLoop serves the control socket: each connection is a session whose
-// requests go to the loop. It returns when the listener closes.
+// requests go to the loop. It returns when the listener closes, and only
+// then: any other accept error (out of descriptors, say) is logged and
+// waited out, and the loop goes on.
 func (s *Supervisor) acceptLoop() {
+	var backoff time.Duration
+	var refused refusals
 	for {
 		uc, err := s.ln.AcceptUnix()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if backoff == 0 {
+				backoff = acceptBackoffMin
+				s.log.Warn("control socket: accept failed; backing off and trying again", "err", err)
+			} else {
+				backoff = min(2*backoff, acceptBackoffMax)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-s.stopped:
+				return
+			}
+			continue
+		}
+		if backoff != 0 {
+			s.log.Info("control socket: accepting again", "backed_off_until", backoff)
+			backoff = 0
 		}
 		cred, err := peerCred(uc)
 		if err != nil || (cred.Uid != 0 && int(cred.Uid) != os.Geteuid()) {
 			s.log.Warn("control connection refused", "uid", credUID(cred), "err", err)
-			c := proto.NewConn(uc)
-			c.ReplyError(nil, proto.CodeDenied, "permission denied: only root or the instance's owner may use its control socket")
-			c.Close()
+			refuse(uc, proto.CodeDenied, "permission denied: only root or the instance's owner may use its control socket")
+			continue
+		}
+		if s.conns.Add(1) > MaxControlConns {
+			s.conns.Add(-1)
+			refused.note(s.log, cred)
+			refuse(uc, proto.CodeDenied, fmt.Sprintf("too many control connections (limit %d): close some (each self-attached app holds one)", MaxControlConns))
 			continue
 		}
 		var sess *proto.Session
 		sess = proto.NewSession(proto.NewConn(uc), func(r *proto.Request) { s.onControlRequest(sess, cred, r) })
-		s.do(func() { s.sessions[sess] = true })
+		s.do(func() { s.sessions[sess] = &ctlConn{} })
 		go func() {
-			sess.Run() // closes the connection when it returns
+			err := sess.Run() // closes the connection when it returns
+			s.conns.Add(-1)
+			switch {
+			case errors.Is(err, proto.ErrPeerNotReading):
+				s.log.Warn("control client dropped: it does not read its replies", "pid", cred.Pid, "err", err)
+			case errors.Is(err, proto.ErrFrameTooLarge), errors.Is(err, proto.ErrTooManyFDs):
+				s.log.Warn("control client dropped: it broke the protocol", "pid", cred.Pid, "err", err)
+			}
 			s.do(func() {
 				delete(s.sessions, sess)
 				s.sessionEnded(sess)
 			})
 		}()
+	}
+}
+
+// refuse answers a connection we will not serve with an error, and closes
+// it, without waiting on the peer.
+func refuse(uc *net.UnixConn, code, msg string) {
+	uc.SetWriteDeadline(time.Now().Add(refuseTimeout))
+	c := proto.NewConn(uc)
+	c.ReplyError(nil, code, msg)
+	c.Close()
+}
+
+// refusals logs connections refused past MaxControlConns, at most once a
+// second, so that a burst of them cannot flood the log.
+type refusals struct {
+	last time.Time
+	n    int
+}
+
+func (r *refusals) note(log *slog.Logger, cred *unix.Ucred) {
+	r.n++
+	if now := time.Now(); now.Sub(r.last) >= time.Second {
+		log.Warn("control connection refused: too many open", "limit", MaxControlConns, "refused", r.n, "pid", cred.Pid)
+		r.last, r.n = now, 0
 	}
 }
 
@@ -77,6 +168,23 @@ func (s *Supervisor) sessionEnded(sess *proto.Session) {
 	}
 }
 
+// waitSlot counts a request of sess that a goroutine will answer, and
+// returns what that goroutine calls once it has; nil (and r answered with
+// an error) when sess already has maxWaiting such requests. Loop only.
+func (s *Supervisor) waitSlot(sess *proto.Session, r *proto.Request) func() {
+	cc := s.sessions[sess]
+	if cc == nil {
+		r.Error(proto.CodeFailed, "the connection is closing")
+		return nil
+	}
+	if cc.waiting >= maxWaiting {
+		r.Error(proto.CodeFailed, fmt.Sprintf("too many requests waiting on this connection (limit %d)", maxWaiting))
+		return nil
+	}
+	cc.waiting++
+	return func() { s.do(func() { cc.waiting-- }) }
+}
+
 // onControlRequest handles a request from the CLI or a self-attaching app.
 // It runs on the session's reader goroutine and hands everything to the
 // loop.
@@ -99,7 +207,7 @@ func (s *Supervisor) onControlRequest(sess *proto.Session, cred *unix.Ucred, r *
 	case proto.MsgRestart:
 		var m proto.Restart
 		if decode(r, &m) {
-			s.do(func() { s.handleRestart(r, m.Name) })
+			s.do(func() { s.handleRestart(sess, r, m.Name) })
 		}
 	case proto.MsgStop:
 		s.do(func() {
@@ -109,12 +217,12 @@ func (s *Supervisor) onControlRequest(sess *proto.Session, cred *unix.Ucred, r *
 	case proto.MsgLaunch:
 		var m proto.Launch
 		if decode(r, &m) {
-			s.do(func() { s.handleLaunch(r, &m) })
+			s.do(func() { s.handleLaunch(sess, r, &m) })
 		}
 	case proto.MsgDetach:
 		var m proto.Detach
 		if decode(r, &m) {
-			s.do(func() { s.handleDetach(r, m.Name) })
+			s.do(func() { s.handleDetach(sess, r, m.Name) })
 		}
 	case proto.MsgAttach:
 		var m proto.Attach
@@ -221,7 +329,7 @@ func (s *Supervisor) handleKill(r *proto.Request, m *proto.Kill) {
 
 // handleRestart stops c gracefully and starts it afresh, whatever its
 // policy, and answers once the new incarnation is ready.
-func (s *Supervisor) handleRestart(r *proto.Request, name string) {
+func (s *Supervisor) handleRestart(sess *proto.Session, r *proto.Request, name string) {
 	c := s.find(name)
 	switch {
 	case c == nil:
@@ -234,6 +342,10 @@ func (s *Supervisor) handleRestart(r *proto.Request, name string) {
 		r.Error(proto.CodeFailed, "the instance is stopping")
 		return
 	}
+	answered := s.waitSlot(sess, r)
+	if answered == nil {
+		return
+	}
 	if c.alive() {
 		c.restartAsk = true // the exit that follows starts it again
 		s.stop(c)
@@ -243,7 +355,10 @@ func (s *Supervisor) handleRestart(r *proto.Request, name string) {
 		s.start(c)
 	}
 	inc := c.incarnation
-	go s.replyWhenReady(r, name, inc)
+	go func() {
+		defer answered()
+		s.replyWhenReady(r, name, inc)
+	}()
 }
 
 // replyWhenReady answers r once the named component has a ready
@@ -271,7 +386,7 @@ func (s *Supervisor) replyWhenReady(r *proto.Request, name string, after int) {
 	}
 }
 
-func (s *Supervisor) handleLaunch(r *proto.Request, m *proto.Launch) {
+func (s *Supervisor) handleLaunch(sess *proto.Session, r *proto.Request, m *proto.Launch) {
 	if err := configs.CheckName(m.Name); err != nil {
 		r.Error(proto.CodeBadRequest, err.Error())
 		return
@@ -296,6 +411,10 @@ func (s *Supervisor) handleLaunch(r *proto.Request, m *proto.Launch) {
 		r.Error(proto.CodeBadRequest, err.Error())
 		return
 	}
+	answered := s.waitSlot(sess, r)
+	if answered == nil {
+		return
+	}
 	app := configs.App{Policy: configs.Policy{Restart: mode}, Name: m.Name, Command: m.Command, Env: m.Env, Dir: m.Dir}
 	app.Policy.FillDefaults()
 	c := &component{
@@ -305,15 +424,19 @@ func (s *Supervisor) handleLaunch(r *proto.Request, m *proto.Launch) {
 	s.components = append(s.components, c)
 	s.start(c)
 	if c.state == proto.StateFailed {
+		answered()
 		reason := c.reason
 		s.remove(c)
 		r.Error(proto.CodeFailed, fmt.Sprintf("%s: %s", m.Name, reason))
 		return
 	}
-	go s.replyWhenReady(r, m.Name, c.incarnation-1)
+	go func() {
+		defer answered()
+		s.replyWhenReady(r, m.Name, c.incarnation-1)
+	}()
 }
 
-func (s *Supervisor) handleDetach(r *proto.Request, name string) {
+func (s *Supervisor) handleDetach(sess *proto.Session, r *proto.Request, name string) {
 	c := s.find(name)
 	switch {
 	case c == nil:
@@ -332,9 +455,14 @@ func (s *Supervisor) handleDetach(r *proto.Request, name string) {
 		r.Reply(proto.MsgOK, nil)
 		return
 	}
+	answered := s.waitSlot(sess, r)
+	if answered == nil {
+		return
+	}
 	c.detachAsk = true
 	s.stop(c)
 	go func() {
+		defer answered()
 		s.waitFor(s.cfg.Supervisor.StopGrace.D()+5*time.Second, func() bool { return !contains(s.components, c) })
 		r.Reply(proto.MsgOK, nil)
 	}()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,14 +52,15 @@ type Supervisor struct {
 	nextChanID uint64
 	changed    chan struct{} // closed and replaced on every state change
 	shutdown   bool
-	finish     chan struct{} // closed when shutdown is complete
-	sessions   map[*proto.Session]bool
+	finish     chan struct{}                 // closed when shutdown is complete
+	sessions   map[*proto.Session]*ctlConn   // open control connections (control.go)
 	captures   map[*proto.Session][]*capture // packet captures, by the CLI session that asked (capture.go)
 	nextCapID  uint64
 
 	spawner *spawner
 	lockF   *os.File
 	ln      *net.UnixListener
+	conns   atomic.Int32 // control connections open (see MaxControlConns)
 }
 
 // New prepares a supervisor; Run starts it.
@@ -74,7 +76,7 @@ func New(opts Options) *Supervisor {
 		stopped:  make(chan struct{}),
 		changed:  make(chan struct{}),
 		finish:   make(chan struct{}),
-		sessions: map[*proto.Session]bool{},
+		sessions: map[*proto.Session]*ctlConn{},
 	}
 }
 
