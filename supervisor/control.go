@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -154,18 +155,29 @@ func credUID(c *unix.Ucred) int {
 	return int(c.Uid)
 }
 
-// sessionEnded forgets a self-attached app whose connection closed. Loop
-// only.
+// sessionEnded forgets the self-attached app whose connection closed, and
+// releases its channels. A connection attaches at most one app (see
+// handleSelfAttach), but every app linked to it is forgotten, so none can
+// stay "running" with nobody behind it. Loop only.
 func (s *Supervisor) sessionEnded(sess *proto.Session) {
-	for _, c := range s.components {
+	for _, c := range slices.Clone(s.components) {
 		if c.attached && c.link == sess {
 			s.log.Info("self-attached app gone", "name", c.name, "pid", c.pid)
 			c.link = nil
 			s.dropChannels(c)
 			s.remove(c)
-			return
 		}
 	}
+}
+
+// attachedOn is the app that attached itself over sess, if any. Loop only.
+func (s *Supervisor) attachedOn(sess *proto.Session) *component {
+	for _, c := range s.components {
+		if c.attached && c.link == sess {
+			return c
+		}
+	}
+	return nil
 }
 
 // waitSlot counts a request of sess that a goroutine will answer, and
@@ -233,13 +245,11 @@ func (s *Supervisor) onControlRequest(sess *proto.Session, cred *unix.Ucred, r *
 		var m proto.Ready
 		if decode(r, &m) {
 			s.do(func() {
-				for _, c := range s.components {
-					if c.attached && c.link == sess {
-						c.info = m.Info
-						s.notify()
-						r.Reply(proto.MsgOK, nil)
-						return
-					}
+				if c := s.attachedOn(sess); c != nil {
+					c.info = m.Info
+					s.notify()
+					r.Reply(proto.MsgOK, nil)
+					return
 				}
 				r.Error(proto.CodeBadRequest, "ready from a connection that has not attached")
 			})
@@ -296,6 +306,10 @@ func (s *Supervisor) onLinkRequest(c *component, inc int, r *proto.Request) {
 			case c.kind != proto.KindApp:
 				r.Error(proto.CodeDenied, "servers do not attach")
 			default:
+				if err := checkServers(m.Servers); err != nil {
+					r.Error(proto.CodeBadRequest, err.Error())
+					return
+				}
 				s.attachApp(c, r, &m)
 			}
 		})
@@ -478,10 +492,24 @@ func contains(cs []*component, c *component) bool {
 }
 
 // handleSelfAttach registers an app that someone else started and that
-// attaches itself over the control socket.
+// attaches itself over the control socket. One connection attaches one
+// app: the connection is the app's life (its end forgets the app), and a
+// second app on it would have no life of its own to end.
 func (s *Supervisor) handleSelfAttach(sess *proto.Session, cred *unix.Ucred, r *proto.Request, m *proto.Attach) {
 	if err := configs.CheckName(m.Name); err != nil {
 		r.Error(proto.CodeBadRequest, err.Error())
+		return
+	}
+	if err := checkServers(m.Servers); err != nil {
+		r.Error(proto.CodeBadRequest, err.Error())
+		return
+	}
+	if s.sessions[sess] == nil {
+		r.Error(proto.CodeFailed, "the connection is closing")
+		return
+	}
+	if c := s.attachedOn(sess); c != nil {
+		r.Error(proto.CodeDenied, fmt.Sprintf("this connection already attached %q: one app per connection (open another)", c.name))
 		return
 	}
 	if s.shutdown {
@@ -506,6 +534,26 @@ func (s *Supervisor) handleSelfAttach(sess *proto.Session, cred *unix.Ucred, r *
 	if c.channels == nil {
 		s.remove(c) // channels failed; attachApp answered with the error
 	}
+}
+
+// checkServers checks the servers an attach names: each once, each a
+// server that exists, and no more channels than one reply's descriptors
+// can carry (each channel travels as a region and two doorbells).
+func checkServers(servers []string) error {
+	seen := map[string]bool{}
+	for _, name := range servers {
+		switch {
+		case seen[name]:
+			return fmt.Errorf("attach names server %q twice", name)
+		case !slices.Contains(serverNames, name):
+			return fmt.Errorf("no server called %q (servers: %v)", name, serverNames)
+		}
+		seen[name] = true
+	}
+	if n := max(len(servers), len(serverNames)) * (proto.ChannelDesc{Bells: true}).FDCount(); n > proto.MaxFDs {
+		return fmt.Errorf("attach to %d servers needs %d descriptors, more than a reply carries (%d)", len(servers), n, proto.MaxFDs)
+	}
+	return nil
 }
 
 // takeUsage records what server c reports each app holds in it, on the
