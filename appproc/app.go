@@ -40,6 +40,12 @@ type Options struct {
 	// started by it. Default: $SATURN_STATE_DIR and $SATURN_INSTANCE, else
 	// saturn's defaults.
 	StateDir, Instance string
+	// DiskWrite and Listen are the grants an app that attaches itself asks
+	// for (docs/security.md): the folders beneath diskproc's root it may
+	// write in, and where it may listen. Without them it only reads, and
+	// listens on ports from 1024 up. An app the supervisor starts has its
+	// config's grants, and these are ignored.
+	DiskWrite, Listen []string
 }
 
 // App is an attached app.
@@ -54,6 +60,10 @@ type App struct {
 
 // Attach connects the app to its instance and maps its channels.
 func Attach(ctx context.Context, opts Options) (*App, error) {
+	// The app's memory will map its channels: keep it out of core dumps
+	// and out of reach of other processes of its user (docs/security.md;
+	// SATURN_DUMPABLE=1 keeps it dumpable, for a debugger).
+	component.NotDumpable()
 	sess, err := connect(opts)
 	if err != nil {
 		return nil, err
@@ -65,7 +75,11 @@ func Attach(ctx context.Context, opts Options) (*App, error) {
 		opts.Name = filepath.Base(os.Args[0])
 	}
 	var reply proto.AttachReply
-	files, err := sess.Call(ctx, proto.MsgAttach, &proto.Attach{Name: opts.Name, PID: os.Getpid(), Servers: opts.Servers, DeferReady: opts.DeferReady}, &reply)
+	att := &proto.Attach{Name: opts.Name, PID: os.Getpid(), Servers: opts.Servers, DeferReady: opts.DeferReady}
+	if len(opts.DiskWrite) > 0 || len(opts.Listen) > 0 {
+		att.Grants = &proto.ChannelGrants{DiskWrite: opts.DiskWrite, Listen: opts.Listen}
+	}
+	files, err := sess.Call(ctx, proto.MsgAttach, att, &reply)
 	if err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("appproc: attach %q: %w", opts.Name, err)

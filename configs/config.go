@@ -509,6 +509,9 @@ func (c *Config) check() error {
 	if n := c.Supervisor.MaxApps; n < 1 || n > 4096 {
 		return &fieldError{"supervisor.max_apps", -1, fmt.Sprintf("%d: want 1 to 4096", n)}
 	}
+	if n := c.Supervisor.MaxApps; len(c.Apps) > n {
+		return &fieldError{"supervisor.max_apps", -1, fmt.Sprintf("%d, but the config lists %d apps", n, len(c.Apps))}
+	}
 	if p := c.Diskproc.MaxPinned; p < 16<<20 {
 		return &fieldError{"diskproc.max_pinned", -1, fmt.Sprintf("%d bytes: want at least 16MiB (one channel's buffers)", p)}
 	}

@@ -97,6 +97,9 @@ type Launch struct {
 	Env     map[string]string `msgpack:"env,omitempty"`
 	Dir     string            `msgpack:"dir,omitempty"`
 	User    string            `msgpack:"user,omitempty"` // as [[app]] user; "": dynamic when the supervisor is root
+	// Grants, as [[app]] listen and disk_write.
+	Listen    []string `msgpack:"listen,omitempty"`
+	DiskWrite []string `msgpack:"disk_write,omitempty"`
 }
 
 // Detach asks the supervisor to stop an app and forget it.
@@ -113,6 +116,10 @@ type Attach struct {
 	// DeferReady: the app is not ready when attached, but when it says so
 	// with Ready (a server app, once it listens).
 	DeferReady bool `msgpack:"defer,omitempty"`
+	// Grants a self-attached app asks for (only the instance's owner can
+	// attach itself, and could grant them in the config as well); an app
+	// the supervisor started has its config's, and this is ignored.
+	Grants *ChannelGrants `msgpack:"grants,omitempty"`
 }
 
 // AttachReply answers Attach. The frame carries each channel's descriptors,

@@ -35,7 +35,8 @@ type channel struct {
 }
 
 func (ch *channel) desc() proto.ChannelDesc {
-	return proto.ChannelDesc{ID: ch.id, Server: ch.server, App: ch.app.name, Bells: true, Limits: ch.limits}
+	return proto.ChannelDesc{ID: ch.id, Server: ch.server, App: ch.app.name, Bells: true, Limits: ch.limits,
+		UID: ch.app.uid, Grants: ch.app.grants}
 }
 
 // dupFiles duplicates the channel's descriptors for sending (the region
@@ -71,12 +72,19 @@ func closeFiles(fs []*os.File) {
 
 // makeChannels creates app's channels to the named servers. Loop only.
 func (s *Supervisor) makeChannels(app *component, servers []string) error {
+	granted := app.servers
+	if granted == nil {
+		granted = serverNames
+	}
 	if len(servers) == 0 {
-		servers = serverNames
+		servers = granted
 	}
 	for _, name := range servers {
 		if !slices.Contains(serverNames, name) {
 			return fmt.Errorf("no server called %q (servers: %v)", name, serverNames)
+		}
+		if !slices.Contains(granted, name) {
+			return fmt.Errorf("app %s may not use %s: its config grants it %v ([[app]] servers)", app.name, name, granted)
 		}
 	}
 	g := ring.Geometry{

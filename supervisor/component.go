@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"os"
+	"syscall"
 	"time"
 
 	"saturn/proto"
@@ -30,6 +31,14 @@ type component struct {
 	channels    []*channel     // an app's channels, one per server
 	persist     *os.File       // a server's persistent memory (see newPersist)
 
+	// An app's identity and grants (users.go, docs/security.md): who it
+	// runs as (nil: the supervisor's user), its uid as servers see it, what
+	// it may do in them, and the servers it may have channels to.
+	user    *appUser
+	uid     uint32
+	grants  *proto.ChannelGrants
+	servers []string
+
 	stopping    bool // a stop, restart or detach was asked: the exit is not a crash
 	restartAsk  bool // start again right after the requested stop
 	detachAsk   bool // forget the component after it stops
@@ -43,6 +52,7 @@ type launchSpec struct {
 	args []string // argv, args[0] included
 	env  []string // extra environment
 	dir  string
+	cred *syscall.Credential // who it runs as; nil: as the supervisor
 }
 
 // alive reports whether the component has a process (or a live session,

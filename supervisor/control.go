@@ -413,6 +413,10 @@ func (s *Supervisor) handleLaunch(sess *proto.Session, r *proto.Request, m *prot
 		r.Error(proto.CodeBadRequest, "no command to run")
 		return
 	}
+	if err := s.roomForApp(); err != nil {
+		r.Error(proto.CodeFailed, err.Error())
+		return
+	}
 	if s.shutdown {
 		r.Error(proto.CodeFailed, "the instance is stopping")
 		return
@@ -434,6 +438,11 @@ func (s *Supervisor) handleLaunch(sess *proto.Session, r *proto.Request, m *prot
 	c := &component{
 		name: m.Name, kind: proto.KindApp, tracker: NewTracker(app.Policy), state: proto.StateStopped,
 		spec: s.appSpec(m.Command, app.EnvList(), m.Dir),
+	}
+	if err := s.identify(c, nil, m.User, m.Listen, m.DiskWrite); err != nil {
+		answered()
+		r.Error(proto.CodeBadRequest, err.Error())
+		return
 	}
 	s.components = append(s.components, c)
 	s.start(c)
@@ -524,10 +533,27 @@ func (s *Supervisor) handleSelfAttach(sess *proto.Session, cred *unix.Ucred, r *
 		r.Error(proto.CodeDenied, fmt.Sprintf("attach says pid %d, but the socket's peer is pid %d", m.PID, cred.Pid))
 		return
 	}
+	if err := s.roomForApp(); err != nil {
+		r.Error(proto.CodeFailed, err.Error())
+		return
+	}
 	c := &component{
 		name: m.Name, kind: proto.KindApp, attached: true, state: proto.StateRunning,
 		pid: int(cred.Pid), startedAt: time.Now(), link: sess, incarnation: 1,
 		tracker: NewTracker(configs.Policy{Restart: configs.RestartNever}), lastExit: "-",
+		// It runs as whoever started it: the instance's owner (the only
+		// user the control socket admits, who could grant anything in the
+		// config), with the grants it asks for.
+		uid: cred.Uid, grants: &proto.ChannelGrants{}, servers: configs.AppServers(nil),
+	}
+	if g := m.Grants; g != nil {
+		for _, l := range g.Listen {
+			if _, err := proto.ParseListenGrant(l); err != nil {
+				r.Error(proto.CodeBadRequest, err.Error())
+				return
+			}
+		}
+		c.grants = &proto.ChannelGrants{Listen: slices.Clone(g.Listen), DiskWrite: slices.Clone(g.DiskWrite)}
 	}
 	s.components = append(s.components, c)
 	s.attachApp(c, r, m)
@@ -579,7 +605,7 @@ func (s *Supervisor) status() *proto.StatusReply {
 		row := proto.ComponentStatus{
 			Name: c.name, Kind: c.kind, PID: c.pid, State: c.state, Restarts: c.restarts,
 			LastExit: c.lastExit, Reason: c.reason, Policy: string(c.tracker.Policy.Restart),
-			Attached: c.attached, Info: c.info,
+			Attached: c.attached, Info: c.info, User: c.userString(),
 		}
 		if row.LastExit == "" {
 			row.LastExit = "-"

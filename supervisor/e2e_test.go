@@ -388,7 +388,10 @@ func TestForegroundStopsOnSignal(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := in.WaitForQuiet(5*time.Second, running("netproc", "diskproc")); !ok {
+	// Up means every component of the default config, the web server
+	// included: a signal while it starts is a stop too (see
+	// TestSignalWhileStarting), but this test wants the whole life.
+	if _, ok := in.WaitForQuiet(10*time.Second, running("netproc", "diskproc", "web")); !ok {
 		cmd.Process.Kill()
 		t.Fatalf("foreground instance did not come up:\n%s", out.String())
 	}
@@ -412,5 +415,38 @@ func TestForegroundStopsOnSignal(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestSignalWhileStarting: SIGTERM while the instance is still starting
+// (its web server not yet ready) stops it like any SIGTERM: exit 0,
+// nothing left running.
+func TestSignalWhileStarting(t *testing.T) {
+	in := testkit.NewInstance(t, "")
+	cmd := in.Command("supervisor", "start")
+	var out strings.Builder
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := in.WaitForQuiet(10*time.Second, running("netproc")); !ok {
+		cmd.Process.Kill()
+		t.Fatalf("foreground instance did not begin:\n%s", out.String())
+	}
+	pids := in.Pids()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("supervisor exited with %v:\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("supervisor did not stop on SIGTERM")
+	}
+	if alive := testkit.WaitGone(pids, 2*time.Second); len(alive) > 0 {
+		t.Fatalf("processes %v still run", alive)
 	}
 }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -24,6 +25,12 @@ func (s *Supervisor) start(c *component) {
 	inc := c.incarnation
 	c.state, c.ready, c.info = proto.StateStarting, false, nil
 	c.stopping, c.restartAsk = false, false
+	if err := checkRunnable(c.user, c.spec.path, c.spec.dir); err != nil {
+		c.state, c.reason = proto.StateFailed, "cannot start: "+err.Error()
+		s.log.Error("start failed", "name", c.name, "user", c.user, "err", err)
+		s.notify()
+		return
+	}
 	var extra []*os.File
 	env := s.componentEnv(c)
 	if c.persist != nil {
@@ -41,13 +48,24 @@ func (s *Supervisor) start(c *component) {
 	c.proc, c.pid, c.startedAt = proc, proc.Pid, now
 	c.tracker.Started(now)
 	c.link = proto.NewSession(link, func(r *proto.Request) { s.onLinkRequest(c, inc, r) })
-	go c.link.Run()
+	go func(link *proto.Session) {
+		if err := link.Run(); errors.Is(err, proto.ErrPeerNotReading) {
+			// It stopped reading its control link: the supervisor dropped
+			// the link rather than wait on it, and the component, without
+			// its link, exits and is restarted by its policy.
+			s.log.Warn("a component stopped reading its control link; dropped it", "name", c.name, "pid", proc.Pid, "err", err)
+		}
+	}(c.link)
 	go func() {
 		st, err := proc.Wait()
 		exit := exitOf(st, err)
 		s.do(func() { s.exited(c, inc, exit) })
 	}()
-	s.log.Info("started", "name", c.name, "kind", c.kind, "pid", c.pid, "incarnation", inc)
+	if c.kind == proto.KindApp {
+		s.log.Info("started", "name", c.name, "kind", c.kind, "pid", c.pid, "incarnation", inc, "user", c.user)
+	} else {
+		s.log.Info("started", "name", c.name, "kind", c.kind, "pid", c.pid, "incarnation", inc)
+	}
 	if c.kind == proto.KindServer {
 		s.sendAllChannels(c, inc)
 	}

@@ -84,13 +84,31 @@ func spawnNow(req spawnReq) (*os.Process, *proto.Conn, error) {
 	defer theirs.Close()
 	env := append(cleanEnv(), "SATURN_CONTROL_FD=3")
 	env = append(env, req.env...)
-	proc, err := os.StartProcess(req.spec.path, req.spec.args, &os.ProcAttr{
+	files := append([]*os.File{devnull, logf, logf, theirs}, req.extra...)
+	path := req.spec.path
+	if req.spec.cred != nil {
+		// Under another user the program is run from a descriptor we
+		// opened: its folders need not be open to that user (the
+		// saturn binary may live under /root), only the file itself
+		// executable by it (see checkRunnable).
+		prog, err := os.OpenFile(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			mine.Close()
+			fmt.Fprintf(logf, "=== saturn: could not start: %v\n", err)
+			return nil, nil, err
+		}
+		defer prog.Close()
+		path = fmt.Sprintf("/proc/self/fd/%d", len(files))
+		files = append(files, prog)
+	}
+	proc, err := os.StartProcess(path, req.spec.args, &os.ProcAttr{
 		Dir:   req.spec.dir,
 		Env:   env,
-		Files: append([]*os.File{devnull, logf, logf, theirs}, req.extra...),
+		Files: files,
 		Sys: &syscall.SysProcAttr{
-			Setpgid:   true,            // its own group, so signals reach its children too
-			Pdeathsig: syscall.SIGKILL, // die with the supervisor (see spawner)
+			Setpgid:    true,            // its own group, so signals reach its children too
+			Pdeathsig:  syscall.SIGKILL, // die with the supervisor (see spawner)
+			Credential: req.spec.cred,   // an app's own user (users.go); nil: ours
 		},
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"saturn/configs"
+	icomponent "saturn/internal/component"
 	"saturn/proto"
 )
 
@@ -138,6 +139,9 @@ func (s *Supervisor) waitFor(timeout time.Duration, cond func() bool) bool {
 // then stops every component and removes the instance's socket, pid file
 // and regions. It returns an error if the instance could not start.
 func (s *Supervisor) Run(ctx context.Context) error {
+	if err := icomponent.NotDumpable(); err != nil {
+		s.log.Warn("cannot make the supervisor non-dumpable", "err", err)
+	}
 	if err := s.prepare(); err != nil {
 		s.cleanup()
 		s.readyLine("failed: " + err.Error())
@@ -152,8 +156,17 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}()
 
 	startErr := s.startAll()
+	stoppedEarly := false
 	if startErr != nil {
-		s.log.Error("startup failed", "err", startErr)
+		// A signal or a stop during the start makes the start fail (a
+		// component stops before it is ready): that is a stop, not a
+		// failure.
+		stoppedEarly, _ = call(s, func() bool { return s.shutdown })
+		if stoppedEarly {
+			s.log.Info("stopped while starting", "detail", startErr)
+		} else {
+			s.log.Error("startup failed", "err", startErr)
+		}
 		s.do(s.beginShutdown)
 	} else {
 		s.log.Info("instance ready", "control", s.opts.Paths.Control, "logs", s.opts.Paths.LogDir)
@@ -171,6 +184,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		// Only now, with everything stopped and removed, does a detached
 		// start learn that it failed.
 		s.readyLine("failed: " + startErr.Error())
+	}
+	if stoppedEarly {
+		return nil
 	}
 	return startErr
 }
@@ -318,6 +334,7 @@ func (s *Supervisor) cleanup() {
 // startAll starts the servers, each ready before the next, then the apps.
 func (s *Supervisor) startAll() error {
 	timeout := s.cfg.Supervisor.ReadyTimeout.D()
+	var idErr error
 	s.do(func() {
 		for _, name := range serverNames {
 			pol, _ := s.cfg.ServerPolicy(name)
@@ -333,12 +350,19 @@ func (s *Supervisor) startAll() error {
 		}
 		for i := range s.cfg.Apps {
 			a := &s.cfg.Apps[i]
-			s.components = append(s.components, &component{
+			c := &component{
 				name: a.Name, kind: proto.KindApp, tracker: NewTracker(a.Policy), state: proto.StateStopped,
 				spec: s.appSpec(a.Command, a.EnvList(), a.Dir),
-			})
+			}
+			if err := s.identify(c, a, "", nil, nil); err != nil && idErr == nil {
+				idErr = fmt.Errorf("app %s ([[app]] user in %s): %w", a.Name, s.cfg.Source, err)
+			}
+			s.components = append(s.components, c)
 		}
 	})
+	if idErr != nil {
+		return idErr
+	}
 	for _, name := range serverNames {
 		if err := s.startAndWait(name, timeout, true); err != nil {
 			return err

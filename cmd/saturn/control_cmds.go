@@ -69,6 +69,9 @@ func attachCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Aliases: []string{"n"}, Required: true, Usage: "the app's `NAME` in status"},
 			&cli.StringFlag{Name: "restart", Value: "on-failure", Usage: "restart policy: always, on-failure or never"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "`KEY=VALUE` to add to its environment (repeatable)"},
+			&cli.StringFlag{Name: "user", Usage: "who it runs as when the supervisor is root: dynamic (a uid of its own, the default), inherit (the supervisor's), a `USER`'s name, or UID[:GID]"},
+			&cli.StringSliceFlag{Name: "listen", Usage: "grant: an `ADDRESS` it may listen on, HOST:PORT with * for any (repeatable; default: anywhere, ports 1024 and up)"},
+			&cli.StringSliceFlag{Name: "disk-write", Usage: "grant: a `FOLDER` beneath diskproc's root it may write in (repeatable; default: none, it only reads)"},
 		),
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
@@ -92,7 +95,8 @@ func attachCommand() *cli.Command {
 				env[k] = v
 			}
 			cmd := append([]string{path}, args[1:]...)
-			m := &proto.Launch{Name: c.String("name"), Command: cmd, Restart: c.String("restart"), Env: env, Dir: cwd}
+			m := &proto.Launch{Name: c.String("name"), Command: cmd, Restart: c.String("restart"), Env: env, Dir: cwd,
+				User: c.String("user"), Listen: c.StringSlice("listen"), DiskWrite: c.StringSlice("disk-write")}
 			if err := request(c, proto.MsgLaunch, m, nil, 2*time.Minute); err != nil {
 				return err
 			}

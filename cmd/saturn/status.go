@@ -58,7 +58,11 @@ func printStatus(w io.Writer, st *proto.StatusReply) {
 		if c.Attached {
 			kind += " (self-attached)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, kind, pid, c.State, uptime, c.Restarts, c.LastExit, infoString(c.Info))
+		info := infoString(c.Info)
+		if c.User != "" {
+			info = strings.TrimSpace("user=" + strings.ReplaceAll(c.User, " ", "") + " " + info)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, kind, pid, c.State, uptime, c.Restarts, c.LastExit, info)
 	}
 	tw.Flush()
 	for _, c := range st.Components {

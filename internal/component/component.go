@@ -124,3 +124,19 @@ func Persist() (*os.File, error) {
 	unix.CloseOnExec(fd)
 	return os.NewFile(uintptr(fd), "persist"), nil
 }
+
+// EnvDumpable, set to 1, keeps a component dumpable (for a debugger or a
+// core dump); see NotDumpable.
+const EnvDumpable = "SATURN_DUMPABLE"
+
+// NotDumpable makes the calling process non-dumpable (prctl
+// PR_SET_DUMPABLE 0): no core dump of its memory, which maps channels'
+// shared regions, and no tracing or /proc/PID access by another process of
+// the same user without CAP_SYS_PTRACE. Every saturn component calls it
+// at start (docs/security.md), unless SATURN_DUMPABLE=1.
+func NotDumpable() error {
+	if os.Getenv(EnvDumpable) == "1" {
+		return nil
+	}
+	return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+}

@@ -24,6 +24,9 @@ func Serve(ctx context.Context, server proto.Server, handler Handler, log *slog.
 // ServeWith is Serve with a setup step that runs once the loop exists and
 // before it runs (to add the server's own descriptors with Loop.AddFD).
 func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *slog.Logger, info func() map[string]string, setup func(*Loop) error) error {
+	if err := component.NotDumpable(); err != nil {
+		log.Warn("cannot make the server non-dumpable", "err", err)
+	}
 	loop, err := NewLoop(server, handler, log)
 	if err != nil {
 		return err

@@ -61,10 +61,14 @@ func (in *Instance) Env() []string {
 	return append(os.Environ(), "SATURN_STATE_DIR="+in.StateDir, "SATURN_INSTANCE="+in.Name)
 }
 
-// Command prepares `saturn ARGS...` for this instance.
+// Command prepares `saturn ARGS...` for this instance. It runs in "/":
+// `saturn attach` starts its app in the folder it runs in, and as root
+// the app runs as a user of its own (docs/security.md), which may not
+// enter the test's folders.
 func (in *Instance) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(in.Bin, args...)
 	cmd.Env = in.Env()
+	cmd.Dir = "/"
 	return cmd
 }
 

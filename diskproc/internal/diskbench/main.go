@@ -46,7 +46,7 @@ func main() {
 	var size int64
 	switch *mode {
 	case "diskproc":
-		app, err := appproc.Attach(context.Background(), appproc.Options{Name: "diskbench", Servers: []string{appproc.DiskServer}})
+		app, err := appproc.Attach(context.Background(), appproc.Options{Name: "diskbench", Servers: []string{appproc.DiskServer}, DiskWrite: []string{"."}})
 		check(err)
 		defer app.Close()
 		fsys, err := app.FS()

@@ -30,7 +30,7 @@ func main() {
 	report := flag.String("report", "", "write the report here (default: standard output)")
 	flag.Parse()
 
-	app, err := appproc.Attach(context.Background(), appproc.Options{Name: "diskload", Servers: []string{appproc.DiskServer}})
+	app, err := appproc.Attach(context.Background(), appproc.Options{Name: "diskload", Servers: []string{appproc.DiskServer}, DiskWrite: []string{"."}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "diskload:", err)
 		os.Exit(2)

@@ -1,0 +1,265 @@
+package supervisor
+
+import (
+	"bufio"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"saturn/configs"
+	"saturn/proto"
+)
+
+// Apps run under users of their own. An app that shares a uid with
+// another process can reach into it: open its shared-memory regions
+// through /proc/PID/fd, signal it, trace it. So when the supervisor runs
+// as root, each app it starts runs as a uid of its own unless its config
+// says otherwise ([[app]] user):
+//
+//   - "" or "dynamic": a uid that no account of the system has, picked from
+//     systemd's range for dynamic users (61184 to 65519) by a hash of the
+//     instance and the app's name, so that the app keeps it across restarts
+//     (it is also the identity that owns the app's kept listeners: see
+//     netproc's orphans), with a group of the same number and no others;
+//   - "inherit": the supervisor's own user (every app shared it before);
+//   - a user name, or a numeric "UID" or "UID:GID".
+//
+// A supervisor that is not root cannot switch users: its apps run as it.
+
+// Dynamic uids, as systemd's DynamicUser= allocates them.
+const (
+	dynamicFirst = 61184
+	dynamicLast  = 65519
+)
+
+// appUser is who an app runs as: nil for the supervisor's own user.
+type appUser struct {
+	uid, gid uint32
+	how      string // "dynamic", a user's name, or the numbers
+}
+
+func (u *appUser) String() string {
+	if u == nil {
+		return "inherit"
+	}
+	return fmt.Sprintf("%d:%d (%s)", u.uid, u.gid, u.how)
+}
+
+func (u *appUser) credential() *syscall.Credential {
+	if u == nil {
+		return nil
+	}
+	return &syscall.Credential{Uid: u.uid, Gid: u.gid} // no supplementary groups
+}
+
+// resolveUser decides who the app called name runs as, from its config's
+// user key; taken lists the uids other apps of the instance hold.
+func resolveUser(instance, name, spec string, taken map[uint32]string) (*appUser, error) {
+	if os.Geteuid() != 0 {
+		if spec != "" && spec != "dynamic" && spec != "inherit" {
+			return nil, fmt.Errorf("app %s: user %q: the supervisor is not root and cannot switch users", name, spec)
+		}
+		return nil, nil
+	}
+	switch spec {
+	case "inherit":
+		return nil, nil
+	case "", "dynamic":
+		return dynamicUser(instance, name, taken)
+	}
+	if uid, gid, ok := numericUser(spec); ok {
+		return &appUser{uid: uid, gid: gid, how: spec}, nil
+	}
+	u, err := user.Lookup(spec)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: user %q: %w", name, spec, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("app %s: user %q has uid %q, gid %q", name, spec, u.Uid, u.Gid)
+	}
+	return &appUser{uid: uint32(uid), gid: uint32(gid), how: spec}, nil
+}
+
+// numericUser parses "UID" or "UID:GID".
+func numericUser(s string) (uid, gid uint32, ok bool) {
+	us, gs, both := strings.Cut(s, ":")
+	u, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return 0, 0, false
+	}
+	g := u
+	if both {
+		if g, err = strconv.ParseUint(gs, 10, 32); err != nil {
+			return 0, 0, false
+		}
+	}
+	return uint32(u), uint32(g), true
+}
+
+// dynamicUser picks the app's dynamic uid: the hash of instance and name
+// in the range, moved on past uids that an account of the system or
+// another app holds.
+func dynamicUser(instance, name string, taken map[uint32]string) (*appUser, error) {
+	accounts := systemIDs()
+	h := fnv.New32a()
+	h.Write([]byte(instance + "/" + name))
+	span := uint32(dynamicLast - dynamicFirst + 1)
+	start := h.Sum32() % span
+	for i := range span {
+		uid := dynamicFirst + (start+i)%span
+		if accounts[uid] {
+			continue
+		}
+		if holder, ok := taken[uid]; ok && holder != name {
+			continue
+		}
+		return &appUser{uid: uid, gid: uid, how: "dynamic"}, nil
+	}
+	return nil, fmt.Errorf("app %s: no dynamic uid is free in %d-%d", name, dynamicFirst, dynamicLast)
+}
+
+// systemIDs is every uid and gid /etc/passwd and /etc/group name.
+func systemIDs() map[uint32]bool {
+	ids := map[uint32]bool{}
+	for _, file := range []string{"/etc/passwd", "/etc/group"} {
+		f, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Split(sc.Text(), ":")
+			if len(fields) > 2 {
+				if id, err := strconv.ParseUint(fields[2], 10, 32); err == nil {
+					ids[uint32(id)] = true
+				}
+			}
+		}
+		f.Close()
+	}
+	return ids
+}
+
+// identify gives app c its user, uid, grants and servers: those of its
+// config (conf; nil for an app the config does not list), over what the
+// launch asked (user, listen, diskWrite). Loop only.
+func (s *Supervisor) identify(c *component, conf *configs.App, user string, listen, diskWrite []string) error {
+	if conf != nil {
+		user, listen, diskWrite = conf.User, conf.Listen, conf.DiskWrite
+	}
+	taken := map[uint32]string{}
+	for _, o := range s.components {
+		if o != c && o.user != nil {
+			taken[o.user.uid] = o.name
+		}
+	}
+	u, err := resolveUser(s.opts.Paths.Instance, c.name, user, taken)
+	if err != nil {
+		return err
+	}
+	c.user, c.uid = u, uint32(os.Geteuid())
+	if u != nil {
+		c.uid = u.uid
+		c.spec.cred = u.credential()
+	}
+	for _, l := range listen {
+		if _, err := proto.ParseListenGrant(l); err != nil {
+			return err
+		}
+	}
+	c.grants = &proto.ChannelGrants{Listen: slices.Clone(listen), DiskWrite: slices.Clone(diskWrite)}
+	c.servers = configs.AppServers(conf)
+	return nil
+}
+
+// roomForApp refuses another app past [supervisor] max_apps: netproc and
+// diskproc guarantee each of that many apps its share of what they hold
+// for all, and could not guarantee one more. Loop only.
+func (s *Supervisor) roomForApp() error {
+	n := 0
+	for _, c := range s.components {
+		if c.kind == proto.KindApp {
+			n++
+		}
+	}
+	if max := s.cfg.Supervisor.MaxApps; n >= max {
+		s.log.Warn("an app was refused: the instance has as many apps as it allows", "apps", n, "max_apps", max)
+		return fmt.Errorf("the instance has %d apps, its limit ([supervisor] max_apps)", max)
+	}
+	return nil
+}
+
+// userString is how status shows who app c runs as.
+func (c *component) userString() string {
+	switch {
+	case c.kind != proto.KindApp:
+		return ""
+	case c.attached:
+		return fmt.Sprintf("%d (self-attached)", c.uid)
+	}
+	return c.user.String()
+}
+
+// checkRunnable reports whether u can run the program at path in the
+// folder dir ("" for ours), by the mode bits (the supervisor, as root,
+// would pass any access check of its own): the program must be executable
+// by u (it is run from a descriptor the supervisor opens, so the folders
+// above it need not be open to u), and dir, which the child enters as u,
+// searchable along the way. An error names what is in the way.
+func checkRunnable(u *appUser, path, dir string) error {
+	if u == nil {
+		return nil
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if !permits(u, target, 0o1) {
+		return fmt.Errorf("uid %d cannot run %s: it is not executable by others (chmod o+x, or set the app's user)", u.uid, target)
+	}
+	if dir == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if !permits(u, d, 0o1) {
+			return fmt.Errorf("uid %d cannot enter its working folder %s: %s does not let it in (start it from a folder others may enter, or set the app's user)", u.uid, abs, d)
+		}
+		if d == "/" {
+			return nil
+		}
+	}
+}
+
+// permits reports whether u has the permission bits want (0o1 execute or
+// search, 0o4 read) on path, as the kernel's owner/group/other check
+// would decide it.
+func permits(u *appUser, path string, want os.FileMode) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	mode := fi.Mode().Perm()
+	switch {
+	case st.Uid == u.uid:
+		return mode>>6&want == want
+	case st.Gid == u.gid:
+		return mode>>3&want == want
+	}
+	return mode&want == want
+}
