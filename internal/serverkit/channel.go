@@ -89,6 +89,12 @@ func (ch *Channel) Close() error {
 // c names a buffer, it is handed back here: the handler must not touch it
 // after this call. Loop only.
 func (ch *Channel) Complete(c proto.Completion) {
+	ch.pending = append(ch.pending, ch.handBack(c))
+}
+
+// handBack returns the buffer c names, if any, to the app's side of the
+// loans, before c is queued.
+func (ch *Channel) handBack(c proto.Completion) proto.Completion {
 	if c.Buf != proto.NoBuffer {
 		if err := ch.End.Loans.Return(c.Buf); err != nil {
 			// A handler bug: never hand the app a buffer we do not hold.
@@ -98,7 +104,7 @@ func (ch *Channel) Complete(c proto.Completion) {
 			}
 		}
 	}
-	ch.pending = append(ch.pending, c)
+	return c
 }
 
 // CompleteWait queues c, the completion of a wait (proto.Op.Waits). It is
@@ -109,15 +115,7 @@ func (ch *Channel) Complete(c proto.Completion) {
 // may have (waiting, or completed and queued here: QueuedWaits). If c
 // names a buffer it is handed back here, as with Complete. Loop only.
 func (ch *Channel) CompleteWait(c proto.Completion) {
-	if c.Buf != proto.NoBuffer {
-		if err := ch.End.Loans.Return(c.Buf); err != nil {
-			c.Buf = proto.NoBuffer
-			if c.Result >= 0 {
-				c.Result = -int64(syscall.EFAULT)
-			}
-		}
-	}
-	ch.waits = append(ch.waits, c)
+	ch.waits = append(ch.waits, ch.handBack(c))
 }
 
 // QueuedWaits counts the waits' completions not yet published. Loop only.
