@@ -381,39 +381,13 @@ func TestConfigErrorsReachTheUser(t *testing.T) {
 }
 
 func TestForegroundStopsOnSignal(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	cmd := in.Command("supervisor", "start")
-	var out strings.Builder
-	cmd.Stderr = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Up means every component of the default config, the web server
 	// included: a signal while it starts is a stop too (see
 	// TestSignalWhileStarting), but this test wants the whole life.
-	if _, ok := in.WaitForQuiet(10*time.Second, running("netproc", "diskproc", "web")); !ok {
-		cmd.Process.Kill()
-		t.Fatalf("foreground instance did not come up:\n%s", out.String())
-	}
-	pids := in.Pids()
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("supervisor exited with %v:\n%s", err, out.String())
-		}
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("supervisor did not stop on SIGTERM")
-	}
-	if alive := testkit.WaitGone(pids, 2*time.Second); len(alive) > 0 {
-		t.Fatalf("processes %v still run", alive)
-	}
+	out := signalForeground(t, "netproc", "diskproc", "web")
 	for _, want := range []string{"msg=started", "name=netproc", "msg=\"instance ready\"", "msg=\"instance stopped\""} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("log lacks %s:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
 		}
 	}
 }
@@ -422,6 +396,15 @@ func TestForegroundStopsOnSignal(t *testing.T) {
 // (its web server not yet ready) stops it like any SIGTERM: exit 0,
 // nothing left running.
 func TestSignalWhileStarting(t *testing.T) {
+	signalForeground(t, "netproc")
+}
+
+// signalForeground starts the built-in config in the foreground, sends the
+// supervisor SIGTERM once the components named run, and checks that it
+// exits 0 with nothing of the instance left running. It returns the
+// supervisor's log.
+func signalForeground(t *testing.T, up ...string) string {
+	t.Helper()
 	in := testkit.NewInstance(t, "")
 	cmd := in.Command("supervisor", "start")
 	var out strings.Builder
@@ -429,9 +412,9 @@ func TestSignalWhileStarting(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := in.WaitForQuiet(10*time.Second, running("netproc")); !ok {
+	if _, ok := in.WaitForQuiet(10*time.Second, running(up...)); !ok {
 		cmd.Process.Kill()
-		t.Fatalf("foreground instance did not begin:\n%s", out.String())
+		t.Fatalf("foreground instance did not bring up %v:\n%s", up, out.String())
 	}
 	pids := in.Pids()
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -449,4 +432,5 @@ func TestSignalWhileStarting(t *testing.T) {
 	if alive := testkit.WaitGone(pids, 2*time.Second); len(alive) > 0 {
 		t.Fatalf("processes %v still run", alive)
 	}
+	return out.String()
 }
