@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -69,7 +68,7 @@ const answerWithin = 3 * time.Second
 // hostile apps.
 func TestHostileDoorbells(t *testing.T) {
 	site := t.TempDir()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	in := testkit.NewInstance(t, fmt.Sprintf(config, site, port))
 	in.Start()
 	web := &prober{t: t, site: site, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
@@ -250,14 +249,4 @@ func get(client *http.Client, url string, want []byte) error {
 		return fmt.Errorf("%s: %s, %q", url, resp.Status, body)
 	}
 	return nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

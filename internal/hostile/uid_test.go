@@ -26,7 +26,7 @@ func TestAppsRunAsTheirOwnUsers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>mine</h1>"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	in := testkit.NewInstance(t, fmt.Sprintf(config, site, port))
 	in.Start()
 	web := testkit.Component(in.Status(), "web")

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -65,7 +64,7 @@ func backends(t *testing.T) []backend {
 	}
 	kernel.dialAll = func(addr string, n int) ([]net.Conn, error) { return dialMany(kernel.dial, addr, n) }
 	out := []backend{kernel}
-	if why := noTUN(); why != "" {
+	if why := testkit.NoTUN(); why != "" {
 		t.Logf("usertcp skipped: %s", why)
 		return out
 	}
@@ -111,20 +110,6 @@ func backends(t *testing.T) []backend {
 		return cs[0], nil
 	}
 	return append(out, user)
-}
-
-// noTUN says why the usertcp backend cannot run here, or "".
-func noTUN() string {
-	if os.Geteuid() != 0 {
-		return "needs root: the usertcp backend creates a TUN device and a network namespace"
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		return fmt.Sprintf("no TUN device here: %v", err)
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return "needs iproute2's ip"
-	}
-	return ""
 }
 
 // dialMany opens n connections to addr, one after the other (a burst of
@@ -182,7 +167,7 @@ func TestWebServerHoldsIdleConnections(t *testing.T) {
 			port := 18000 + os.Getpid()%1000
 			listen := fmt.Sprintf("%s:%d", be.host, port)
 			if be.name == "kernel" {
-				listen = freeLoopback(t)
+				listen = testkit.FreeLoopback(t)
 			}
 			cfg := fmt.Sprintf("[netproc]\n%s\n[diskproc]\nsample_site = true\n\n[[app]]\nname = \"web\"\ncommand = [%q, \"app\", \"webserver\", \"--root\", \"/\", \"--listen\", %q, \"--idle-timeout\", %q]\n",
 				be.netproc, saturn, listenArg(be, listen), idleTimeout.String())
@@ -257,7 +242,7 @@ func TestEventEchoHoldsIdleConnections(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			listen := fmt.Sprintf("%s:%d", be.host, 17000+os.Getpid()%1000)
 			if be.name == "kernel" {
-				listen = freeLoopback(t)
+				listen = testkit.FreeLoopback(t)
 			}
 			in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\n%s", be.netproc))
 			in.Start()
@@ -332,17 +317,6 @@ func get(t *testing.T, be backend, addr string) time.Duration {
 		t.Fatalf("a new client: %q, %v", out, err)
 	}
 	return time.Since(start)
-}
-
-// freeLoopback is a loopback address with a port nobody holds.
-func freeLoopback(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // listenArg is what the app is told to listen on: on usertcp, any address
