@@ -35,3 +35,24 @@ func TestListenGrants(t *testing.T) {
 		}
 	}
 }
+
+// FuzzListenGrant: any string either fails to parse or gives a grant
+// that never lets a port below 1024 in unless it names that port.
+func FuzzListenGrant(f *testing.F) {
+	for _, s := range []string{"*:80", "127.0.0.1:*", "[::1]:8080", ":*", "x:1", "*:0", "[fe80::1%eth0]:22"} {
+		f.Add(s, uint16(80))
+	}
+	f.Fuzz(func(t *testing.T, s string, port uint16) {
+		g, err := ParseListenGrant(s)
+		if err != nil {
+			return
+		}
+		ap := netip.AddrPortFrom(netip.IPv4Unspecified(), port)
+		if g.Addr.IsValid() {
+			ap = netip.AddrPortFrom(g.Addr, port)
+		}
+		if g.Permits(ap) && port != 0 && port < FirstUnprivilegedPort && port != g.Port {
+			t.Fatalf("%q lets port %d in without naming it", s, port)
+		}
+	})
+}
