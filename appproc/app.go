@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	"saturn/internal/component"
 	"saturn/proto"
 	"saturn/ring"
 )
@@ -63,13 +62,13 @@ func Attach(ctx context.Context, opts Options) (*App, error) {
 	// The app's memory will map its channels: keep it out of core dumps
 	// and out of reach of other processes of its user (docs/security.md;
 	// SATURN_DUMPABLE=1 keeps it dumpable, for a debugger).
-	component.NotDumpable()
+	proto.NotDumpable()
 	sess, err := connect(opts)
 	if err != nil {
 		return nil, err
 	}
 	if opts.Name == "" {
-		opts.Name = os.Getenv(component.EnvName)
+		opts.Name = os.Getenv(proto.EnvName)
 	}
 	if opts.Name == "" {
 		opts.Name = filepath.Base(os.Args[0])
@@ -119,23 +118,23 @@ func Attach(ctx context.Context, opts Options) (*App, error) {
 }
 
 func connect(opts Options) (*proto.Session, error) {
-	if link, err := component.FromEnv(nil); err == nil {
+	if link, err := proto.LinkFromEnv(nil); err == nil {
 		return link.Session, nil
-	} else if !errors.Is(err, component.ErrNotSupervised) {
+	} else if !errors.Is(err, proto.ErrNotSupervised) {
 		return nil, err
 	}
-	path := os.Getenv(component.EnvControlSocket)
+	path := os.Getenv(proto.EnvControlSocket)
 	if opts.StateDir != "" || opts.Instance != "" || path == "" {
 		dir := opts.StateDir
 		if dir == "" {
-			dir = os.Getenv(component.EnvStateDir)
+			dir = os.Getenv(proto.EnvStateDir)
 		}
 		if dir == "" {
-			dir = component.DefaultStateDir()
+			dir = proto.DefaultStateDir()
 		}
 		inst := opts.Instance
 		if inst == "" {
-			inst = os.Getenv(component.EnvInstance)
+			inst = os.Getenv(proto.EnvInstance)
 		}
 		if inst == "" {
 			inst = "default"

@@ -15,7 +15,7 @@ import (
 )
 
 // The persistent open-file table: slots in the server's persistent memory
-// (component.Persist), one per open file, that outlive an incarnation.
+// (proto.PersistFromEnv), one per open file, that outlive an incarnation.
 // Only diskproc maps this memory; still, a record may be half-written when
 // an incarnation dies, so each one is published by a final atomic store of
 // its state word, and every field is checked when a new incarnation loads

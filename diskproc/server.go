@@ -14,7 +14,6 @@ import (
 
 	"saturn/configs"
 	"saturn/diskproc/uring"
-	"saturn/internal/component"
 	"saturn/internal/serverkit"
 	"saturn/proto"
 )
@@ -34,7 +33,7 @@ type Options struct {
 	// RingEntries sizes the io_uring submission ring (default 256).
 	RingEntries uint32
 	// Persist is the persistent memory that outlives an incarnation
-	// (component.Persist). Nil: private memory of PersistSize bytes, for a
+	// (proto.PersistFromEnv). Nil: private memory of PersistSize bytes, for a
 	// server that runs once (tests; or to simulate a restart, pass the
 	// same memfd to the next Server).
 	Persist     *os.File
@@ -208,7 +207,7 @@ func (s *Server) Close() error {
 // Main runs diskproc under its supervisor until ctx ends or the supervisor
 // goes away.
 func Main(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
-	persist, err := component.Persist()
+	persist, err := proto.PersistFromEnv()
 	if err != nil {
 		log.Warn("no persistent memory: open files will not survive a restart", "err", err)
 		persist = nil

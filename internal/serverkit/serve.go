@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"saturn/internal/component"
 	"saturn/proto"
 )
 
@@ -24,7 +23,7 @@ func Serve(ctx context.Context, server proto.Server, handler Handler, log *slog.
 // ServeWith is Serve with a setup step that runs once the loop exists and
 // before it runs (to add the server's own descriptors with Loop.AddFD).
 func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *slog.Logger, info func() map[string]string, setup func(*Loop) error) error {
-	if err := component.NotDumpable(); err != nil {
+	if err := proto.NotDumpable(); err != nil {
 		log.Warn("cannot make the server non-dumpable", "err", err)
 	}
 	loop, err := NewLoop(server, handler, log)
@@ -37,7 +36,7 @@ func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *s
 			return err
 		}
 	}
-	link, err := component.FromEnv(func(r *proto.Request) { onRequest(loop, log, r) })
+	link, err := proto.LinkFromEnv(func(r *proto.Request) { onRequest(loop, log, r) })
 	if err != nil {
 		loop.close()
 		return err
@@ -108,7 +107,7 @@ const InfoRefresh = time.Second
 
 // refreshInfo reports info, and the handler's usage, again whenever they
 // change, until ctx ends.
-func refreshInfo(ctx context.Context, link *component.Link, log *slog.Logger, info func() map[string]string, loop *Loop) {
+func refreshInfo(ctx context.Context, link *proto.Link, log *slog.Logger, info func() map[string]string, loop *Loop) {
 	last := info()
 	var lastUsage []proto.ChannelUsage
 	t := time.NewTicker(InfoRefresh)

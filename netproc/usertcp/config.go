@@ -34,7 +34,7 @@ type Config struct {
 	Device link.Device
 
 	// Persist is the persistent memory holding the connection table (the
-	// supervisor's memfd, component.Persist); nil: a private memfd. The
+	// supervisor's memfd, proto.PersistFromEnv); nil: a private memfd. The
 	// stack owns it and grows it to the size its layout needs.
 	Persist *os.File
 	// MaxConns is the connection table's capacity (connections in every

@@ -16,7 +16,7 @@ import (
 )
 
 // The connection table lives in netproc's persistent memory
-// (component.Persist): a memfd that the supervisor holds for the life of
+// (proto.PersistFromEnv): a memfd that the supervisor holds for the life of
 // the instance and hands to every incarnation of netproc. It is laid out as
 // fixed-size records, so that a later incarnation can find every connection
 // the dead one left, with its bytes:
