@@ -22,7 +22,7 @@ cleanup() { "$base/saturn" supervisor stop >/dev/null 2>&1 || true; rm -rf "$bas
 trap cleanup EXIT
 mkdir -p "$base/root"
 go build -o "$base/saturn" ./cmd/saturn
-go build -o "$base/diskbench" ./diskproc/internal/diskbench
+go build -o "$base/diskbench" ./bench/diskbench
 file=$base/root/data.bin
 dd if=/dev/urandom of="$file" bs=1M count=1024 conv=fsync status=none
 cat >"$base/saturn.toml" <<TOML

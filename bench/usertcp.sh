@@ -93,7 +93,7 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/saturn" ./cmd/saturn
-go build -o "$work/usertcpbench" ./netproc/usertcp/internal/usertcpbench
+go build -o "$work/usertcpbench" ./bench/usertcpbench
 go build -o "$work/netbench" ./bench/netbench
 
 # instance NAME CONFIG: start an instance.

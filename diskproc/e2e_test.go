@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"saturn/diskproc"
-	"saturn/diskproc/internal/diskload"
+	"saturn/internal/diskload"
 	"saturn/internal/testkit"
 	"saturn/proto"
 )
@@ -50,7 +50,7 @@ backend = %q
 backoff = "20ms"
 intensity = 50
 `, root, backend))
-	load := testkit.Build(t, "./diskproc/internal/diskload/cmd/diskload")
+	load := testkit.Build(t, "./internal/diskload/cmd/diskload")
 	in.Start()
 	st := in.Status()
 	d := testkit.Component(st, "diskproc")

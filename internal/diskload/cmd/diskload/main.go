@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"saturn/appproc"
-	"saturn/diskproc/internal/diskload"
+	"saturn/internal/diskload"
 )
 
 func main() {
