@@ -14,6 +14,11 @@
 // If-None-Match, If-Modified-Since and If-Unmodified-Since against a strong
 // ETag and Last-Modified, Content-Type by file extension, and for a
 // directory an index file, an HTML listing or 403, as configured.
+// "Expect: 100-continue" (RFC 9110 §10.1.1) is answered at once with the
+// final status, never a 100 (Continue), since a static server has no use
+// for a request's content; after a request that has content the connection
+// is closed, since the client may or may not send it. Other expectations
+// are answered 417. HTTP/1.0 requests' expectations are ignored.
 //
 // Paths are percent-decoded and then resolved: a ".." that would climb
 // above the root, encoded or not, is answered 400. Other refusals: 405 for

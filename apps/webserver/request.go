@@ -36,7 +36,11 @@ type request struct {
 	contentLength int64 // -1 when absent
 	hasTE         bool  // a Transfer-Encoding field was present
 	teChunked     bool  // and its final coding is chunked
-	expect        []byte
+
+	// The members of the Expect fields (RFC 9110 §10.1.1): 100-continue,
+	// and whether any other was present.
+	expectContinue bool
+	expectOther    bool
 
 	rangeSpec         []byte
 	rangeCount        int
@@ -303,6 +307,28 @@ func classifyMethod(m []byte) method {
 	return methodUnknown
 }
 
+// expectation records the members of one Expect field value, a
+// comma-separated list whose empty members do not count (RFC 9110 §5.6.1).
+// 100-continue is matched without case; anything else, parameters
+// included, is an expectation the server cannot meet.
+func (r *request) expectation(value []byte) {
+	for len(value) > 0 {
+		member := value
+		if i := bytes.IndexByte(value, ','); i >= 0 {
+			member, value = value[:i], value[i+1:]
+		} else {
+			value = nil
+		}
+		switch member = httplex.TrimOWS(member); {
+		case len(member) == 0:
+		case httplex.EqualFold(member, "100-continue"):
+			r.expectContinue = true
+		default:
+			r.expectOther = true
+		}
+	}
+}
+
 // field records the header fields the server acts on and ignores the rest.
 // Matching is on the length first so that most fields cost one comparison.
 func (r *request) field(name, value []byte) *parseError {
@@ -322,7 +348,7 @@ func (r *request) field(name, value []byte) *parseError {
 		}
 	case 6:
 		if httplex.EqualFold(name, "expect") {
-			r.expect = value
+			r.expectation(value)
 		}
 	case 7:
 		if httplex.EqualFold(name, "referer") {

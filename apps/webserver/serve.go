@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"saturn/apps/internal/httplex"
 )
 
 // handle answers the parsed request in c.req, appending the response to
@@ -33,6 +31,23 @@ func (c *conn) handle() error {
 		c.writeError(413, true)
 		return nil
 	}
+	if req.minor >= 1 && (req.expectContinue || req.expectOther) {
+		// RFC 9110 §10.1.1. A static server's answer never depends on a
+		// request's content, so it never asks for it with a 100
+		// (Continue): the final response goes out at once, and a client
+		// waiting to send its content learns that it need not. Whether
+		// the client then sends it anyway is its choice, so after a
+		// request with content the connection cannot be reused and says
+		// so. An HTTP/1.0 request's expectations are ignored, as the RFC
+		// asks of 100-continue (Expect is HTTP/1.1's).
+		if req.hasBody() {
+			c.keep = false
+		}
+		if req.expectOther {
+			c.writeError(417, false) // an expectation the server cannot meet
+			return nil
+		}
+	}
 	switch req.method {
 	case methodUnknown:
 		c.writeError(501, false)
@@ -40,18 +55,6 @@ func (c *conn) handle() error {
 	case methodNotAllowed:
 		c.writeError(405, false, "Allow", "GET, HEAD")
 		return nil
-	}
-	if len(req.expect) > 0 {
-		if !httplex.EqualFold(req.expect, "100-continue") {
-			c.writeError(417, false)
-			return nil
-		}
-		if req.hasBody() {
-			// The final response goes out without a 100 Continue; whether
-			// the client then sends the body is its choice, so the
-			// connection cannot be reused (RFC 9110 §10.1.1).
-			c.keep = false
-		}
 	}
 	name, grown, dirForm, perr := resolvePath(c.pathBuf, req.path)
 	c.pathBuf = grown[:0]
