@@ -1,6 +1,6 @@
 package supervisor
 
-import "saturn/netproc/usertcp"
+import "saturn/netproc/leftover"
 
 // removeLeftovers undoes what a server left outside the instance and could
 // not undo itself. netproc's usertcp backend creates its network namespace
@@ -16,7 +16,7 @@ func (s *Supervisor) removeLeftovers() {
 		if c.name != "netproc" || c.persist == nil || ns == "" {
 			continue
 		}
-		removed, err := usertcp.RemoveLeftNamespace(c.persist, ns)
+		removed, err := leftover.RemoveNamespace(c.persist, ns)
 		switch {
 		case err != nil:
 			s.log.Warn("removing netproc's namespace", "netns", ns, "err", err)

@@ -1,14 +1,7 @@
 package usertcp
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"os"
-	"syscall"
-
 	"saturn/netproc/header"
-	"saturn/netproc/link"
 	"saturn/netproc/tcp"
 )
 
@@ -102,42 +95,4 @@ func (s *Stack) recover() {
 			"incarnation", t.incarnation, "resumed (closed by their apps)", s.shell.Recovered, "reset (held by apps)", s.shell.RecoveredRST,
 			"kept for their apps", s.shell.Resumed, "torn", s.shell.Torn)
 	}
-}
-
-// RemoveLeftNamespace removes the namespace that a netproc of this
-// instance created, as recorded in the header of the connection table in
-// persist (netproc's persistent memory), if it is want (the configured
-// one) and still exists, and clears the record. The supervisor calls it
-// once the instance has stopped: a netproc that stops removes its
-// namespace itself (Stack.Close), but one that was killed and not started
-// again (the instance stopped while it was down) cannot. It returns the
-// namespace it removed, or "". Memory that holds no table of ours is left
-// alone.
-func RemoveLeftNamespace(persist *os.File, want string) (string, error) {
-	hdr := make([]byte, headerSize)
-	if _, err := persist.ReadAt(hdr, 0); err != nil {
-		return "", fmt.Errorf("usertcp: reading the table's header: %w", err)
-	}
-	if string(hdr[hMagic:hMagic+8]) != tableMagic || binary.LittleEndian.Uint32(hdr[hVersion:]) != tableVersion {
-		return "", nil
-	}
-	rec := hdr[hNetns : hNetns+1+netnsMax]
-	n := int(rec[0])
-	if n == 0 || n > netnsMax || string(rec[1:1+n]) != want {
-		return "", nil
-	}
-	exists, err := link.NamespaceExists(want)
-	if err == nil && exists {
-		err = link.DeleteNamespace(want)
-	}
-	if err != nil && !errors.Is(err, syscall.ENOENT) {
-		return "", fmt.Errorf("usertcp: removing namespace %q: %w", want, err)
-	}
-	if _, err := persist.WriteAt(make([]byte, 1+netnsMax), hNetns); err != nil {
-		return "", fmt.Errorf("usertcp: clearing the table's namespace record: %w", err)
-	}
-	if !exists {
-		return "", nil
-	}
-	return want, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"saturn/netproc/leftover"
 	"saturn/netproc/tcp"
 )
 
@@ -36,7 +37,8 @@ import (
 //	  64 secret     [16]byte ISN, timestamp-offset and SYN-cookie key
 //	  80 used       uint32  records ever used: those past it were never touched
 //	  96 netns      [32]byte the namespace a netproc of this instance created
-//	                        (a length byte, then the name), removed at stop
+//	                        (a length byte, then the name), removed at stop;
+//	                        package leftover fixes this record and the magic
 //	record i (recordSize bytes at recOff + i*recordSize):
 //	  0  state      uint32  recFree, recOpen (an app holds it, or it waits in
 //	                        an accept queue), recOrphan (the app closed it; it
@@ -61,7 +63,7 @@ import (
 // another layout (version, sizes, the core's struct size) is discarded as a
 // whole, and every record found in use is checked with tcp.Conn.Check.
 const (
-	tableMagic   = "SATTCP01"
+	tableMagic   = leftover.Magic
 	tableVersion = 1
 	headerSize   = 4096
 	recordSize   = 1024
@@ -95,8 +97,7 @@ const (
 	hIncarnation = 56
 	hSecret      = 64
 	hUsed        = 80
-	hNetns       = 96
-	netnsMax     = 31
+	hNetns       = leftover.NetnsOffset
 )
 
 // Record offsets.
@@ -361,23 +362,9 @@ func (t *table) punch(i int32, lo, hi int) error {
 func (t *table) gen(i int32) uint32 { return binary.LittleEndian.Uint32(t.rec(i)[rGen:]) }
 
 // setCreatedNamespace records that this instance's netproc created the
-// namespace ns, so that whichever incarnation stops last removes it.
-func (t *table) setCreatedNamespace(ns string) {
-	if len(ns) > netnsMax {
-		return
-	}
-	b := t.mem[hNetns : hNetns+1+netnsMax]
-	clear(b)
-	copy(b[1:], ns)
-	b[0] = byte(len(ns))
-}
+// namespace ns, so that whichever incarnation stops last removes it, or
+// the supervisor if none is left (package leftover).
+func (t *table) setCreatedNamespace(ns string) { leftover.SetNamespace(t.mem[:headerSize], ns) }
 
 // createdNamespace returns the namespace recorded by setCreatedNamespace.
-func (t *table) createdNamespace() string {
-	b := t.mem[hNetns : hNetns+1+netnsMax]
-	n := int(b[0])
-	if n == 0 || n > netnsMax {
-		return ""
-	}
-	return string(b[1 : 1+n])
-}
+func (t *table) createdNamespace() string { return leftover.Namespace(t.mem[:headerSize]) }
