@@ -22,6 +22,9 @@ if [ -n "$unformatted" ]; then
 	echo "not gofmt'd:"; echo "$unformatted"; exit 1
 fi
 
+step "dependency rules (docs/design.md)"
+go test -count=1 ./internal/deps
+
 step "go vet"
 go vet ./...
 
