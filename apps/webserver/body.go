@@ -18,12 +18,16 @@ type fileBody struct {
 	seeker io.Seeker   // nil when absent
 	pos    int64       // f's offset, for Seek-less and Seek-based reads
 	mem    []byte      // the whole file in memory (a cached one's kept contents), or nil
+
+	cached    *shared // the cache's view, when the file is a cached one
+	confirmed bool    // confirm found the cached stat current
 }
 
 func newFileBody(f fs.File) fileBody {
 	b := fileBody{f: f}
 	if s, ok := f.(*shared); ok {
 		b.mem = s.data
+		b.cached = s
 	}
 	b.at, _ = f.(io.ReaderAt)
 	b.seeker, _ = f.(io.Seeker)
@@ -42,6 +46,32 @@ func (b *fileBody) positional() bool { return b.at != nil || b.seeker != nil }
 func (b *fileBody) spliceable() bool {
 	_, ok := b.f.(syscall.Conn)
 	return ok && b.seeker != nil
+}
+
+// inMemory reports whether the bytes at [start, start+length) come from
+// kept contents.
+func (b *fileBody) inMemory(start, length int64) bool {
+	return b.mem != nil && start+length <= int64(len(b.mem))
+}
+
+// confirm checks, once per response, that a cached file is still what the
+// cache's stat says, with a Stat of the open file (an fstat; in saturn, one
+// round trip to diskproc): the response head is built from the cached
+// stat, which may be as old as Config.OpenFileCache. A file opened for
+// this request was stat'ed just now and needs no check.
+func (b *fileBody) confirm() error {
+	if b.cached == nil || b.confirmed {
+		return nil
+	}
+	fi, err := b.cached.f.Stat()
+	if err != nil {
+		return err
+	}
+	if !sameFile(fi, b.cached.fi) {
+		return errChanged
+	}
+	b.confirmed = true
+	return nil
 }
 
 var errCannotRewind = errors.New("webserver: file cannot be read backwards")

@@ -66,7 +66,9 @@ type Config struct {
 	// requests, as nginx's open_file_cache does: a cached file is served
 	// with ReadAt alone, and its metadata is checked again (one Stat)
 	// once it is older than this. Within that time a file changed on disk
-	// may be answered with its old size and validators. It pays where
+	// may be answered with its old size and validators, but its body is
+	// always whole: as it was, or, when the file shrank, as it is now (see
+	// "Files that change" in the package doc). It pays where
 	// opening is dear (in saturn, an open, a stat and a close are three
 	// round trips to diskproc); files that are not io.ReaderAt are never
 	// cached, and cached files are not spliced with sendfile. Default: off.

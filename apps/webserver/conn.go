@@ -59,6 +59,7 @@ type conn struct {
 	woken      bool   // resumed from park: read, do not park again
 	wbuf       []byte // response bytes not yet written; nil while idle
 	wbufHandle *[]byte
+	writes     uint64 // writes begun on nc: a response begun since is partly out
 	firstReq   bool
 
 	// Per-request state, reset by each request.
@@ -365,6 +366,7 @@ func (c *conn) flush() error {
 	if len(c.wbuf) == 0 {
 		return nil
 	}
+	c.writes++
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	_, err := c.nc.Write(c.wbuf)
 	c.wbuf = c.wbuf[:0]

@@ -61,6 +61,27 @@
 // the open-file cache, so that what is served is never older than its
 // validity: in saturn a hit then costs no round trip to diskproc at all.
 //
+// # Files that change
+//
+// A file truncated, rewritten, replaced or deleted while it is served, or
+// while the open-file cache holds it, is served whole as it was or whole as
+// it is now, never as a body cut short of the Content-Length announced.
+// A replaced or deleted file that is still open is the old file, whole.
+// Kept contents are a copy, served whole. Otherwise a short read is
+// noticed before anything of the response has left whenever the body fits
+// in the write buffer (64 KiB): the response is taken back and the request
+// served again from a fresh open and stat, at most three times (then 503).
+// A larger body from a cached file is sent only after a Stat of the open
+// file has confirmed the size in the head. Only a file that shrinks during
+// the transfer of a larger body, after its head has left, cannot be
+// answered whole; the connection is then closed short of the announced
+// length, which clients report as an incomplete response (RFC 9112 §8),
+// and the cache drops the file. A small file rewritten in place to the
+// same size may be served as it is now under its old ETag until the cache
+// checks it again; a write racing with a read can mix old and new bytes,
+// as with any server that reads a file others write in place (replace
+// files by renaming instead).
+//
 // # Shutting down
 //
 // Server.Shutdown closes the listeners, closes idle connections, lets busy

@@ -157,7 +157,21 @@ func (c *fileCache) dropData(e *cachedFile) {
 func (c *fileCache) view(e *cachedFile) shared {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return shared{at: e.at, fi: e.fi, data: e.data}
+	return shared{f: e.f, at: e.at, fi: e.fi, data: e.data}
+}
+
+// forgetIfChanged drops e from the cache when serving it failed because
+// the file changed (errChanged, or a read that came back short), so that
+// the next request for it opens it anew.
+func (c *fileCache) forgetIfChanged(e *cachedFile, err error) {
+	if err != errChanged && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return
+	}
+	c.mu.Lock()
+	if c.entries[e.name] == e {
+		c.evict(e)
+	}
+	c.mu.Unlock()
 }
 
 // sameFile reports whether two stats describe the same unchanged file, as
@@ -205,6 +219,7 @@ func (c *fileCache) close() {
 // descriptor to splice. With data (the kept contents), reads come from
 // memory.
 type shared struct {
+	f    fs.File // the open file, for a fresh Stat (fileBody.confirm)
 	at   io.ReaderAt
 	fi   fs.FileInfo
 	data []byte

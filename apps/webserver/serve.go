@@ -65,10 +65,50 @@ func (c *conn) handle() error {
 	return c.serveName(string(name), dirForm)
 }
 
+// errChanged: the file being served is not what its stat said (it
+// shrank, or the stat of the open file now differs from the one the
+// response was to be built from), and nothing of the response has left
+// yet. The request is served again from a fresh open (see serveName).
+var errChanged = errors.New("webserver: the file changed while it was served")
+
+// maxServeAttempts bounds how often one request is served again because
+// its file changed under it; past it the answer is 503.
+const maxServeAttempts = 3
+
 // serveName serves the fs name: a file, or a directory's index file or
 // listing. dirForm is whether the request path named a directory by its
 // form (a trailing slash).
+//
+// A file that changes while it is served (truncated, or written to while
+// the open-file cache holds it) is served either whole as it was or whole
+// as it is now, never as a body cut short of the Content-Length already
+// announced, in three ways. Kept contents (Config.ContentCache) are a copy
+// as of a check and are served whole. A body that fits in the write buffer
+// is read whole before anything of the response is written; if the read
+// comes back short, the response is taken back and the request served
+// again from a fresh open (errChanged). A larger body, which leaves in
+// pieces while it is read, is sent from a cached file only after one Stat
+// of the open file has confirmed the size and time the head announces;
+// only a file that shrinks during that transfer, after the head has left,
+// can still cut it short, and then the connection is closed before the
+// announced length, which every client detects as an incomplete response
+// (RFC 9112 §8), and the cache lets the file go.
 func (c *conn) serveName(name string, dirForm bool) error {
+	for attempt := 1; ; attempt++ {
+		err := c.serveNameOnce(name, dirForm)
+		if err != errChanged {
+			return err
+		}
+		if attempt == maxServeAttempts {
+			c.srv.cfg.ErrorLog.Warn("webserver: the file keeps changing while it is served; answering 503", "name", name)
+			c.writeError(503, false, "Retry-After", "1")
+			return nil
+		}
+	}
+}
+
+// serveNameOnce is one attempt of serveName's.
+func (c *conn) serveNameOnce(name string, dirForm bool) error {
 	var f fs.File
 	var fi fs.FileInfo
 	var err error
@@ -84,6 +124,7 @@ func (c *conn) serveName(name string, dirForm bool) error {
 			c.view = cache.view(e)
 			err := c.serveFile(&c.view, e.fi, e.name)
 			c.view = shared{}
+			cache.forgetIfChanged(e, err)
 			return err
 		}
 	}
@@ -103,6 +144,7 @@ func (c *conn) serveName(name string, dirForm bool) error {
 			c.view = cache.view(e)
 			err := c.serveFile(&c.view, e.fi, name)
 			c.view = shared{} // let its contents go with the cache's
+			cache.forgetIfChanged(e, err)
 			return err
 		}
 	} else if f, err = c.srv.cfg.Root.Open(name); err == nil {
@@ -230,7 +272,7 @@ func (c *conn) serveFile(f fs.File, fi fs.FileInfo, name string) error {
 		c.writeError(416, false, "Content-Range", string(c.scratch))
 		return nil
 	case result == rangeSatisfiable && len(c.rangeBuf) > 1:
-		return c.sendMultipart(body, size, etag, modSec, ctype)
+		return c.sendMultipart(body, size, etag, modSec, ctype, name)
 	}
 
 	start, length, status := int64(0), size, 200
@@ -238,6 +280,7 @@ func (c *conn) serveFile(f fs.File, fi fs.FileInfo, name string) error {
 		r := c.rangeBuf[0]
 		start, length, status = r.start, r.length, 206
 	}
+	mark, writes := len(c.wbuf), c.writes
 	c.appendResponseHead(status)
 	c.appendField("Content-Type", ctype)
 	c.appendContentLength(length)
@@ -254,7 +297,27 @@ func (c *conn) serveFile(f fs.File, fi fs.FileInfo, name string) error {
 	if req.method == methodHead {
 		return nil
 	}
-	return c.sendBody(&body, start, length)
+	return c.takeBack(c.sendBody(&body, start, length), mark, writes, name)
+}
+
+// takeBack handles the error of a response's body: if nothing of the
+// response has been written yet (the connection has written nothing since
+// writes, and the response begins at wbuf[mark]), the response is taken
+// back, and a file that changed is served again (errChanged) while another
+// failure is answered 500. Otherwise the response is cut and the error
+// returned, which closes the connection.
+func (c *conn) takeBack(err error, mark int, writes uint64, name string) error {
+	if err == nil || c.writes != writes {
+		return err
+	}
+	c.wbuf = c.wbuf[:mark]
+	c.status, c.bodySent = 0, 0
+	if err == errChanged || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errChanged
+	}
+	c.srv.cfg.ErrorLog.Error("webserver: read", "name", name, "err", err)
+	c.writeError(500, false)
+	return nil
 }
 
 // fromWriter is a connection that sends a head and then a reader's bytes
@@ -283,13 +346,14 @@ func (c *conn) appendValidators(etag []byte, modSec time.Time) {
 // sendMultipart sends several ranges as multipart/byteranges (RFC 9110
 // §14.6), with a Content-Length computed in advance so that the connection
 // stays reusable.
-func (c *conn) sendMultipart(body fileBody, size int64, etag []byte, modSec time.Time, ctype string) error {
+func (c *conn) sendMultipart(body fileBody, size int64, etag []byte, modSec time.Time, ctype string, name string) error {
 	var bnd [16]byte
 	b := strconv.AppendUint(bnd[:0], rand.Uint64()|1<<63, 16) // always 16 digits
 	boundary := bnd[:len(b)]
 	var total int64
 	total, c.scratch = multipartLength(c.scratch, c.rangeBuf, boundary, ctype, size)
 
+	mark, writes := len(c.wbuf), c.writes
 	c.appendResponseHead(206)
 	c.wbuf = append(c.wbuf, "Content-Type: multipart/byteranges; boundary="...)
 	c.wbuf = append(c.wbuf, boundary...)
@@ -307,7 +371,7 @@ func (c *conn) sendMultipart(body fileBody, size int64, etag []byte, modSec time
 		}
 		c.wbuf = appendPartHeader(c.wbuf, boundary, ctype, r, size)
 		if err := c.sendBody(&body, r.start, r.length); err != nil {
-			return err
+			return c.takeBack(err, mark, writes, name)
 		}
 	}
 	c.wbuf = appendCloseDelimiter(c.wbuf, boundary)
@@ -325,10 +389,20 @@ func (c *conn) sendMultipart(body fileBody, size int64, etag []byte, modSec time
 // copied through the write buffer.
 func (c *conn) sendBody(body *fileBody, start, length int64) error {
 	free := int64(cap(c.wbuf) - len(c.wbuf))
-	if fw, ok := c.nc.(fromWriter); ok && body.at != nil && (length > free || length >= fromWriterMin) {
+	fw, isFW := c.nc.(fromWriter)
+	isFW = isFW && body.at != nil && (length > free || length >= fromWriterMin)
+	if (isFW || length > free) && !body.inMemory(start, length) {
+		// The body leaves in pieces while it is read: make sure first
+		// that the size announced is still the file's (see serveName).
+		if err := body.confirm(); err != nil {
+			return err
+		}
+	}
+	if isFW {
+		c.writes++
 		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 		var src io.Reader
-		if body.mem != nil && start+length <= int64(len(body.mem)) {
+		if body.inMemory(start, length) {
 			c.memReader.Reset(body.mem[start : start+length])
 			src = &c.memReader
 		} else {
@@ -363,6 +437,7 @@ func (c *conn) sendBody(body *fileBody, start, length int64) error {
 			}
 		}
 		// flush set the write deadline only if it had bytes to write.
+		c.writes++
 		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 		c.limited = io.LimitedReader{R: body.f, N: length}
 		n, err := rf.ReadFrom(&c.limited)
