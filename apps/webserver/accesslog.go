@@ -1,28 +1,63 @@
 package webserver
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"sync"
 )
 
-// accessLog writes one line per response in the combined log format:
-//
-//	127.0.0.1 - - [02/Jan/2006:15:04:05 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0"
-//
+// LogFormat is an access log's line format, as Apache and nginx write it.
+type LogFormat uint8
+
+const (
+	// LogCombined is the combined log format (nginx's default,
+	// Apache's "combined"): the common format, then the Referer and
+	// User-Agent:
+	//
+	//	127.0.0.1 - - [02/Jan/2006:15:04:05 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0"
+	LogCombined LogFormat = iota
+	// LogCommon is the Common Log Format (Apache's "common"): client,
+	// identity and user (always "-"), time, request line, status, and
+	// the body's bytes sent:
+	//
+	//	127.0.0.1 - - [02/Jan/2006:15:04:05 +0000] "GET / HTTP/1.1" 200 612
+	LogCommon
+)
+
+// ParseLogFormat parses "combined" or "common".
+func ParseLogFormat(s string) (LogFormat, error) {
+	switch s {
+	case "combined":
+		return LogCombined, nil
+	case "common":
+		return LogCommon, nil
+	}
+	return 0, fmt.Errorf("webserver: access log format %q: want \"combined\" or \"common\"", s)
+}
+
+func (f LogFormat) String() string {
+	if f == LogCommon {
+		return "common"
+	}
+	return "combined"
+}
+
+// accessLog writes one line per response in its format (LogFormat).
 // Each connection formats its line in its own buffer; only the Write is
 // serialised, so connections do not queue behind each other's formatting.
 type accessLog struct {
-	mu sync.Mutex
-	w  io.Writer
+	format LogFormat
+	mu     sync.Mutex
+	w      io.Writer
 }
 
-func newAccessLog(w io.Writer) *accessLog {
+func newAccessLog(w io.Writer, format LogFormat) *accessLog {
 	if w == nil {
 		return nil
 	}
-	return &accessLog{w: w}
+	return &accessLog{w: w, format: format}
 }
 
 func (l *accessLog) write(line []byte) {
@@ -66,11 +101,14 @@ func (c *conn) logAccess() {
 	b = strconv.AppendInt(b, int64(c.status), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, c.bodySent, 10)
-	b = append(b, " \""...)
-	b = appendLogSafe(b, req.referer)
-	b = append(b, "\" \""...)
-	b = appendLogSafe(b, req.userAgent)
-	b = append(b, "\"\n"...)
+	if l.format == LogCombined {
+		b = append(b, " \""...)
+		b = appendLogSafe(b, req.referer)
+		b = append(b, "\" \""...)
+		b = appendLogSafe(b, req.userAgent)
+		b = append(b, '"')
+	}
+	b = append(b, '\n')
 	c.scratch = b
 	l.write(b)
 }

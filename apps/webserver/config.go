@@ -50,10 +50,13 @@ type Config struct {
 	// shutdown; Server.Shutdown takes a context instead. Default 30s.
 	ShutdownTimeout time.Duration
 
-	// AccessLog, when set, receives one line per response in the combined
-	// log format. Writes are serialised by the server, one Write per line;
-	// wrap a file in something buffered if that is too many.
+	// AccessLog, when set, receives one line per response in
+	// AccessLogFormat. Writes are serialised by the server, one Write per
+	// line; wrap a file in something buffered if that is too many.
 	AccessLog io.Writer
+	// AccessLogFormat is the access log's format: LogCombined (the zero
+	// value) or LogCommon.
+	AccessLogFormat LogFormat
 	// ErrorLog receives accept errors and file errors other than "not
 	// found". Default: discarded.
 	ErrorLog *slog.Logger

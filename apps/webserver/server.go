@@ -50,7 +50,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		cache:     cache,
 		types:     newContentTypes(cfg.ContentTypes),
-		log:       newAccessLog(cfg.AccessLog),
+		log:       newAccessLog(cfg.AccessLog, cfg.AccessLogFormat),
 		listeners: map[net.Listener]struct{}{},
 		active:    map[*conn]struct{}{},
 	}, nil
