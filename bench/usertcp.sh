@@ -12,6 +12,16 @@
 #      client: the same net/http server (bench/netbench) over appproc on
 #      usertcp, wrk run in the namespace; over appproc on the kernel backend,
 #      wrk on loopback; and on Go's own net, wrk on loopback.
+#   2b. (phase loss) Bulk TCP over a lossy link: for each rate in LOSS, a
+#      usertcp instance whose link drops that percentage of packets in each
+#      direction (netproc's own impairment, impair_drop: the kernel here has
+#      no netem), LOSS_BYTES per run; Linux as the sender (a kernel client
+#      in the namespace sending to an app on usertcp, Loss<rate>/linux-sends)
+#      against saturn as the sender (an app on usertcp sending to a kernel
+#      server, Loss<rate>/saturn-sends), over the same link, interleaved. The
+#      retransmission timeouts of each side are printed beside each run:
+#      saturn's from `saturn status --metrics`, the kernel's from nstat in
+#      the namespace.
 #   3. CONNS concurrent idle connections held by an app on usertcp, opened
 #      from the namespace (spread over several source addresses), and the
 #      memory they cost: netproc's resident memory (its Go heap, and the
@@ -27,6 +37,7 @@
 #   bench/usertcp.sh                      # 3 rounds, 2G per bulk run, 10 s wrk runs, 100,000 connections
 #   RUNS=5 BYTES=4G DURATION=20s CONNS=50000 bench/usertcp.sh
 #   PHASES=bulk,http bench/usertcp.sh     # skip the connection count
+#   PHASES=loss LOSS="1 5" LOSS_BYTES=256M RUNS=3 bench/usertcp.sh
 #
 # Knobs (environment):
 #   RUNS        rounds of phases 1 and 2 (default 3)
@@ -35,7 +46,10 @@
 #   HTTP_CONNS  wrk's connections (default 64); THREADS wrk's threads (default 2)
 #   CONNS       connections held in phase 3 (default 100000; at most about
 #               130,000: the stack's connection table holds 131,072)
-#   PHASES      which phases to run (default bulk,http,conns)
+#   PHASES      which phases to run (default bulk,http,conns; loss on request)
+#   LOSS        drop percentages of phase loss (default "1 5")
+#   LOSS_BYTES  bytes per lossy run (default 256M)
+#   IMPAIR_SEED the impairment's seed (default 1)
 #   CHANNEL_BUFFER  the instances' [channel] buffer_size (default: saturn's,
 #               64 KiB); the most one recv or send moves between app and
 #               netproc
@@ -52,6 +66,9 @@ HTTP_CONNS=${HTTP_CONNS:-64}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-100000}
 PHASES=${PHASES:-bulk,http,conns}
+LOSS=${LOSS:-1 5}
+LOSS_BYTES=${LOSS_BYTES:-256M}
+IMPAIR_SEED=${IMPAIR_SEED:-1}
 CHANNEL_BUFFER=${CHANNEL_BUFFER:-}
 LOCK=/tmp/saturn-bench.lock
 
@@ -70,9 +87,10 @@ phase() { [[ ",$PHASES," == *",$1,"* ]]; }
 id=$$
 ns_sat="ut$id-s"  # usertcp instance's namespace (made by netproc)
 ns_con="ut$id-c"  # the connection-count instance's namespace
+ns_loss="ut$id-l" # the lossy instances' namespace
 ns_va="ut$id-va"  # veth peer, client side
 ns_vb="ut$id-vb"  # veth peer, server side
-sat=10.201.0 con=10.203.0 veth=10.202.0
+sat=10.201.0 con=10.203.0 veth=10.202.0 lossnet=10.204.0
 work=$(mktemp -d)
 export SATURN_STATE_DIR="$work/state"
 pids=()
@@ -85,7 +103,7 @@ cleanup() {
 		SATURN_INSTANCE=$i "$work/saturn" supervisor stop >/dev/null 2>&1
 	done
 	ip link del "ut$id-a" 2>/dev/null # if it never reached its namespace
-	for ns in "$ns_va" "$ns_vb" "$ns_sat" "$ns_con"; do
+	for ns in "$ns_va" "$ns_vb" "$ns_sat" "$ns_con" "$ns_loss"; do
 		ip netns del "$ns" 2>/dev/null
 	done
 	rm -rf "$work"
@@ -126,7 +144,7 @@ server() {
 results="$work/results"
 : >"$results"
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(go version | cut -d' ' -f3), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
-echo "# RUNS=$RUNS BYTES=$BYTES DURATION=$DURATION HTTP_CONNS=$HTTP_CONNS CONNS=$CONNS PHASES=$PHASES CHANNEL_BUFFER=${CHANNEL_BUFFER:-default}"
+echo "# RUNS=$RUNS BYTES=$BYTES DURATION=$DURATION HTTP_CONNS=$HTTP_CONNS CONNS=$CONNS PHASES=$PHASES CHANNEL_BUFFER=${CHANNEL_BUFFER:-default} LOSS='$LOSS' LOSS_BYTES=$LOSS_BYTES IMPAIR_SEED=$IMPAIR_SEED"
 echo "# load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if phase bulk || phase http; then
@@ -178,6 +196,31 @@ if phase http; then
 			rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
 			printf 'BenchmarkHTTP1K/%s\t1\t%s req/s\n' "$s" "$rps" | tee -a "$results"
 		done
+	done
+fi
+
+if phase loss; then
+	# One instance per loss rate, one after the other, each in the same
+	# namespace; both senders cross the same impaired link.
+	echo "# loss: $LOSS_BYTES per run, one connection, drop rates: $LOSS (% per direction), $RUNS interleaved rounds"
+	# timeouts_saturn INSTANCE, timeouts_kernel: RTO counters so far.
+	timeouts_saturn() { SATURN_INSTANCE=$1 "$work/saturn" status --metrics | awk '/tcp_timeouts/ && $1 !~ /^#/ { print $2; exit }'; }
+	timeouts_kernel() { ip netns exec "$ns_loss" nstat -az TcpExtTCPTimeouts | awk '$1 == "TcpExtTCPTimeouts" { print $2 }'; }
+	for rate in $LOSS; do
+		inst="loss$rate-$id"
+		instance "$inst" "$(printf '[netproc]\nbackend = "usertcp"\nnetns = "%s"\naddress = "%s.2/24"\nimpair_drop = %s\nimpair_seed = %s\n' "$ns_loss" "$lossnet" "$rate" "$IMPAIR_SEED")"
+		server "lsink-saturn$rate" "$inst" "$work/usertcpbench" sink -impl saturn -listen "$lossnet.2:5001"
+		server "lsink-kernel$rate" - ip netns exec "$ns_loss" "$work/usertcpbench" sink -impl net -listen "$lossnet.1:5002"
+		for _ in $(seq "$RUNS"); do
+			k0=$(timeouts_kernel); s0=$(timeouts_saturn "$inst")
+			flock "$LOCK" ip netns exec "$ns_loss" "$work/usertcpbench" send -impl net -addr "$lossnet.2:5001" -bytes "$LOSS_BYTES" -name "Loss$rate/linux-sends" | tee -a "$results"
+			k1=$(timeouts_kernel); s1=$(timeouts_saturn "$inst")
+			SATURN_INSTANCE=$inst flock "$LOCK" "$work/usertcpbench" send -impl saturn -addr "$lossnet.1:5002" -bytes "$LOSS_BYTES" -name "Loss$rate/saturn-sends" | tee -a "$results"
+			k2=$(timeouts_kernel); s2=$(timeouts_saturn "$inst")
+			echo "#   RTOs: linux-sends: kernel ${k0:-?} → ${k1:-?}; saturn-sends: saturn ${s1:-?} → ${s2:-?} (saturn's receiver meanwhile: ${s0:-?} → ${s1:-?})"
+		done
+		SATURN_INSTANCE=$inst "$work/saturn" supervisor stop >/dev/null 2>&1 || true
+		ip netns del "$ns_loss" 2>/dev/null || true
 	done
 fi
 
@@ -266,6 +309,12 @@ echo
 if phase bulk; then
 	go run ./bench/benchsum -metric MB/s -ratio 'Bulk/kernel-to-saturn//Bulk/veth' -ratio 'Bulk/saturn-to-kernel//Bulk/veth' \
 		< <(grep '^BenchmarkBulk' "$results")
+	echo
+fi
+if phase loss; then
+	ratios=()
+	for rate in $LOSS; do ratios+=(-ratio "Loss$rate/saturn-sends//Loss$rate/linux-sends"); done
+	go run ./bench/benchsum -metric MB/s "${ratios[@]}" < <(grep '^BenchmarkLoss' "$results")
 	echo
 fi
 if phase http; then
