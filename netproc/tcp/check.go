@@ -80,6 +80,18 @@ func (c *Conn) Check() error {
 		}
 		prev = b.end
 	}
+	l := &c.rack.log
+	if int(l.n) > len(l.r) {
+		return bad("%d transmission-log ranges", l.n)
+	}
+	prev = s.una
+	for i := 0; i < int(l.n); i++ {
+		r := l.r[i]
+		if r.start.LessThan(prev) || !r.start.LessThan(r.end) || r.end.GreaterThan(s.nxt) {
+			return bad("transmission-log range %d [%d,%d) outside [%d,%d]", i, r.start, r.end, prev, s.nxt)
+		}
+		prev = r.end
+	}
 	if c.state.synchronized() && c.state != StateTimeWait && c.cc.Cwnd == 0 {
 		return bad("zero cwnd")
 	}

@@ -72,6 +72,7 @@ type Conn struct {
 	sack scoreboard
 	rtt  rttState
 	rec  recovery
+	rack rackState
 	cc   CCState
 	tm   timers
 	lim  limits

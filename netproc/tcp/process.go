@@ -75,6 +75,7 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 	}
 	// The sequence-number test (first check of 3.10.7.4).
 	seq, payload, fin := seg.Seq, seg.Payload, f&FlagFIN != 0
+	var dup [2]seqnum.Value // the part already received, for a D-SACK
 	wnd := uint32(0)
 	if c.rcv.nxt.LessThan(c.rcv.adv) {
 		wnd = uint32(c.rcv.nxt.Size(c.rcv.adv))
@@ -90,6 +91,10 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 			}
 		} else {
 			if f&FlagRST == 0 {
+				if end := seq.Add(seqnum.Size(len(payload))); len(payload) > 0 && end.LessThanEq(c.rcv.nxt) {
+					// An old duplicate: report it (RFC 2883, 4.1).
+					c.setDSACK(seq, end)
+				}
 				c.oowACK(e, hasData)
 			}
 			e.st.Drops[DropOutOfWindow]++
@@ -99,6 +104,9 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 	// Keep only the part inside the window.
 	if seq.LessThan(c.rcv.nxt) {
 		d := uint32(seq.Size(c.rcv.nxt))
+		if len(payload) > 0 {
+			dup = [2]seqnum.Value{seq, seqnum.Min(c.rcv.nxt, seq.Add(seqnum.Size(len(payload))))}
+		}
 		if d >= uint32(len(payload)) {
 			fin = fin && d == uint32(len(payload))
 			payload = nil
@@ -154,6 +162,9 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 			c.sendRST(e)
 			c.closed(e, errAborted)
 			return
+		}
+		if dup[0] != dup[1] {
+			c.setDSACK(dup[0], dup[1])
 		}
 		c.acceptData(e, seq, payload, fin)
 	default:
@@ -282,9 +293,25 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 		return false
 	}
 	newSACK := false
+	var delivered uint32
 	if c.sack.ok && seg.Options.NumSACK > 0 {
 		n := min(int(seg.Options.NumSACK), len(seg.Options.SACK))
-		newSACK = c.sack.update(seg.Options.SACK[:n], seqnum.Max(ack, c.snd.una), c.snd.nxt)
+		blocks := seg.Options.SACK[:n]
+		if isDSACK(blocks, ack) {
+			e.st.DSACKsRecv++
+			c.rackDSACK()
+			blocks = blocks[1:]
+		}
+		if c.rackOn() {
+			var rb [len(seg.Options.SACK)]seqRange
+			for i, b := range blocks {
+				rb[i] = seqRange{seqnum.Value(b.Start), seqnum.Value(b.End)}
+			}
+			delivered = c.rackOnAck(e, ack, rb[:len(blocks)])
+		}
+		newSACK = c.sack.update(blocks, seqnum.Max(ack, c.snd.una), c.snd.nxt)
+	} else if c.rackOn() {
+		delivered = c.rackOnAck(e, ack, nil)
 	}
 	if ack.GreaterThan(c.snd.una) {
 		c.newAck(e, seg)
@@ -299,6 +326,9 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 		c.snd.wnd = uint32(seg.Window) << c.snd.shift
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 		c.snd.wl1, c.snd.wl2 = seg.Seq, ack
+	}
+	if c.rackOn() {
+		c.rackAfterAck(e, delivered)
 	}
 	switch c.state {
 	case StateFinWait1:

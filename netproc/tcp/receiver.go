@@ -27,6 +27,12 @@ type recvState struct {
 	finSeq     seqnum.Value // its sequence number
 	finRcvd    bool         // the FIN has been taken in order
 
+	// dsack: a duplicate segment arrived; dsackRange is what it
+	// duplicated, reported in the first SACK block of the next segment
+	// (RFC 2883).
+	dsack      bool
+	dsackRange seqRange
+
 	ackNow      bool         // an ACK must go out in this Step
 	unacked     uint8        // full segments received since our last ACK
 	lastAckSent seqnum.Value // Last.ACK.sent of RFC 7323, 4.3
@@ -104,7 +110,9 @@ func (c *Conn) acceptData(e *env, seq seqnum.Value, payload []byte, fin bool) {
 				c.scheduleACK(e, len(payload))
 			}
 		} else {
-			if c.insertOOO(seq, seq.Add(seqnum.Size(len(payload)))) {
+			end := seq.Add(seqnum.Size(len(payload)))
+			c.noteDuplicate(seq, end)
+			if c.insertOOO(seq, end) {
 				c.copyIn(e.rcv, seq, payload)
 				e.st.OFOQueued++
 			} else {
@@ -122,6 +130,32 @@ func (c *Conn) acceptData(e *env, seq seqnum.Value, payload []byte, fin bool) {
 	if r.finPending && r.finSeq == r.nxt {
 		c.finArrived(e)
 	}
+}
+
+// noteDuplicate records, for a D-SACK (RFC 2883), the part of the
+// out-of-order data [s, e) that had already arrived: the first range it
+// overlaps.
+func (c *Conn) noteDuplicate(s, e seqnum.Value) {
+	if !c.sack.ok {
+		return
+	}
+	for i := 0; i < int(c.rcv.nOOO); i++ {
+		o := c.rcv.ooo[i]
+		if a, b, ok := seqnum.Overlap(s, e, o.start, o.end); ok {
+			c.setDSACK(a, b)
+			return
+		}
+	}
+}
+
+// setDSACK reports [s, e) as duplicated in the next segment's first SACK
+// block.
+func (c *Conn) setDSACK(s, e seqnum.Value) {
+	if !c.sack.ok || !s.LessThan(e) {
+		return
+	}
+	c.rcv.dsack, c.rcv.dsackRange = true, seqRange{s, e}
+	c.rcv.ackNow = true
 }
 
 // scheduleACK applies the delayed-ACK rules to in-order data: ACK at least

@@ -50,7 +50,7 @@ type recovery struct {
 // loss one retransmission in twenty is lost; each cost an RTO before.
 func (c *Conn) lostRetransmit(e *env) {
 	r := &c.rec
-	if !c.cfg.FastLossRecovery || r.mode != modeSACK || !r.unaRxt || c.sack.n == 0 {
+	if !c.cfg.FastLossRecovery || c.rackOn() || r.mode != modeSACK || !r.unaRxt || c.sack.n == 0 {
 		return
 	}
 	highest := c.sack.blocks[c.sack.n-1].end
@@ -85,6 +85,9 @@ func (c *Conn) lostEdge() seqnum.Value {
 // that are neither SACKed nor deemed lost, plus the lost bytes already
 // retransmitted.
 func (c *Conn) pipe() uint32 {
+	if c.rackOn() {
+		return c.rackPipe()
+	}
 	una, nxt := c.snd.una, c.snd.nxt
 	out := uint32(una.Size(nxt)) - c.sack.sackedIn(una, nxt)
 	lost := c.lostEdge()
@@ -102,7 +105,11 @@ func (c *Conn) enterLoss(e *env) {
 	ev := c.ccEvent(e)
 	ev.Repeated = c.rec.mode == modeLoss && c.rtt.backoff > 1
 	ccFor(c.cc.Algo).OnTimeout(&c.cc, ev)
-	c.sack.reset()
+	if c.rackOn() {
+		c.rackOnTimeout(e, ev.Repeated)
+	} else {
+		c.sack.reset()
+	}
 	c.rec = recovery{mode: modeLoss, recover: c.snd.nxt, highRxt: c.snd.una}
 	c.rtt.timing = false // Karn: nothing in flight may be timed
 }
@@ -128,6 +135,12 @@ func (c *Conn) enterRecovery(e *env) {
 		c.rec.mode = modeNewReno
 	}
 	c.rec.recover = c.snd.nxt
+	if c.rackOn() {
+		// RACK marked what is lost; output sends it as PRR allows.
+		c.rack.prrDelivered, c.rack.prrOut = 0, 0
+		c.rack.recoverFS = uint32(flight)
+		return
+	}
 	// Retransmit the first unacknowledged segment at once (RFC 6675, 5,
 	// step 4.3; RFC 6582, step 2), whatever pipe says.
 	end := c.retransmitFrom(e, c.snd.una)
@@ -173,6 +186,9 @@ func (c *Conn) duplicateAck(e *env) {
 	}
 	switch c.rec.mode {
 	case modeOpen:
+		if c.rackOn() {
+			return // RACK decides (rackDetect)
+		}
 		lost := c.sack.ok && c.sack.lostEdge(c.snd.una, uint32(c.snd.mss)).GreaterThan(c.snd.una)
 		if c.rec.dupAcks >= dupThresh || lost || c.earlyRetransmit() {
 			// RFC 6582, 3.2 step 1: no new recovery until data sent after
@@ -207,6 +223,7 @@ func (c *Conn) recoveryOnAck(e *env, acked uint32) bool {
 		if c.snd.una.GreaterThanEq(r.recover) {
 			r.mode = modeOpen // RFC 6675, 5: recovery ends; cwnd stays ssthresh
 			c.cc.Cwnd = c.cc.Ssthresh
+			c.rackRecoveryEnded()
 		}
 		return false
 	case modeNewReno:
@@ -235,6 +252,7 @@ func (c *Conn) recoveryOnAck(e *env, acked uint32) bool {
 	case modeLoss:
 		if c.snd.una.GreaterThanEq(r.recover) {
 			r.mode = modeOpen
+			c.rackRecoveryEnded()
 		}
 		return true // slow start after a timeout (RFC 5681, 3.1)
 	}

@@ -223,6 +223,8 @@ func (h *harness) run(t *testing.T, line string) string {
 		fmt.Fprintf(&b, "buffered=%d readable=%d ooo=%d sacked=%d\n", i.Buffered, i.Readable, i.OOORanges, i.SACKed)
 	case "stats":
 		h.printStats(&b)
+	case "rack":
+		h.printRACK(&b)
 	default:
 		return fail("unknown command %q", cmd)
 	}
@@ -248,6 +250,8 @@ func (h *harness) config(t *testing.T, kv map[string]string) (Config, int, int) 
 			cfg.DisableSACK = v == "off"
 		case "nodelay":
 			cfg.NoDelay = true
+		case "fast":
+			cfg.FastLossRecovery = true
 		case "delack":
 			if v == "off" {
 				cfg.DelayedACK = -1
@@ -464,4 +468,30 @@ func (h *harness) printStats(b *strings.Builder) {
 		}
 	}
 	b.WriteString(strings.Join(parts, " ") + "\n")
+}
+
+// printRACK prints RACK's state and the transmission log, times relative
+// to the script's start.
+func (h *harness) printRACK(b *strings.Builder) {
+	rk := &h.c.rack
+	at := func(us uint32) time.Duration { return usDur(us - usec(Time(time.Second))) }
+	fmt.Fprintf(b, "rack: rtt=%v minrtt=%v reownd=%v reoseen=%v mult=%d pipe=%d cwnd=%d",
+		usDur(rk.rtt), usDur(rk.minRTT), h.c.reoWnd(), rk.reoSeen, max(rk.reoMult, 1), h.c.pipe(), h.c.cc.Cwnd)
+	if rk.valid {
+		fmt.Fprintf(b, " xmit=%v end=%d", at(rk.xmit), rk.endSeq)
+	}
+	b.WriteString("\nlog:")
+	for i := 0; i < int(rk.log.n); i++ {
+		r := rk.log.r[i]
+		fmt.Fprintf(b, " %d-%d@%v", r.start, r.end, at(r.sent))
+		for _, f := range []struct {
+			bit  uint8
+			name string
+		}{{txSACKed, "sacked"}, {txRetx, "retx"}, {txLost, "lost"}} {
+			if r.flags&f.bit != 0 {
+				b.WriteString("," + f.name)
+			}
+		}
+	}
+	b.WriteString("\n")
 }

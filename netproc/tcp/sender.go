@@ -30,14 +30,18 @@ func (c *Conn) canSendData() bool {
 
 // sackBlocksToSend returns how many SACK blocks our next segment carries.
 func (c *Conn) sackBlocksToSend() int {
-	if !c.sack.ok || c.rcv.nOOO == 0 {
+	n := int(c.rcv.nOOO)
+	if c.rcv.dsack {
+		n++
+	}
+	if !c.sack.ok || n == 0 {
 		return 0
 	}
 	limit := maxSACKBlocksNoTS
 	if c.ts.ok {
 		limit = maxSACKBlocksTS
 	}
-	return min(int(c.rcv.nOOO), limit)
+	return min(n, limit)
 }
 
 // payloadMax returns the data bytes a full segment carries: the send MSS
@@ -86,12 +90,25 @@ func (c *Conn) sendOne(e *env) bool {
 	mss := c.payloadMax()
 	cwnd := c.cc.Cwnd
 	pipe := c.pipe()
+	if c.rackOn() && pipe < cwnd {
+		// Linux's loss recovery counts the window in segments: a segment
+		// may go while pipe is below cwnd (tcp_cwnd_test). Counted in
+		// bytes, a window that is not a multiple of the segment size
+		// (after a multiplicative decrease) would leave its last fraction
+		// unused, and a window of a few segments would lose one of them.
+		cwnd = pipe + (cwnd-pipe+mss-1)/mss*mss
+	}
 	switch c.rec.mode {
 	case modeSACK, modeLoss:
 		if pipe >= cwnd || cwnd-pipe < mss {
 			return false
 		}
-		if s, ok := c.nextLost(); ok {
+		if c.rackOn() {
+			if s, end, ok := c.rackNextLost(); ok {
+				c.sendRange(e, s, seqnum.Min(end, s.Add(seqnum.Size(mss))))
+				return true
+			}
+		} else if s, ok := c.nextLost(); ok {
 			end := c.retransmitFrom(e, s)
 			c.rec.highRxt = seqnum.Max(c.rec.highRxt, end)
 			return end != s
@@ -172,6 +189,9 @@ func (c *Conn) sendRange(e *env, s, end seqnum.Value) {
 		seg.Flags |= FlagFIN
 	}
 	c.transmit(e, seg)
+	if c.rackOn() {
+		c.rackSent(e, s, s.Add(seg.SeqLen()))
+	}
 	if s.LessThan(c.snd.nxt) {
 		e.st.RetransSegs++
 		c.rtt.timing = false // Karn's algorithm (RFC 6298, 3)
@@ -217,7 +237,7 @@ func (c *Conn) transmit(e *env, seg Segment) {
 			seg.Options.TSEcr = c.ts.recent
 		}
 		if seg.Flags&FlagRST == 0 {
-			c.fillSACK(&seg.Options)
+			c.fillSACK(&seg.Options, e)
 		}
 	}
 	if seg.Flags&FlagACK != 0 {
@@ -234,15 +254,23 @@ func (c *Conn) transmit(e *env, seg Segment) {
 	e.out.Segments = append(e.out.Segments, seg)
 }
 
-// fillSACK adds our SACK blocks: the most recently changed range first,
-// then the others by recency (RFC 2018, 4).
-func (c *Conn) fillSACK(o *header.TCPOptions) {
+// fillSACK adds our SACK blocks: a D-SACK first if a duplicate arrived
+// (RFC 2883, 4: reported once), then the most recently changed range, then
+// the others by recency (RFC 2018, 4).
+func (c *Conn) fillSACK(o *header.TCPOptions, e *env) {
 	n := c.sackBlocksToSend()
 	if n == 0 {
 		return
 	}
+	k0 := 0
+	if c.rcv.dsack {
+		o.SACK[0] = header.SACKBlock{Start: uint32(c.rcv.dsackRange.start), End: uint32(c.rcv.dsackRange.end)}
+		c.rcv.dsack = false
+		e.st.DSACKsSent++
+		k0 = 1
+	}
 	var used [oooSlots]bool
-	for k := 0; k < n; k++ {
+	for k := k0; k < n; k++ {
 		best := -1
 		for i := 0; i < int(c.rcv.nOOO); i++ {
 			if !used[i] && (best < 0 || c.rcv.ooo[i].stamp > c.rcv.ooo[best].stamp) {

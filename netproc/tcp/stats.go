@@ -36,6 +36,8 @@ type Stats struct {
 	TimeWaitRecycled uint64 // TIME-WAIT connections ended by a new SYN
 	LostRetransmits  uint64 // retransmissions detected lost by SACK, and sent again
 	LossProbes       uint64 // tail loss probes sent (RFC 8985, 7)
+	DSACKsRecv       uint64 // ACKs received whose first SACK block was a D-SACK (RFC 2883)
+	DSACKsSent       uint64 // ACKs sent with a D-SACK block (RFC 2883)
 
 	// Drops counts discarded segments by reason.
 	Drops [NumDropReasons]uint64
@@ -108,6 +110,8 @@ func (s *Stats) Add(o *Stats) {
 	s.TimeWaitRecycled += o.TimeWaitRecycled
 	s.LostRetransmits += o.LostRetransmits
 	s.LossProbes += o.LossProbes
+	s.DSACKsRecv += o.DSACKsRecv
+	s.DSACKsSent += o.DSACKsSent
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}

@@ -15,6 +15,7 @@ type timers struct {
 	keep    Time // keep-alive (RFC 9293, 3.8.4)
 	close   Time // TIME-WAIT or orphaned FIN-WAIT-2 expiry
 	tlp     Time // tail loss probe (RFC 8985, 7)
+	reo     Time // RACK's reordering timer (RFC 8985, 6.2, step 5)
 
 	persistBackoff uint8
 	keepProbes     uint8
@@ -24,7 +25,7 @@ type timers struct {
 // nextDeadline returns the earliest armed deadline, or zero.
 func (c *Conn) nextDeadline() Time {
 	var d Time
-	for _, t := range [...]Time{c.tm.rto, c.tm.delack, c.tm.persist, c.tm.keep, c.tm.close, c.tm.tlp} {
+	for _, t := range [...]Time{c.tm.rto, c.tm.delack, c.tm.persist, c.tm.keep, c.tm.close, c.tm.tlp, c.tm.reo} {
 		if t != 0 && (d == 0 || t < d) {
 			d = t
 		}
@@ -47,6 +48,10 @@ func (c *Conn) timerFired(e *env) {
 		if c.state == StateClosed {
 			return
 		}
+	}
+	if c.tm.reo != 0 && now >= c.tm.reo {
+		c.tm.reo = 0
+		c.rackTimerFired(e)
 	}
 	if c.tm.tlp != 0 && now >= c.tm.tlp {
 		c.tm.tlp = 0

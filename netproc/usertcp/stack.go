@@ -150,12 +150,12 @@ func New(cfg Config) (*Stack, error) {
 func (s *Stack) Name() string { return "usertcp" }
 
 // Costs implements backend.Coster: a connection's record in the table
-// (recordSize) and its share of netproc's heap (the shell's conn, its
+// (recordSize, 2 KiB since the core keeps RACK's transmission log) and its share of netproc's heap (the shell's conn, its
 // demultiplexing entry, the handler's socket, its timer), measured at
 // 100,000 idle connections (docs/benchmarks.md, "connections"). The
 // buffers behind the record cost what they hold (conn.Buffered): their
 // pages are given back once they empty.
-func (s *Stack) Costs() backend.Costs { return backend.Costs{Socket: 2048} }
+func (s *Stack) Costs() backend.Costs { return backend.Costs{Socket: 3072} }
 
 // Capacity implements backend.Capacity: the connection table's records,
 // which every app's connections share (with those in TIME-WAIT, which no
@@ -222,7 +222,9 @@ func (s *Stack) Close() error {
 	errs = append(errs, s.dev.close())
 	if ns := s.tab.createdNamespace(); ns != "" && ns == s.cfg.Namespace && (s.netns == nil || !s.netns.CreatedNamespace()) {
 		// An earlier incarnation of this instance's netproc created it.
-		if err := link.DeleteNamespace(ns); err != nil && !errors.Is(err, syscall.ENOENT) {
+		// Without privileges (EPERM: netproc runs as its own user) the
+		// supervisor removes it when the instance stops.
+		if err := link.DeleteNamespace(ns); err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.EPERM) {
 			errs = append(errs, err)
 		}
 	}

@@ -64,9 +64,9 @@ import (
 // whole, and every record found in use is checked with tcp.Conn.Check.
 const (
 	tableMagic   = leftover.Magic
-	tableVersion = 1
+	tableVersion = 2
 	headerSize   = 4096
-	recordSize   = 1024
+	recordSize   = 2048
 	connOffset   = 64
 	pageSize     = 4096
 )
