@@ -12,6 +12,8 @@ import (
 // The operations. Each checks everything it reads from the entry (the
 // loop has checked the opcode, flags and reserved bits, and Submit the
 // buffer) and either completes o now or leaves it waiting on a socket.
+// The preambles they share are at the end of the file: each helper that
+// reports false has failed o already, and the operation just returns.
 
 func (h *Handler) listen(o *op) {
 	if len(o.buf) < proto.SockAddrSize {
@@ -24,8 +26,7 @@ func (h *Handler) listen(o *op) {
 		h.fail(o, syscall.EINVAL)
 		return
 	}
-	if err := h.permit(o.sub.Op, addr); err != nil {
-		h.fail(o, err)
+	if !h.permitted(o, addr) {
 		return
 	}
 	app := o.app
@@ -36,9 +37,7 @@ func (h *Handler) listen(o *op) {
 		h.fail(o, syscall.EACCES)
 		return
 	}
-	if app.sockets() >= app.limits.Sockets {
-		h.overLimit(app, "sockets", int64(app.limits.Sockets))
-		h.fail(o, syscall.EMFILE)
+	if !h.underSocketLimit(o) {
 		return
 	}
 	key := orphanKey{app: app.name, uid: app.uid, addr: addr, flags: flags}
@@ -70,11 +69,11 @@ func (h *Handler) listen(o *op) {
 }
 
 func (h *Handler) accept(o *op) {
-	s, errno := o.app.lookup(o.sub.Handle)
-	switch {
-	case errno != 0:
-		h.fail(o, errno)
+	s, ok := h.sockOf(o)
+	if !ok {
 		return
+	}
+	switch {
 	case s.ln == nil:
 		h.fail(o, syscall.EINVAL) // accept on a connection, as accept(2) says
 		return
@@ -85,8 +84,7 @@ func (h *Handler) accept(o *op) {
 	if len(s.accepts) == 0 && s.ready&backend.Readable != 0 && s.tryAccept(o) {
 		return
 	}
-	if h.admit(o) {
-		o.sock = s
+	if h.waitOn(o, s) {
 		s.accepts = append(s.accepts, o)
 	}
 }
@@ -107,14 +105,8 @@ func (h *Handler) connect(o *op) {
 		h.fail(o, syscall.EINVAL)
 		return
 	}
-	if err := h.permit(o.sub.Op, addr); err != nil {
-		h.fail(o, err)
-		return
-	}
 	app := o.app
-	if app.sockets() >= app.limits.Sockets {
-		h.overLimit(app, "sockets", int64(app.limits.Sockets))
-		h.fail(o, syscall.EMFILE)
+	if !h.permitted(o, addr) || !h.underSocketLimit(o) {
 		return
 	}
 	if !h.admitSocket(app, o) || !h.admitConnection(app, o) || !h.admit(o) {
@@ -143,14 +135,11 @@ func (h *Handler) connect(o *op) {
 }
 
 func (h *Handler) send(o *op) {
-	s, errno := o.app.lookup(o.sub.Handle)
+	s, ok := h.connOf(o)
+	if !ok {
+		return
+	}
 	switch {
-	case errno != 0:
-		h.fail(o, errno)
-		return
-	case s.conn == nil || s.connecting != nil:
-		h.fail(o, syscall.ENOTCONN)
-		return
 	case o.sub.Len == 0:
 		h.complete(o, 0, 0)
 		return
@@ -164,22 +153,18 @@ func (h *Handler) send(o *op) {
 		}
 		return
 	}
-	if h.admit(o) {
-		o.sock = s
+	if h.waitOn(o, s) {
 		s.queueSend(o)
 	}
 }
 
 func (h *Handler) recv(o *op) {
-	s, errno := o.app.lookup(o.sub.Handle)
+	s, ok := h.connOf(o)
+	if !ok {
+		return
+	}
 	flags := proto.RecvFlag(o.sub.Args[0])
 	switch {
-	case errno != 0:
-		h.fail(o, errno)
-		return
-	case s.conn == nil || s.connecting != nil:
-		h.fail(o, syscall.ENOTCONN)
-		return
 	case flags&^proto.KnownRecvFlags != 0:
 		h.fail(o, syscall.EINVAL)
 		return
@@ -193,30 +178,24 @@ func (h *Handler) recv(o *op) {
 	if len(s.recvs) == 0 && s.ready&backend.Readable != 0 && s.tryRecv(o) {
 		return
 	}
-	if h.admit(o) {
-		o.sock = s
+	if h.waitOn(o, s) {
 		s.recvs = append(s.recvs, o)
 	}
 }
 
 func (h *Handler) shutdown(o *op) {
-	s, errno := o.app.lookup(o.sub.Handle)
-	switch {
-	case errno != 0:
-		h.fail(o, errno)
+	s, ok := h.connOf(o)
+	if !ok {
 		return
-	case s.conn == nil || s.connecting != nil:
-		h.fail(o, syscall.ENOTCONN)
-		return
-	case o.sub.Args[0] > proto.ShutBoth:
+	}
+	if o.sub.Args[0] > proto.ShutBoth {
 		h.fail(o, syscall.EINVAL)
 		return
 	}
 	if o.sub.Args[0] != proto.ShutRead && (len(s.sends) > 0 || s.streamBehind(o)) {
 		// Sends go out before the end of the stream: wait behind them
 		// (and behind the replays of those the dead incarnation took).
-		if h.admit(o) {
-			o.sock = s
+		if h.waitOn(o, s) {
 			s.queueSend(o)
 		}
 		return
@@ -225,9 +204,8 @@ func (h *Handler) shutdown(o *op) {
 }
 
 func (h *Handler) closeOp(o *op) {
-	s, errno := o.app.lookup(o.sub.Handle)
-	if errno != 0 {
-		h.fail(o, errno)
+	s, ok := h.sockOf(o)
+	if !ok {
 		return
 	}
 	if o.sub.Flags&proto.FlagStream != 0 && s.stream != nil {
@@ -252,12 +230,12 @@ func (h *Handler) closeOp(o *op) {
 }
 
 func (h *Handler) setsockopt(o *op) {
-	s, errno := o.app.lookup(o.sub.Handle)
+	s, ok := h.sockOf(o)
+	if !ok {
+		return
+	}
 	opt, v := proto.SockOpt(o.sub.Args[0]), int64(o.sub.Args[1])
 	switch {
-	case errno != 0:
-		h.fail(o, errno)
-		return
 	case !opt.Valid():
 		h.fail(o, syscall.ENOPROTOOPT)
 		return
@@ -280,12 +258,11 @@ func (h *Handler) setsockopt(o *op) {
 }
 
 func (h *Handler) sockname(o *op) {
-	s, errno := o.app.lookup(o.sub.Handle)
-	switch {
-	case errno != 0:
-		h.fail(o, errno)
+	s, ok := h.sockOf(o)
+	if !ok {
 		return
-	case len(o.buf) < proto.SockAddrSize:
+	}
+	if len(o.buf) < proto.SockAddrSize {
 		h.fail(o, syscall.EINVAL)
 		return
 	}
@@ -294,8 +271,7 @@ func (h *Handler) sockname(o *op) {
 		h.complete(o, proto.SockAddrSize, 0)
 		return
 	}
-	if s.conn == nil || s.connecting != nil {
-		h.fail(o, syscall.ENOTCONN)
+	if !h.connected(o, s) {
 		return
 	}
 	peer, err := s.conn.PeerAddr()
@@ -329,10 +305,63 @@ func (h *Handler) cancel(o *op) {
 	h.complete(o, 0, 0)
 }
 
-// permit asks Options.Permit about addr.
-func (h *Handler) permit(op proto.Op, addr netip.AddrPort) error {
-	if h.opts.Permit == nil {
-		return nil
+// sockOf looks up the socket o names (EBADF, or ECONNRESET for a handle
+// of a dead incarnation).
+func (h *Handler) sockOf(o *op) (*sock, bool) {
+	s, errno := o.app.lookup(o.sub.Handle)
+	if errno != 0 {
+		h.fail(o, errno)
+		return nil, false
 	}
-	return h.opts.Permit(op, addr)
+	return s, true
+}
+
+// connOf is sockOf for the operations of a connection: a listener, or a
+// socket still connecting, is ENOTCONN.
+func (h *Handler) connOf(o *op) (*sock, bool) {
+	s, ok := h.sockOf(o)
+	return s, ok && h.connected(o, s)
+}
+
+// connected fails o with ENOTCONN unless s is a connection, connected.
+func (h *Handler) connected(o *op, s *sock) bool {
+	if s.conn == nil || s.connecting != nil {
+		h.fail(o, syscall.ENOTCONN)
+		return false
+	}
+	return true
+}
+
+// waitOn admits o as waiting on s (see admit); the caller then queues it
+// where s keeps operations of its kind.
+func (h *Handler) waitOn(o *op, s *sock) bool {
+	if !h.admit(o) {
+		return false
+	}
+	o.sock = s
+	return true
+}
+
+// underSocketLimit fails o with EMFILE if its app holds as many sockets as
+// its limit allows.
+func (h *Handler) underSocketLimit(o *op) bool {
+	app := o.app
+	if app.sockets() >= app.limits.Sockets {
+		h.overLimit(app, "sockets", int64(app.limits.Sockets))
+		h.fail(o, syscall.EMFILE)
+		return false
+	}
+	return true
+}
+
+// permitted asks Options.Permit about o's address.
+func (h *Handler) permitted(o *op, addr netip.AddrPort) bool {
+	if h.opts.Permit == nil {
+		return true
+	}
+	if err := h.opts.Permit(o.sub.Op, addr); err != nil {
+		h.fail(o, err)
+		return false
+	}
+	return true
 }
