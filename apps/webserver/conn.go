@@ -27,7 +27,8 @@ var (
 )
 
 // parker is a connection that can wait for its next bytes without a
-// goroutine: appproc's TCPConn. WaitRead calls f, on a goroutine of its
+// goroutine: appproc's TCPConn (a *tls.Conn over one is not: see tls.go).
+// WaitRead calls f, on a goroutine of its
 // own, once a Read would not block (bytes came, the stream ended or
 // failed, the connection closed, or the read deadline passed).
 type parker interface {
@@ -61,6 +62,7 @@ type conn struct {
 	wbufHandle *[]byte
 	writes     uint64 // writes begun on nc: a response begun since is partly out
 	firstReq   bool
+	handshook  bool // a TLS connection's handshake is done (see handshake)
 
 	// Per-request state, reset by each request.
 	req      request
@@ -92,6 +94,13 @@ var errParked = errors.New("webserver: parked")
 // serve runs the connection until the client leaves, a request forces a
 // close, or the server shuts down, or until it parks.
 func (c *conn) serve() {
+	if h, ok := c.nc.(handshaker); ok && !c.handshook {
+		c.handshook = true
+		if !c.handshake(h) {
+			c.close()
+			return
+		}
+	}
 	if c.run() {
 		return // parked
 	}

@@ -61,6 +61,25 @@
 // the open-file cache, so that what is served is never older than its
 // validity: in saturn a hit then costs no round trip to diskproc at all.
 //
+// # HTTPS
+//
+// HTTPS is the same server over crypto/tls: give Serve a listener made by
+// tls.NewListener with a tls.Config from Certificate.TLSConfig (or any
+// other). Each accepted *tls.Conn does its handshake on the connection's
+// goroutine before its first request, within HeaderTimeout; a client that
+// speaks plain HTTP to it is answered 400. Certificate.Reload swaps the
+// certificate for the handshakes that follow (saturn's app does it on
+// SIGHUP). Bodies are encrypted through the write buffer: no sendfile and
+// no WriteFrom.
+//
+// A TLS connection does not park while idle, as a plain one on appproc's
+// connections does (giving back its goroutine and read buffer): crypto/tls
+// reads ahead of what it hands out and keeps records it has decrypted but
+// not yet returned, so the underlying connection's readiness says nothing
+// about whether a Read would block. An idle keep-alive TLS connection
+// therefore keeps its goroutine and its read buffer, and crypto/tls's own
+// buffers, for as long as IdleTimeout allows.
+//
 // # Files that change
 //
 // A file truncated, rewritten, replaced or deleted while it is served, or

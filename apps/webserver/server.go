@@ -61,23 +61,42 @@ func New(cfg Config) (*Server, error) {
 // path: stop accepting, finish the requests in flight, return). It returns
 // nil after a clean shutdown.
 func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
+	return ServeListeners(ctx, cfg, ln)
+}
+
+// ServeListeners is Serve for one server on several listeners (plain HTTP
+// and HTTPS, say): if one fails, the others are shut down too and its
+// error is returned.
+func ServeListeners(ctx context.Context, cfg Config, lns ...net.Listener) error {
 	s, err := New(cfg)
 	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
 		return err
 	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
+	if len(lns) == 0 {
+		return errors.New("webserver: no listener to serve")
+	}
+	served := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { served <- s.Serve(ln) }()
+	}
+	pending := len(lns)
 	select {
-	case err := <-served:
+	case err = <-served:
+		pending--
+		// A listener failed: stop at once, as a server with one would.
 		s.Close()
-		return err
 	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		err = s.Shutdown(sctx)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err = s.Shutdown(sctx)
-	if serr := <-served; !errors.Is(serr, ErrServerClosed) && err == nil {
-		err = serr
+	for ; pending > 0; pending-- {
+		if serr := <-served; !errors.Is(serr, ErrServerClosed) && err == nil {
+			err = serr
+		}
 	}
 	return err
 }
