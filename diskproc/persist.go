@@ -1,7 +1,6 @@
 package diskproc
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"saturn/internal/serverkit"
 	"saturn/proto"
 )
 
@@ -76,47 +76,31 @@ type persistTable struct {
 }
 
 // openPersist maps f and checks or initialises its header. A nil f gets a
-// private memfd (an in-process server, in tests).
+// private memfd of size bytes (an in-process server, in tests).
 func openPersist(f *os.File, size int64) (*persistTable, error) {
-	if f == nil {
-		fd, err := unix.MemfdCreate("saturn-diskproc-persist", unix.MFD_CLOEXEC)
-		if err != nil {
-			return nil, fmt.Errorf("diskproc: persistent memory: %w", err)
-		}
-		f = os.NewFile(uintptr(fd), "persist")
-		defer f.Close()
-		if err := f.Truncate(size); err != nil {
-			return nil, fmt.Errorf("diskproc: persistent memory: %w", err)
-		}
+	if f != nil {
+		size = 0 // the supervisor's, as it is
 	}
-	st, err := f.Stat()
+	mem, err := serverkit.MapPersist(f, "saturn-diskproc-persist", size)
 	if err != nil {
-		return nil, fmt.Errorf("diskproc: persistent memory: %w", err)
+		return nil, fmt.Errorf("diskproc: %w", err)
 	}
-	if st.Size() < persistHeader+slotSize {
-		return nil, fmt.Errorf("diskproc: persistent memory of %d bytes is too small for one slot", st.Size())
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("diskproc: mapping persistent memory: %w", err)
+	if len(mem) < persistHeader+slotSize {
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("diskproc: persistent memory of %d bytes is too small for one slot", len(mem))
 	}
 	p := &persistTable{mem: mem, slots: (len(mem) - persistHeader) / slotSize}
-	le := binary.LittleEndian
-	switch {
-	case bytes.Equal(mem[:8], make([]byte, 8)): // first start: all zeros
-		le.PutUint32(mem[8:], persistVersion)
-		le.PutUint32(mem[12:], slotSize)
-		le.PutUint32(mem[16:], uint32(p.slots))
-		copy(mem, persistMagic) // last: a header is valid once it has its magic
-	case string(mem[:8]) != persistMagic:
-		magic := string(mem[:8]) // a copy: the mapping goes next
+	hdr := serverkit.PersistHeader{Magic: persistMagic, Fields: []serverkit.PersistField{
+		{Name: "version", Off: 8, Size: 4, Want: persistVersion},
+		{Name: "slot size", Off: 12, Size: 4, Want: slotSize},
+		{Name: "slots", Off: 16, Size: 4, Want: uint64(p.slots)},
+	}}
+	switch verdict, what := hdr.Check(mem); verdict {
+	case serverkit.PersistFresh:
+		hdr.Write(mem)
+	case serverkit.PersistForeign, serverkit.PersistOtherLayout:
 		unix.Munmap(mem)
-		return nil, fmt.Errorf("diskproc: persistent memory holds something else (magic %q)", magic)
-	case le.Uint32(mem[8:]) != persistVersion || le.Uint32(mem[12:]) != slotSize || le.Uint32(mem[16:]) != uint32(p.slots):
-		err := fmt.Errorf("diskproc: persistent memory has version %d, slots of %d bytes and %d slots; this binary wants %d, %d and %d",
-			le.Uint32(mem[8:]), le.Uint32(mem[12:]), le.Uint32(mem[16:]), persistVersion, slotSize, p.slots)
-		unix.Munmap(mem)
-		return nil, err
+		return nil, fmt.Errorf("diskproc: persistent memory holds %s", what)
 	}
 	return p, nil
 }

@@ -1,7 +1,6 @@
 package usertcp
 
 import (
-	"bytes"
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"saturn/internal/serverkit"
 	"saturn/netproc/leftover"
 	"saturn/netproc/tcp"
 )
@@ -152,52 +152,44 @@ func openTable(f *os.File, records, sndCap, rcvCap int) (*table, error) {
 	if records <= 0 || sndCap <= 0 || rcvCap <= 0 || sndCap%pageSize != 0 || rcvCap%pageSize != 0 {
 		return nil, fmt.Errorf("usertcp: bad table geometry: %d records, slots %d+%d", records, sndCap, rcvCap)
 	}
-	if f == nil {
-		fd, err := unix.MemfdCreate("saturn-usertcp", unix.MFD_CLOEXEC)
-		if err != nil {
-			return nil, fmt.Errorf("usertcp: persistent memory: %w", err)
-		}
-		f = os.NewFile(uintptr(fd), "usertcp-persist")
-	}
 	recOff, bufOff, size := tableLayout(records, sndCap, rcvCap)
-	st, err := f.Stat()
+	mem, err := serverkit.MapPersist(f, "saturn-usertcp", int64(size))
 	if err != nil {
-		return nil, fmt.Errorf("usertcp: persistent memory: %w", err)
-	}
-	if st.Size() < int64(size) {
-		if err := f.Truncate(int64(size)); err != nil {
-			return nil, fmt.Errorf("usertcp: growing persistent memory to %d bytes: %w", size, err)
-		}
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("usertcp: mapping %d bytes of persistent memory: %w", size, err)
+		return nil, fmt.Errorf("usertcp: %w", err)
 	}
 	t := &table{file: f, mem: mem, records: records, sndCap: sndCap, rcvCap: rcvCap, recOff: recOff, bufOff: bufOff, size: size}
-	le := binary.LittleEndian
-	switch {
-	case bytes.Equal(mem[:8], make([]byte, 8)):
+	switch verdict, what := t.header().Check(mem); verdict {
+	case serverkit.PersistFresh:
 		t.init()
-	case string(mem[:8]) != tableMagic:
-		// Not ours (the memory diskproc-style servers share is per server,
-		// so this is an older layout or garbage): start afresh.
-		t.discard = fmt.Sprintf("unknown magic %q", mem[:8])
-		t.init()
-	case le.Uint32(mem[hVersion:]) != tableVersion || le.Uint32(mem[hRecord:]) != recordSize ||
-		le.Uint32(mem[hConnSize:]) != uint32(unsafe.Sizeof(tcp.Conn{})) || le.Uint32(mem[hRecords:]) != uint32(records) ||
-		le.Uint32(mem[hSndCap:]) != uint32(sndCap) || le.Uint32(mem[hRcvCap:]) != uint32(rcvCap) ||
-		le.Uint64(mem[hRecOff:]) != uint64(recOff) || le.Uint64(mem[hBufOff:]) != uint64(bufOff):
-		t.discard = fmt.Sprintf("layout v%d, %d records of %d bytes (conn %d), slots %d+%d; this binary wants v%d, %d of %d (conn %d), %d+%d",
-			le.Uint32(mem[hVersion:]), le.Uint32(mem[hRecords:]), le.Uint32(mem[hRecord:]), le.Uint32(mem[hConnSize:]),
-			le.Uint32(mem[hSndCap:]), le.Uint32(mem[hRcvCap:]), tableVersion, records, recordSize, unsafe.Sizeof(tcp.Conn{}), sndCap, rcvCap)
+	case serverkit.PersistForeign, serverkit.PersistOtherLayout:
+		// Not ours (the memory is netproc's alone, so this is an older
+		// layout or garbage): start afresh.
+		t.discard = what
 		t.init()
 	default:
+		le := binary.LittleEndian
 		copy(t.secret[:], mem[hSecret:hSecret+16])
 		t.used = int32(min(le.Uint32(mem[hUsed:]), uint32(records)))
 		t.incarnation = le.Uint64(mem[hIncarnation:]) + 1
 		le.PutUint64(mem[hIncarnation:], t.incarnation)
 	}
 	return t, nil
+}
+
+// header is the table's header as this binary lays it out: what must
+// match for an earlier incarnation's table to be taken over.
+func (t *table) header() *serverkit.PersistHeader {
+	return &serverkit.PersistHeader{Magic: tableMagic, Fields: []serverkit.PersistField{
+		{Name: "version", Off: hVersion, Size: 4, Want: tableVersion},
+		{Name: "record size", Off: hRecord, Size: 4, Want: recordSize},
+		{Name: "tcp.Conn size", Off: hConnSize, Size: 4, Want: uint64(unsafe.Sizeof(tcp.Conn{}))},
+		{Name: "records", Off: hRecords, Size: 4, Want: uint64(t.records)},
+		{Name: "send slot", Off: hSndCap, Size: 4, Want: uint64(t.sndCap)},
+		{Name: "receive slot", Off: hRcvCap, Size: 4, Want: uint64(t.rcvCap)},
+		{Name: "records offset", Off: hRecOff, Size: 8, Want: uint64(t.recOff)},
+		{Name: "buffers offset", Off: hBufOff, Size: 8, Want: uint64(t.bufOff)},
+		{Name: "size", Off: hSize, Size: 8, Want: uint64(t.size)},
+	}}
 }
 
 // init wipes the memory and writes a fresh header with a new secret.
@@ -210,21 +202,12 @@ func (t *table) init() {
 	}
 	le := binary.LittleEndian
 	m := t.mem
-	le.PutUint32(m[hVersion:], tableVersion)
-	le.PutUint32(m[hRecord:], recordSize)
-	le.PutUint32(m[hConnSize:], uint32(unsafe.Sizeof(tcp.Conn{})))
-	le.PutUint32(m[hRecords:], uint32(t.records))
-	le.PutUint32(m[hSndCap:], uint32(t.sndCap))
-	le.PutUint32(m[hRcvCap:], uint32(t.rcvCap))
-	le.PutUint64(m[hRecOff:], uint64(t.recOff))
-	le.PutUint64(m[hBufOff:], uint64(t.bufOff))
-	le.PutUint64(m[hSize:], uint64(t.size))
 	t.incarnation = 1
 	le.PutUint64(m[hIncarnation:], t.incarnation)
 	crand.Read(t.secret[:]) // never fails on Linux
 	copy(m[hSecret:], t.secret[:])
 	le.PutUint32(m[hUsed:], 0)
-	copy(m, tableMagic) // last: the header is valid once it has its magic
+	t.header().Write(m) // last: the header is valid once it has its magic
 	t.used = 0
 	t.free = t.free[:0]
 	t.fresh = true
