@@ -103,6 +103,11 @@ type Netproc struct {
 	// docs/restart.md): a restarted netproc resumes them, and apps replay
 	// what the dead one took. Off by default.
 	Resume bool `toml:"resume"`
+	// User is who netproc runs as once its link is set up, when the
+	// supervisor is root: "dynamic" (the default: a uid of its own, as
+	// an app's), "inherit" (the supervisor's user, with every
+	// capability), a user's name, or UID[:GID]. See docs/security.md.
+	User string `toml:"user,omitempty"`
 }
 
 // Diskproc configures the disk server.
@@ -121,6 +126,10 @@ type Diskproc struct {
 	// registering apps' channel buffers with the kernel; channels past it
 	// are served without registered buffers.
 	MaxPinned ByteSize `toml:"max_pinned"`
+	// User is who diskproc runs as once it holds its root, as netproc's:
+	// "dynamic" by default, so the root must be readable (and the
+	// folders apps may write in writable) by that uid.
+	User string `toml:"user,omitempty"`
 	// RootDefaulted: the config names no root, so Root is saturn's own
 	// default ("site" beside the config file), which the supervisor may
 	// create. A root the config names must exist (unless SampleSite).
@@ -466,6 +475,12 @@ func (c *Config) check() error {
 	if err := c.Netproc.check("netproc", -1); err != nil {
 		return err
 	}
+	if err := checkUser("netproc.user", -1, c.Netproc.User); err != nil {
+		return err
+	}
+	if err := checkUser("diskproc.user", -1, c.Diskproc.User); err != nil {
+		return err
+	}
 	switch c.Netproc.Backend {
 	case "auto", "usertcp", "kernel":
 	default:
@@ -658,10 +673,19 @@ func (c *Config) App(name string) (*App, bool) {
 // useradd takes it, or UID[:GID].
 var userRE = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}|[0-9]+(:[0-9]+)?)$`)
 
+// checkUser checks a user key: key names it in errors, nth is the app's
+// index or -1.
+func checkUser(key string, nth int, user string) error {
+	if user != "" && user != "dynamic" && user != "inherit" && !userRE.MatchString(user) {
+		return &fieldError{key, nth, fmt.Sprintf("%q: want \"dynamic\", \"inherit\", a user's name, or UID[:GID]", user)}
+	}
+	return nil
+}
+
 // checkGrants checks an app's user and grants.
 func (a *App) checkGrants(nth int) error {
-	if a.User != "" && a.User != "dynamic" && a.User != "inherit" && !userRE.MatchString(a.User) {
-		return &fieldError{"app.user", nth, fmt.Sprintf("%q: want \"dynamic\", \"inherit\", a user's name, or UID[:GID]", a.User)}
+	if err := checkUser("app.user", nth, a.User); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, s := range a.Servers {

@@ -52,6 +52,7 @@ intensity = 50
 `, root, backend))
 	load := testkit.Build(t, "./internal/diskload/cmd/diskload")
 	in.Start()
+	in.GiveTo("diskproc", filepath.Join(root, "load")) // the load writes there
 	st := in.Status()
 	d := testkit.Component(st, "diskproc")
 	if d == nil || !strings.HasPrefix(d.Info["backend"], backend) {

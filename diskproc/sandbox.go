@@ -3,7 +3,6 @@ package diskproc
 import (
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 	"time"
 
@@ -226,9 +225,12 @@ func reopen(dir int, path string, r *record) (openResult, bool, error) {
 	return res, true, nil
 }
 
-// rootInfo describes the root for status.
-func rootInfo(path string) string {
-	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+// rootInfo describes the root for status, from the descriptor diskproc
+// holds (running as its own user, it may not be allowed to walk the path
+// to its root again): a root removed since has no links left.
+func rootInfo(path string, root int) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(root, &st); err != nil || st.Nlink == 0 {
 		return path + " (missing)"
 	}
 	return path

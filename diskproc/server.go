@@ -173,7 +173,7 @@ func (s *Server) Info() map[string]string {
 	}
 	info := map[string]string{
 		"backend":      b,
-		"root":         rootInfo(s.opts.Root),
+		"root":         rootInfo(s.opts.Root, s.root),
 		"max_open":     strconv.Itoa(s.opts.MaxOpen),
 		"max_inflight": strconv.Itoa(s.opts.MaxInflight),
 	}

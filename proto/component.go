@@ -33,6 +33,7 @@ const (
 	EnvConfig        = "SATURN_CONFIG"         // the effective configuration file
 	EnvPersistFD     = "SATURN_PERSIST_FD"     // a server's persistent memory
 	EnvDumpable      = "SATURN_DUMPABLE"       // 1: stay dumpable (see NotDumpable)
+	EnvServerUser    = "SATURN_SERVER_USER"    // UID:GID a server switches to once set up
 )
 
 // Link is a component's control link to its supervisor.

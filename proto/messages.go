@@ -55,7 +55,7 @@ type ComponentStatus struct {
 	Reason   string            `msgpack:"reason,omitempty" json:"reason,omitempty"`
 	Policy   string            `msgpack:"policy" json:"restart_policy"`
 	Attached bool              `msgpack:"attached,omitempty" json:"self_attached,omitempty"`
-	User     string            `msgpack:"user,omitempty" json:"user,omitempty"` // an app's: "UID:GID (how)", or "inherit"
+	User     string            `msgpack:"user,omitempty" json:"user,omitempty"` // who it runs as: "UID:GID (how)", or "inherit"
 	Info     map[string]string `msgpack:"info,omitempty" json:"info,omitempty"`
 	Channels []ChannelStatus   `msgpack:"channels,omitempty" json:"channels,omitempty"`
 }

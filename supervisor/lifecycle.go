@@ -25,7 +25,7 @@ func (s *Supervisor) start(c *component) {
 	inc := c.incarnation
 	c.state, c.ready, c.info = proto.StateStarting, false, nil
 	c.stopping, c.restartAsk = false, false
-	if err := checkRunnable(c.user, c.spec.path, c.spec.dir); err != nil {
+	if err := checkRunnable(c.spec.cred, c.spec.path, c.spec.dir); err != nil {
 		c.state, c.reason = proto.StateFailed, "cannot start: "+err.Error()
 		s.log.Error("start failed", "name", c.name, "user", c.user, "err", err)
 		s.notify()
@@ -61,11 +61,7 @@ func (s *Supervisor) start(c *component) {
 		exit := exitOf(st, err)
 		s.do(func() { s.exited(c, inc, exit) })
 	}()
-	if c.kind == proto.KindApp {
-		s.log.Info("started", "name", c.name, "kind", c.kind, "pid", c.pid, "incarnation", inc, "user", c.user)
-	} else {
-		s.log.Info("started", "name", c.name, "kind", c.kind, "pid", c.pid, "incarnation", inc)
-	}
+	s.log.Info("started", "name", c.name, "kind", c.kind, "pid", c.pid, "incarnation", inc, "user", c.user)
 	if c.kind == proto.KindServer {
 		s.sendAllChannels(c, inc)
 	}

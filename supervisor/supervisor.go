@@ -342,11 +342,15 @@ func (s *Supervisor) startAll() error {
 			if err != nil {
 				s.log.Error("persistent memory", "name", name, "err", err)
 			}
-			s.components = append(s.components, &component{
+			c := &component{
 				name: name, kind: proto.KindServer, tracker: NewTracker(pol), state: proto.StateStopped,
 				spec:    launchSpec{path: s.opts.Binary, args: []string{"saturn", name, "--config", s.opts.Paths.Config}},
 				persist: persist,
-			})
+			}
+			if err := s.identifyServer(c); err != nil && idErr == nil {
+				idErr = fmt.Errorf("%s ([%s] user in %s): %w", name, name, s.cfg.Source, err)
+			}
+			s.components = append(s.components, c)
 		}
 		for i := range s.cfg.Apps {
 			a := &s.cfg.Apps[i]

@@ -31,6 +31,9 @@ import (
 //   - a user name, or a numeric "UID" or "UID:GID".
 //
 // A supervisor that is not root cannot switch users: its apps run as it.
+//
+// Servers get users the same way, from [netproc] user and [diskproc]
+// user (identifyServer), but switch to them themselves.
 
 // Dynamic uids, as systemd's DynamicUser= allocates them.
 const (
@@ -63,7 +66,7 @@ func (u *appUser) credential() *syscall.Credential {
 func resolveUser(instance, name, spec string, taken map[uint32]string) (*appUser, error) {
 	if os.Geteuid() != 0 {
 		if spec != "" && spec != "dynamic" && spec != "inherit" {
-			return nil, fmt.Errorf("app %s: user %q: the supervisor is not root and cannot switch users", name, spec)
+			return nil, fmt.Errorf("%s: user %q: the supervisor is not root and cannot switch users", name, spec)
 		}
 		return nil, nil
 	}
@@ -78,12 +81,12 @@ func resolveUser(instance, name, spec string, taken map[uint32]string) (*appUser
 	}
 	u, err := user.Lookup(spec)
 	if err != nil {
-		return nil, fmt.Errorf("app %s: user %q: %w", name, spec, err)
+		return nil, fmt.Errorf("%s: user %q: %w", name, spec, err)
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("app %s: user %q has uid %q, gid %q", name, spec, u.Uid, u.Gid)
+		return nil, fmt.Errorf("%s: user %q has uid %q, gid %q", name, spec, u.Uid, u.Gid)
 	}
 	return &appUser{uid: uint32(uid), gid: uint32(gid), how: spec}, nil
 }
@@ -123,7 +126,7 @@ func dynamicUser(instance, name string, taken map[uint32]string) (*appUser, erro
 		}
 		return &appUser{uid: uid, gid: uid, how: "dynamic"}, nil
 	}
-	return nil, fmt.Errorf("app %s: no dynamic uid is free in %d-%d", name, dynamicFirst, dynamicLast)
+	return nil, fmt.Errorf("%s: no dynamic uid is free in %d-%d", name, dynamicFirst, dynamicLast)
 }
 
 // systemIDs is every uid and gid /etc/passwd and /etc/group name.
@@ -155,13 +158,7 @@ func (s *Supervisor) identify(c *component, conf *configs.App, user string, list
 	if conf != nil {
 		user, listen, diskWrite = conf.User, conf.Listen, conf.DiskWrite
 	}
-	taken := map[uint32]string{}
-	for _, o := range s.components {
-		if o != c && o.user != nil {
-			taken[o.user.uid] = o.name
-		}
-	}
-	u, err := resolveUser(s.opts.Paths.Instance, c.name, user, taken)
+	u, err := resolveUser(s.opts.Paths.Instance, c.name, user, s.takenUIDs(c))
 	if err != nil {
 		return err
 	}
@@ -197,27 +194,88 @@ func (s *Supervisor) roomForApp() error {
 	return nil
 }
 
-// userString is how status shows who app c runs as.
+// identifyServer gives server c the user of its config section's user
+// key. Unlike an app, a server is started as root and switches to its user
+// itself once set up (internal/serverkit's privilege.go): netproc must
+// create its TUN device first, diskproc open its root. Loop only.
+func (s *Supervisor) identifyServer(c *component) error {
+	spec := s.cfg.Netproc.User
+	if c.name == string(proto.ServerDisk) {
+		spec = s.cfg.Diskproc.User
+	}
+	u, err := resolveUser(s.opts.Paths.Instance, c.name, spec, s.takenUIDs(c))
+	if err != nil {
+		return err
+	}
+	if u != nil && u.uid == 0 {
+		u = nil // root, named: as "inherit"
+	}
+	c.user, c.uid = u, uint32(os.Geteuid())
+	if u == nil {
+		return nil
+	}
+	c.uid = u.uid
+	c.spec.env = append(c.spec.env, fmt.Sprintf("%s=%d:%d", proto.EnvServerUser, u.uid, u.gid))
+	if c.name == string(proto.ServerDisk) {
+		return s.checkDiskAccess(u)
+	}
+	return nil
+}
+
+// checkDiskAccess refuses to start diskproc as a user that cannot read its
+// root (it opens the root as root, so only the root itself must let it
+// in), and warns of folders apps may write in that it cannot write.
+func (s *Supervisor) checkDiskAccess(u *appUser) error {
+	root := s.cfg.Diskproc.Root
+	if _, err := os.Stat(root); err != nil {
+		return nil // prepare reports a missing root
+	}
+	if !permits(u, root, 0o5) {
+		return fmt.Errorf("diskproc runs as uid %d and cannot read its root %s: let others read it (chmod o+rx), give it to that user, or set [diskproc] user (\"inherit\" keeps the supervisor's)", u.uid, root)
+	}
+	for _, a := range s.cfg.Apps {
+		for _, d := range a.DiskWrite {
+			dir := filepath.Join(root, filepath.Clean("/"+d))
+			if _, err := os.Stat(dir); err == nil && !permits(u, dir, 0o3) {
+				s.log.Warn("diskproc's user cannot write a folder an app may write in; its writes there will fail with EACCES",
+					"app", a.Name, "folder", dir, "uid", u.uid)
+			}
+		}
+	}
+	return nil
+}
+
+// takenUIDs lists the uids the components other than c run as.
+func (s *Supervisor) takenUIDs(c *component) map[uint32]string {
+	taken := map[uint32]string{}
+	for _, o := range s.components {
+		if o != c && o.user != nil {
+			taken[o.user.uid] = o.name
+		}
+	}
+	return taken
+}
+
+// userString is how status shows who component c runs as.
 func (c *component) userString() string {
-	switch {
-	case c.kind != proto.KindApp:
-		return ""
-	case c.attached:
+	if c.attached {
 		return fmt.Sprintf("%d (self-attached)", c.uid)
 	}
 	return c.user.String()
 }
 
-// checkRunnable reports whether u can run the program at path in the
-// folder dir ("" for ours), by the mode bits (the supervisor, as root,
-// would pass any access check of its own): the program must be executable
-// by u (it is run from a descriptor the supervisor opens, so the folders
-// above it need not be open to u), and dir, which the child enters as u,
-// searchable along the way. An error names what is in the way.
-func checkRunnable(u *appUser, path, dir string) error {
-	if u == nil {
+// checkRunnable reports whether cred (nil: ours) can run the program at
+// path in the folder dir ("" for ours), by the mode bits (the supervisor,
+// as root, would pass any access check of its own): the program must be
+// executable by that user (it is run from a descriptor the supervisor
+// opens, so the folders above it need not be open to the user), and dir,
+// which the child enters as the user, searchable along the way. An error
+// names what is in the way.
+func checkRunnable(cred *syscall.Credential, path, dir string) error {
+	if cred == nil {
 		return nil
 	}
+	u := &appUser{uid: cred.Uid, gid: cred.Gid}
 	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return err

@@ -1,9 +1,11 @@
 package hostile_test
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,29 +14,70 @@ import (
 	"saturn/proto"
 )
 
-// TestAppsRunAsTheirOwnUsers: with the supervisor root, each app runs as a
-// user of its own (docs/security.md), so a hostile app cannot open another
-// app's shared-memory regions through /proc/PID/fd, signal it, or write
-// the files it serves, on disk or through diskproc (where it only reads
-// without a disk_write grant). The web server keeps serving the file.
-func TestAppsRunAsTheirOwnUsers(t *testing.T) {
+// TestComponentsRunAsTheirOwnUsers: with the supervisor root, each app
+// runs as a user of its own and each server switches to one once set up,
+// with no capability left (docs/security.md). So a hostile app cannot open
+// another app's or a server's shared-memory regions through /proc/PID/fd,
+// read their memory, signal them, or write the files the web server
+// serves, on disk or through diskproc (where it only reads without a
+// disk_write grant). The web server keeps serving the file. On the kernel
+// backend and, where the machine has TUN, on usertcp, whose netproc gives
+// up its privileges only after making its TUN device and namespace.
+func TestComponentsRunAsTheirOwnUsers(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: apps run as users of their own only when the supervisor is root")
+		t.Skip("needs root: components run as users of their own only when the supervisor is root")
 	}
+	t.Run("kernel", func(t *testing.T) { runAsOwnUsers(t, `backend = "kernel"`) })
+	t.Run("usertcp", func(t *testing.T) {
+		if why := testkit.NoTUN(); why != "" {
+			t.Skip(why)
+		}
+		pid := os.Getpid()
+		runAsOwnUsers(t, fmt.Sprintf("backend = \"usertcp\"\nnetns = \"sathu%d\"\naddress = \"10.%d.%d.2/24\"", pid%100000, 200+pid%50, 100+pid%100))
+	})
+}
+
+func runAsOwnUsers(t *testing.T, netproc string) {
 	site := t.TempDir()
-	os.Chmod(site, 0o755)
+	os.Chmod(site, 0o755) // diskproc's own user reads it
 	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>mine</h1>"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := testkit.FreePort(t)
-	in := testkit.NewInstance(t, fmt.Sprintf(config, site, port))
+	cfg := strings.Replace(fmt.Sprintf(config, site, port), `backend = "kernel"`, netproc, 1)
+	in := testkit.NewInstance(t, cfg)
 	in.Start()
-	web := testkit.Component(in.Status(), "web")
-	if web == nil || web.PID == 0 {
-		t.Fatal("no web server")
+	st := in.Status()
+	pids := map[string]int{}
+	uids := map[string]string{}
+	for _, name := range []string{"netproc", "diskproc", "web"} {
+		c := testkit.Component(st, name)
+		if c == nil || c.PID == 0 {
+			t.Fatalf("no %s in status", name)
+		}
+		pids[name] = c.PID
+		uid, creds := credentials(t, c.PID)
+		t.Logf("%s runs as %s: %s", name, c.User, creds)
+		if !strings.Contains(c.User, "dynamic") || !strings.HasPrefix(c.User, uid+":") {
+			t.Errorf("%s runs as uid %s, status says %q: want its own dynamic user", name, uid, c.User)
+		}
+		if uid == "0" {
+			t.Errorf("%s runs as root", name)
+		}
+		for other, ou := range uids {
+			if ou == uid {
+				t.Errorf("%s and %s share uid %s", name, other, uid)
+			}
+		}
+		uids[name] = uid
 	}
+
 	snoop := testkit.Build(t, "./internal/hostile/testdata/snoop")
-	in.MustRun("attach", "--name", "snoop", "--", snoop, "--pid", fmt.Sprint(web.PID), "--site", site)
+	args := []string{"attach", "--name", "snoop", "--", snoop, "--site", site}
+	for name, pid := range pids {
+		args = append(args, "--pid", fmt.Sprintf("%s=%d", name, pid))
+	}
+	in.MustRun(args...)
 
 	var log string
 	deadline := time.Now().Add(20 * time.Second)
@@ -46,30 +89,72 @@ func TestAppsRunAsTheirOwnUsers(t *testing.T) {
 		log = string(b)
 		time.Sleep(20 * time.Millisecond)
 	}
-	st := in.Status()
-	webUser, snoopUser := testkit.Component(st, "web").User, testkit.Component(st, "snoop").User
-	if webUser == snoopUser || !strings.Contains(webUser, "dynamic") || !strings.Contains(snoopUser, "dynamic") {
-		t.Errorf("the apps run as %q and %q: want a dynamic user each", webUser, snoopUser)
+	t.Logf("snoop:\n%s", log)
+	if u := testkit.Component(in.Status(), "snoop").User; !strings.Contains(u, "dynamic") || strings.HasPrefix(u, uids["web"]+":") {
+		t.Errorf("snoop runs as %q: want a dynamic user of its own", u)
 	}
-	for _, want := range []string{
-		"open-fds 0 opened",             // no region, no doorbell, nothing of the other app's
-		"signal denied",                 // EPERM
+	want := []string{
 		"write-on-disk denied",          // the site is root's
 		"read-through-diskproc ok",      // every app reads beneath the root
 		"write-through-diskproc denied", // but writes only under a grant
-	} {
-		if !strings.Contains(log, "\n"+want+"\n") {
-			t.Errorf("snoop's log lacks %q:\n%s", want, log)
+	}
+	for name := range pids {
+		want = append(want,
+			"open-fds "+name+" 0 opened", // no region, no doorbell, nothing of another's
+			"open-mem "+name+" denied",   // nor its memory
+			"signal "+name+" denied")     // EPERM
+	}
+	for _, w := range want {
+		if !strings.Contains(log, "\n"+w+"\n") {
+			t.Errorf("snoop's log lacks %q", w)
 		}
 	}
-	t.Logf("snoop:\n%s", log)
 	if strings.Contains(log, "uid 0 ") {
-		t.Errorf("snoop ran as root:\n%s", log)
+		t.Errorf("snoop ran as root")
 	}
 	if b, _ := os.ReadFile(filepath.Join(site, "index.html")); string(b) != "<h1>mine</h1>" {
 		t.Errorf("the served file was changed: %q", b)
 	}
-	if c := testkit.Component(in.Status(), "web"); c == nil || c.State != proto.StateRunning || c.PID != web.PID {
-		t.Errorf("the web server was disturbed: %+v", c)
+	st = in.Status()
+	for name, pid := range pids {
+		if c := testkit.Component(st, name); c == nil || c.State != proto.StateRunning || c.PID != pid {
+			t.Errorf("%s was disturbed: %+v", name, c)
+		}
 	}
+}
+
+// credentials reads a process's uids and capability sets from /proc: its
+// real uid, and a summary; it fails the test if the uids differ from one
+// another or any capability set but the bounding one is not empty.
+func credentials(t *testing.T, pid int) (uid, summary string) {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var parts []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		key, val, _ := strings.Cut(sc.Text(), ":")
+		fields := strings.Fields(val)
+		switch key {
+		case "Uid", "Gid":
+			parts = append(parts, key+" "+strings.Join(fields, ","))
+			for _, id := range fields {
+				if id != fields[0] {
+					t.Errorf("pid %d: %s %v: real, effective, saved and file ids differ", pid, key, fields)
+				}
+			}
+			if key == "Uid" {
+				uid = fields[0]
+			}
+		case "CapInh", "CapPrm", "CapEff", "CapAmb":
+			parts = append(parts, key+" "+val)
+			if v, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64); err != nil || v != 0 {
+				t.Errorf("pid %d: %s is %s: want no capabilities", pid, key, strings.TrimSpace(val))
+			}
+		}
+	}
+	return uid, strings.Join(parts, "; ")
 }

@@ -22,6 +22,8 @@ func Serve(ctx context.Context, server proto.Server, handler Handler, log *slog.
 
 // ServeWith is Serve with a setup step that runs once the loop exists and
 // before it runs (to add the server's own descriptors with Loop.AddFD).
+// After setup, the server switches to its own user if the supervisor named
+// one (privilege.go).
 func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *slog.Logger, info func() map[string]string, setup func(*Loop) error) error {
 	if err := proto.NotDumpable(); err != nil {
 		log.Warn("cannot make the server non-dumpable", "err", err)
@@ -35,6 +37,12 @@ func ServeWith(ctx context.Context, server proto.Server, handler Handler, log *s
 			loop.close()
 			return err
 		}
+	}
+	// The privileged part of the start is over (the backend is made and
+	// set up): from here on the server runs as its own user.
+	if err := dropPrivileges(log); err != nil {
+		loop.close()
+		return err
 	}
 	link, err := proto.LinkFromEnv(func(r *proto.Request) { onRequest(loop, log, r) })
 	if err != nil {

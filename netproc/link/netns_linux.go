@@ -291,7 +291,10 @@ func (n *NetnsTUN) Close() error {
 	n.closeOnce.Do(func() {
 		n.closeErr = n.TUN.Close()
 		if n.created {
-			if err := DeleteNamespace(n.namespace); err != nil && !errors.Is(err, os.ErrNotExist) {
+			// A netproc that gave up its privileges once set up cannot
+			// unmount the namespace (EPERM): it is left to the
+			// supervisor, which removes it when the instance stops.
+			if err := DeleteNamespace(n.namespace); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EPERM) {
 				n.closeErr = errors.Join(n.closeErr, fmt.Errorf("link: delete namespace %q: %w", n.namespace, err))
 			}
 		}

@@ -13,34 +13,49 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"saturn/appproc"
 )
 
 func main() {
-	pid := flag.Int("pid", 0, "the other app's process")
+	var targets []target
+	flag.Func("pid", "NAME=PID: another component to reach into (repeat)", func(v string) error {
+		name, pid, ok := strings.Cut(v, "=")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || n <= 0 {
+			return fmt.Errorf("want NAME=PID, got %q", v)
+		}
+		targets = append(targets, target{name, n})
+		return nil
+	})
 	site := flag.String("site", "", "the folder diskproc serves, on disk")
 	file := flag.String("file", "index.html", "a file of the site, relative to it")
 	flag.Parse()
 
 	fmt.Printf("uid %d gid %d\n", os.Getuid(), os.Getgid())
-	// Its descriptors: the shared-memory regions of its channels among
-	// them. Opening one through /proc is how a process of the same user
-	// could map another's buffers.
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", *pid))
-	report("list-fds", err)
-	opened := 0
-	for i := 3; i < 64; i++ {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/fd/%d", *pid, i))
-		if err == nil {
-			f.Close()
-			opened++
+	for _, t := range targets {
+		// Its descriptors: the shared-memory regions of its channels
+		// among them. Opening one through /proc is how a process of the
+		// same user could map another's buffers; its memory, how it
+		// could read them directly.
+		opened := 0
+		for i := 3; i < 64; i++ {
+			f, err := os.Open(fmt.Sprintf("/proc/%d/fd/%d", t.pid, i))
+			if err == nil {
+				f.Close()
+				opened++
+			}
 		}
+		fmt.Printf("open-fds %s %d opened\n", t.name, opened)
+		mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", t.pid))
+		if err == nil {
+			mem.Close()
+		}
+		report("open-mem "+t.name, err)
+		report("signal "+t.name, syscall.Kill(t.pid, syscall.SIGSTOP))
 	}
-	fmt.Printf("open-fds %d opened\n", opened)
-	_ = fds
-	report("signal", syscall.Kill(*pid, syscall.SIGSTOP))
 	f, err := os.OpenFile(filepath.Join(*site, *file), os.O_WRONLY|os.O_APPEND, 0)
 	if err == nil {
 		f.Close()
@@ -63,6 +78,11 @@ func main() {
 	report("write-through-diskproc", err)
 	fmt.Println("done")
 	select {}
+}
+
+type target struct {
+	name string
+	pid  int
 }
 
 // report prints an attempt's outcome: "ok", or the errno's name.
