@@ -24,16 +24,14 @@ import (
 	"log"
 	"net"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"saturn/appproc"
+	"saturn/bench/internal/socklayer"
 )
 
 func main() {
@@ -41,8 +39,9 @@ func main() {
 	if len(os.Args) < 2 {
 		log.Fatal("usage: usertcpbench sink|source|send|recv|hold|open [flags]")
 	}
-	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	impl := fs.String("impl", "net", `socket layer: "net" or "saturn"`)
+	mode := os.Args[1]
+	fs := flag.NewFlagSet(mode, flag.ExitOnError)
+	layer := socklayer.AddFlags(fs)
 	listen := fs.String("listen", ":5001", "servers: address to listen on")
 	addr := fs.String("addr", "", "clients: server address")
 	size := fs.String("bytes", "1G", "send, recv: bytes to move (K, M, G suffixes)")
@@ -50,158 +49,26 @@ func main() {
 	name := fs.String("name", "Bulk", "clients: benchmark name to print")
 	conns := fs.Int("conns", 10000, "open: connections to open and hold")
 	srcs := fs.String("src", "", "open: source addresses to spread connections over (comma-separated)")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
 	fs.Parse(os.Args[2:])
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	var app *appproc.App
-	if *impl == "saturn" {
-		var err error
-		app, err = appproc.Attach(ctx, appproc.Options{Name: "usertcpbench-" + os.Args[1] + "-" + strconv.Itoa(os.Getpid())})
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer app.Close()
-	}
-	listenFn := func(a string) (net.Listener, error) {
-		if app != nil {
-			return app.Listen("tcp", a)
-		}
-		return net.Listen("tcp", a)
-	}
-	dial := func(a string) (net.Conn, error) {
-		if app != nil {
-			return app.Dial(ctx, "tcp", a)
-		}
-		return net.DialTimeout("tcp", a, 10*time.Second)
-	}
-	n := parseSize(*size)
-	switch os.Args[1] {
-	case "sink", "source":
-		ln, err := listenFn(*listen)
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Println(ln.Addr())
-		go func() { <-ctx.Done(); ln.Close() }()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b := make([]byte, *buf)
-				if os.Args[1] == "sink" {
-					discard(c, b)
-				} else {
-					for {
-						if _, err := c.Write(b); err != nil {
-							return
-						}
-					}
-				}
-			}()
-		}
+	ctx, l, done := layer.Start("usertcpbench-"+mode+"-"+strconv.Itoa(os.Getpid()), appproc.Options{})
+	defer done()
+	switch mode {
+	case "sink":
+		socklayer.Serve(ctx, l.MustListen(*listen), func(c net.Conn) { discard(c, make([]byte, *buf)) })
+	case "source":
+		socklayer.Serve(ctx, l.MustListen(*listen), func(c net.Conn) { source(c, make([]byte, *buf)) })
 	case "send", "recv":
-		c, err := dial(*addr)
-		if err != nil {
-			log.Fatal(err)
-		}
-		b := make([]byte, *buf)
-		start := time.Now()
-		var moved int64
-		if os.Args[1] == "send" {
-			for moved < n {
-				k, err := c.Write(b[:min(int64(len(b)), n-moved)])
-				moved += int64(k)
-				if err != nil {
-					log.Fatal(err)
-				}
-			}
-			if cw, ok := c.(interface{ CloseWrite() error }); ok {
-				cw.CloseWrite()
-			}
-			io.Copy(io.Discard, c) // the sink closes once it has read everything
-		} else {
-			for moved < n {
-				k, err := c.Read(b)
-				moved += int64(k)
-				if err != nil {
-					log.Fatal(err)
-				}
-			}
-		}
-		el := time.Since(start)
-		c.Close()
-		fmt.Printf("Benchmark%s\t1\t%.1f MB/s\n", *name, float64(moved)/el.Seconds()/1e6)
+		bulk(ctx, l, mode, *addr, parseSize(*size), *buf, *name)
 	case "hold":
-		ln, err := listenFn(*listen)
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Println(ln.Addr())
-		var held atomic.Int64
-		var mu sync.Mutex
-		var keep []net.Conn
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				keep = append(keep, c)
-				mu.Unlock()
-				held.Add(1)
-			}
-		}()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				fmt.Fprintf(os.Stderr, "held %d\n", held.Load())
-			}
-		}
+		hold(ctx, l.MustListen(*listen))
 	case "open":
 		var sources []string
 		if *srcs != "" {
 			sources = strings.Split(*srcs, ",")
 		}
-		var keep []net.Conn
-		start := time.Now()
-		for i := 0; i < *conns; i++ {
-			var c net.Conn
-			var err error
-			if len(sources) > 0 {
-				d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(sources[i%len(sources)])}}
-				c, err = d.Dial("tcp", *addr)
-			} else {
-				c, err = dial(*addr)
-			}
-			if err != nil {
-				log.Fatalf("connection %d: %v", i, err)
-			}
-			keep = append(keep, c)
-			if (i+1)%10000 == 0 {
-				fmt.Fprintf(os.Stderr, "opened %d in %v\n", i+1, time.Since(start).Round(time.Millisecond))
-			}
-		}
-		fmt.Printf("opened %d\n", len(keep))
-		<-ctx.Done()
+		open(ctx, l, *addr, *conns, sources)
 	default:
-		log.Fatalf("unknown mode %q", os.Args[1])
+		log.Fatalf("unknown mode %q", mode)
 	}
 }
 
@@ -215,6 +82,109 @@ func discard(r io.Reader, b []byte) {
 			return
 		}
 	}
+}
+
+// source writes b to w until it fails.
+func source(w io.Writer, b []byte) {
+	for {
+		if _, err := w.Write(b); err != nil {
+			return
+		}
+	}
+}
+
+// bulk sends n bytes to addr (mode "send", to a sink), or receives n bytes
+// from it (mode "recv", from a source), in calls of buf bytes, and prints
+// the rate.
+func bulk(ctx context.Context, l *socklayer.Layer, mode, addr string, n int64, buf int, name string) {
+	c, err := l.Dial(ctx, addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := make([]byte, buf)
+	start := time.Now()
+	var moved int64
+	if mode == "send" {
+		for moved < n {
+			k, err := c.Write(b[:min(int64(len(b)), n-moved)])
+			moved += int64(k)
+			if err != nil {
+				log.Fatal(err)
+			}
+		}
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		io.Copy(io.Discard, c) // the sink closes once it has read everything
+	} else {
+		for moved < n {
+			k, err := c.Read(b)
+			moved += int64(k)
+			if err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+	el := time.Since(start)
+	c.Close()
+	socklayer.PrintResult(name, 1, fmt.Sprintf("%.1f", float64(moved)/el.Seconds()/1e6), "MB/s")
+}
+
+// hold accepts connections on ln and keeps them until ctx ends, printing
+// how many it holds every second.
+func hold(ctx context.Context, ln net.Listener) {
+	var held atomic.Int64
+	var mu sync.Mutex
+	var keep []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			keep = append(keep, c)
+			mu.Unlock()
+			held.Add(1)
+		}
+	}()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fmt.Fprintf(os.Stderr, "held %d\n", held.Load())
+		}
+	}
+}
+
+// open opens conns connections to addr, from the given source addresses
+// in turn (kernel sockets) or as the layer chooses, and holds them until
+// ctx ends.
+func open(ctx context.Context, l *socklayer.Layer, addr string, conns int, sources []string) {
+	var keep []net.Conn
+	start := time.Now()
+	for i := 0; i < conns; i++ {
+		var c net.Conn
+		var err error
+		if len(sources) > 0 {
+			d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(sources[i%len(sources)])}}
+			c, err = d.Dial("tcp", addr)
+		} else {
+			c, err = l.Dial(ctx, addr)
+		}
+		if err != nil {
+			log.Fatalf("connection %d: %v", i, err)
+		}
+		keep = append(keep, c)
+		if (i+1)%10000 == 0 {
+			fmt.Fprintf(os.Stderr, "opened %d in %v\n", i+1, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	fmt.Printf("opened %d\n", len(keep))
+	<-ctx.Done()
 }
 
 func parseSize(s string) int64 {
