@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -20,7 +17,6 @@ import (
 
 	"saturn/appproc"
 	"saturn/apps/loadgen"
-	"saturn/apps/webserver"
 )
 
 func appCommand() *cli.Command {
@@ -32,84 +28,6 @@ func appCommand() *cli.Command {
 			loadgenCommand(),
 		},
 	}
-}
-
-func webserverCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "webserver",
-		Usage: "serve a folder beneath diskproc's root over HTTP/1.1, through netproc",
-		Description: "A static-file server whose every file read goes through diskproc and every byte\n" +
-			"on the wire through netproc. Run it under the supervisor (it is in the default\n" +
-			"configuration) or `saturn attach --name web -- saturn app webserver ...`; started\n" +
-			"by hand it attaches to the instance itself. SIGTERM finishes the requests in\n" +
-			"flight, then exits; restarted by the supervisor, it takes its listener back.",
-		Flags: withInstance(
-			&cli.StringFlag{Name: "root", Value: "/", Usage: "the `FOLDER` to serve, inside diskproc's root (\"/\" is the root itself)"},
-			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "the `ADDRESS` to listen on"},
-			&cli.StringFlag{Name: "index", Value: "index.html", Usage: "the file served for a folder (\"\" for none)"},
-			&cli.BoolFlag{Name: "listing", Value: true, Usage: "list a folder that has no index file"},
-			&cli.StringFlag{Name: "access-log", Usage: "write an access log to `FILE` (\"-\": standard output)"},
-			&cli.DurationFlag{Name: "header-timeout", Value: webserver.DefaultHeaderTimeout, Usage: "how long a client may take to send a request's head"},
-			&cli.DurationFlag{Name: "idle-timeout", Value: webserver.DefaultIdleTimeout, Usage: "how long a kept-alive connection may stay idle"},
-			&cli.IntFlag{Name: "max-header-bytes", Value: webserver.DefaultMaxHeaderBytes, Usage: "the largest request head accepted (431 past it)"},
-			&cli.IntFlag{Name: "max-headers", Value: webserver.DefaultMaxHeaderCount, Usage: "the most header fields accepted (431 past it)"},
-			&cli.DurationFlag{Name: "open-cache", Value: time.Second, Usage: "keep files open between requests, checking them again after this long (0: open every time)"},
-			&cli.Int64Flag{Name: "content-cache", Value: 32 << 20, Usage: "with --open-cache, also keep the contents of files of at most 1 MiB in memory, up to this many `BYTES` in all, read again at every check (0: read every request's bytes through diskproc)"},
-		),
-		Action: runWebserver,
-	}
-}
-
-func runWebserver(c *cli.Context) error {
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "webserver")
-	app, err := attachApp(ctx, c, "web", true)
-	if err != nil {
-		return err
-	}
-	defer app.Close()
-
-	files, err := app.FS()
-	if err != nil {
-		return err
-	}
-	var root fs.FS = files
-	if dir := strings.Trim(path.Clean("/"+c.String("root")), "/"); dir != "" {
-		if root, err = fs.Sub(files, dir); err != nil {
-			return fmt.Errorf("--root %q: %w", c.String("root"), err)
-		}
-	}
-	cfg := webserver.Config{
-		Root: root, IndexFile: c.String("index"), Listing: c.Bool("listing"),
-		HeaderTimeout: c.Duration("header-timeout"), IdleTimeout: c.Duration("idle-timeout"),
-		MaxHeaderBytes: c.Int("max-header-bytes"), MaxHeaderCount: c.Int("max-headers"),
-		ErrorLog: log, OpenFileCache: c.Duration("open-cache"), ContentCache: c.Int64("content-cache"),
-	}
-	switch p := c.String("access-log"); p {
-	case "":
-	case "-":
-		cfg.AccessLog = os.Stdout
-	default:
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		cfg.AccessLog = f
-	}
-
-	ln, err := app.ListenTCP("tcp", c.String("listen"), appproc.ListenOptions{})
-	if err != nil {
-		return err
-	}
-	log.Info("serving", "root", c.String("root"), "listen", ln.Addr().String(), "adopted", ln.Adopted())
-	if err := app.Ready(ctx, map[string]string{"listen": ln.Addr().String(), "root": c.String("root")}); err != nil {
-		log.Warn("could not report the listening address", "err", err)
-	}
-	err = webserver.Serve(ctx, ln, cfg)
-	log.Info("stopped", "err", err)
-	return err
 }
 
 // attachApp attaches to the instance: through the supervisor's link when
