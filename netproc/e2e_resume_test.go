@@ -77,7 +77,7 @@ func killNetproc(t *testing.T, in *testkit.Instance, restarts int) time.Duration
 // and its buffers full; it reads on once netproc is back. 128 MiB, or
 // 1 GiB with -long or SATURN_LONG=1.
 func TestUserTCPResumeDownload(t *testing.T) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	size := int64(128 << 20)
 	if isLong() {
 		size = 1 << 30
@@ -103,7 +103,7 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":8080"]
 	waitHTTP(t, ns, addr, "/hello.txt", 20*time.Second)
 	webPID := testkit.Component(in.Status(), "web").PID
 
-	c, err := nsDial(ns, addr)
+	c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":8080"]
 // io.Copy on a TCPConn) while netproc is killed twice: the bytes come back
 // exactly, on the same connection, and echo never sees an error.
 func TestUserTCPResumeEcho(t *testing.T) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	size := int64(64 << 20)
 	if isLong() {
 		size = 1 << 30
@@ -159,7 +159,7 @@ func TestUserTCPResumeEcho(t *testing.T) {
 	in.MustRun("attach", "--name", "echo", "--", echo, "--listen", ":7007")
 	waitEchoNS(t, ns, addr, 10*time.Second)
 
-	c, err := nsDial(ns, addr)
+	c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func waitHTTP(t *testing.T, ns, addr, path string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		c, err := nsDial(ns, addr)
+		c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
 		if err == nil {
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: saturn\r\nConnection: close\r\n\r\n", path)

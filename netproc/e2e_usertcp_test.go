@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,47 +19,6 @@ import (
 	"saturn/internal/testkit"
 	"saturn/proto"
 )
-
-// needTUN skips a test that needs root, /dev/net/tun and iproute2.
-func needTUN(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the usertcp backend creates a TUN device and a network namespace")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no TUN device here: %v", err)
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
-}
-
-// nsDial connects from inside namespace ns, as a client run with
-// `ip netns exec` would: the socket belongs to the namespace of the thread
-// that made it, which joins ns and is then discarded (never unlocked).
-func nsDial(ns, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	out := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(ns)
-		if err == nil {
-			err = netns.Set(h)
-			h.Close()
-		}
-		if err != nil {
-			out <- result{nil, err}
-			return
-		}
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		out <- result{c, err}
-	}()
-	r := <-out
-	return r.c, r.err
-}
 
 // echoOver sends msg on c and reads it back.
 func echoOver(c net.Conn, msg string) error {
@@ -84,7 +42,7 @@ func waitEchoNS(t *testing.T, ns, addr string, within time.Duration) time.Durati
 	t.Helper()
 	start := time.Now()
 	for {
-		c, err := nsDial(ns, addr)
+		c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
 		if err == nil {
 			err = echoOver(c, "are you there")
 			c.Close()
@@ -152,7 +110,7 @@ func namespaceExists(ns string) bool {
 //   - the namespace, recorded in the connection table's header by the
 //     first incarnation, is removed at stop by a later one.
 func TestUserTCPNetprocDeath(t *testing.T) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	ns := fmt.Sprintf("sate2e%d", os.Getpid()%100000)
 	if namespaceExists(ns) {
 		exec.Command("ip", "netns", "delete", ns).Run() // a crashed run's, not ours
@@ -180,7 +138,7 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 
 	// Two connections the app holds: one idle, one in the middle of a
 	// stream of echoes.
-	idle, err := nsDial(ns, addr)
+	idle, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +146,7 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 	if err := echoOver(idle, "hold me"); err != nil {
 		t.Fatal(err)
 	}
-	busy, err := nsDial(ns, addr)
+	busy, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +258,7 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 // its first netproc created: no netproc is left to do it, so the
 // supervisor does, from the record in netproc's persistent memory.
 func TestUserTCPStopWhileNetprocDown(t *testing.T) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	ns := fmt.Sprintf("satdown%d", os.Getpid()%100000)
 	if namespaceExists(ns) {
 		exec.Command("ip", "netns", "delete", ns).Run()

@@ -86,7 +86,7 @@ func TestChaosUserTCP(t *testing.T) { chaosUserTCP(t, false) }
 func TestChaosUserTCPResume(t *testing.T) { chaosUserTCP(t, true) }
 
 func chaosUserTCP(t *testing.T, resume bool) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	ns := fmt.Sprintf("satchaos%d", os.Getpid()%100000)
 	if NamespaceExists(ns) {
 		// A crashed run of a process with our pid: not this instance's.
@@ -138,20 +138,6 @@ func chaosUserTCP(t *testing.T, resume bool) {
 			}
 		},
 	})
-}
-
-// needTUN skips a test that needs root, /dev/net/tun and iproute2.
-func needTUN(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the usertcp backend creates a TUN device and a network namespace")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no TUN device here: %v", err)
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip to run curl in the namespace")
-	}
 }
 
 // persistentTUNs lists this namespace's persistent TUN devices.

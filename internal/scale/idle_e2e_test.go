@@ -14,13 +14,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"saturn/internal/testkit"
 	"saturn/proto"
@@ -80,27 +77,13 @@ func backends(t *testing.T) []backend {
 	// namespace of the thread that makes it, which joins it and is then
 	// discarded (never unlocked).
 	user.dialAll = func(addr string, n int) ([]net.Conn, error) {
-		type result struct {
-			conns []net.Conn
-			err   error
-		}
-		out := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			h, err := netns.GetFromName(ns)
-			if err == nil {
-				err = netns.Set(h)
-				h.Close()
-			}
-			if err != nil {
-				out <- result{nil, err}
-				return
-			}
-			conns, err := dialMany(kernel.dial, addr, n)
-			out <- result{conns, err}
-		}()
-		r := <-out
-		return r.conns, r.err
+		var conns []net.Conn
+		err := testkit.InNamespace(ns, func() error {
+			var err error
+			conns, err = dialMany(kernel.dial, addr, n)
+			return err
+		})
+		return conns, err
 	}
 	user.dial = func(addr string) (net.Conn, error) {
 		cs, err := user.dialAll(addr, 1)

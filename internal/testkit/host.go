@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // FreeLoopback is a loopback address ("127.0.0.1:PORT") with a port
@@ -35,9 +37,11 @@ func NoTUN() string {
 	if os.Geteuid() != 0 {
 		return "needs root: the usertcp backend creates a TUN device and a network namespace"
 	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		return fmt.Sprintf("no TUN device here: %v", err)
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Sprintf("no TUN device here: cannot open /dev/net/tun: %v", err)
 	}
+	unix.Close(fd)
 	if _, err := exec.LookPath("ip"); err != nil {
 		return "needs iproute2's ip"
 	}

@@ -9,12 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"saturn/internal/testkit"
 	"saturn/netproc/header"
 	"saturn/netproc/ipv4"
 	"saturn/netproc/link"
@@ -154,38 +152,12 @@ func (s *echoServer) send(seq uint32, flags header.TCPFlags, opts header.TCPOpti
 	}
 }
 
-// dialInNamespace connects from inside the namespace: the socket is created
-// on a thread that joined it; that thread is then discarded.
-func dialInNamespace(ns string, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(ns)
-		if err == nil {
-			err = netns.Set(h)
-			h.Close()
-		}
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
-}
-
 func TestNetnsTUNTCPBulk(t *testing.T) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	for _, offload := range []bool{false, true} {
 		name := map[bool]string{false: "plain", true: "offload"}[offload]
 		t.Run(name, func(t *testing.T) {
-			ns, prefix := testNamespace()
+			ns, prefix := testkit.TestNet()
 			dev, err := link.OpenNetnsTUN(link.NetnsConfig{Namespace: ns, Address: prefix, Offload: offload})
 			if err != nil {
 				t.Fatal(err)
@@ -210,7 +182,7 @@ func TestNetnsTUNTCPBulk(t *testing.T) {
 			done := make(chan struct{})
 			go func() { defer close(done); srv.run() }()
 
-			conn, err := dialInNamespace(ns, netip.AddrPortFrom(prefix.Addr(), 7777).String())
+			conn, err := testkit.DialInNamespace(ns, netip.AddrPortFrom(prefix.Addr(), 7777).String(), 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}

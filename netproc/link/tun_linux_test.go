@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc/header"
 	"saturn/netproc/ipv4"
 	"saturn/netproc/link"
@@ -74,7 +75,7 @@ func nsExec(ctx context.Context, ns string, args ...string) *exec.Cmd {
 }
 
 func TestNetnsTUNPing(t *testing.T) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	needCommand(t, "ip", "ping")
 	for _, offload := range []bool{false, true} {
 		name := "plain"
@@ -82,7 +83,7 @@ func TestNetnsTUNPing(t *testing.T) {
 			name = "offload"
 		}
 		t.Run(name, func(t *testing.T) {
-			ns, prefix := testNamespace()
+			ns, prefix := testkit.TestNet()
 			dev, err := link.OpenNetnsTUN(link.NetnsConfig{Namespace: ns, Address: prefix, IfName: "saturn0", Offload: offload})
 			if err != nil {
 				t.Fatal(err)
@@ -130,9 +131,9 @@ func TestNetnsTUNPing(t *testing.T) {
 // TestNetnsTUNPingImpaired pings through an impaired link: ping sees losses
 // and duplicates, and the same seed loses the same packets.
 func TestNetnsTUNPingImpaired(t *testing.T) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	needCommand(t, "ip", "ping")
-	ns, prefix := testNamespace()
+	ns, prefix := testkit.TestNet()
 	tun, err := link.OpenNetnsTUN(link.NetnsConfig{Namespace: ns, Address: prefix})
 	if err != nil {
 		t.Fatal(err)
@@ -163,8 +164,8 @@ func TestNetnsTUNPingImpaired(t *testing.T) {
 // TestNetnsExistingNamespaceKept uses a namespace that exists already and
 // leaves it in place at Close.
 func TestNetnsExistingNamespaceKept(t *testing.T) {
-	needTUN(t)
-	ns, prefix := testNamespace()
+	testkit.NeedTUN(t)
+	ns, prefix := testkit.TestNet()
 	created, err := link.EnsureNamespace(ns)
 	if err != nil || !created {
 		t.Fatal(created, err)

@@ -2,50 +2,20 @@ package usertcp_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"saturn/appproc"
+	"saturn/internal/testkit"
 	"saturn/netproc"
 	"saturn/netproc/netproctest"
 	"saturn/netproc/usertcp"
 	"saturn/proto"
 )
-
-// needTUN skips a test that needs root and /dev/net/tun.
-func needTUN(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it creates a TUN device and a network namespace")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no TUN device here: %v", err)
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip to run programs in the namespace")
-	}
-}
-
-var nsCounter atomic.Int32
-
-// testNet returns a unique namespace name (saturn-test-PID-N) and a /24 for
-// saturn's address in it, so that tests in parallel processes never meet.
-func testNet() (string, netip.Prefix) {
-	n := nsCounter.Add(1)
-	pid := os.Getpid()
-	ns := fmt.Sprintf("saturn-test-%d-%d", pid, n)
-	return ns, netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.2/24", 160+pid%60, n%250))
-}
 
 // stackEnv is a netproc running in the test process on the usertcp backend
 // over a TUN device in a namespace of its own, and an app attached to it.
@@ -64,8 +34,8 @@ type stackEnv struct {
 // torn down when the test ends, the namespace included.
 func startStack(t testing.TB, cfg usertcp.Config) *stackEnv {
 	t.Helper()
-	needTUN(t)
-	ns, pfx := testNet()
+	testkit.NeedTUN(t)
+	ns, pfx := testkit.TestNet()
 	cfg.Namespace, cfg.Address = ns, pfx
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = 4096
@@ -95,30 +65,10 @@ func (e *stackEnv) Counters() map[string]uint64 {
 	return m
 }
 
-// inNS runs fn on a thread that joined the namespace; the thread is
-// discarded afterwards.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.GetFromName(ns)
-		if err == nil {
-			err = netns.Set(h)
-			h.Close()
-		}
-		if err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 // Dial connects from inside the namespace (the kernel's TCP).
 func (e *stackEnv) Dial(addr string) (net.Conn, error) {
 	var c net.Conn
-	err := inNS(e.NS, func() error {
+	err := testkit.InNamespace(e.NS, func() error {
 		var err error
 		c, err = net.DialTimeout("tcp", addr, 10*time.Second)
 		return err
@@ -129,7 +79,7 @@ func (e *stackEnv) Dial(addr string) (net.Conn, error) {
 // Listen listens inside the namespace (the kernel's TCP).
 func (e *stackEnv) Listen(addr string) (net.Listener, error) {
 	var ln net.Listener
-	err := inNS(e.NS, func() error {
+	err := testkit.InNamespace(e.NS, func() error {
 		var err error
 		ln, err = net.Listen("tcp", addr)
 		return err

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"saturn/appproc"
+	"saturn/internal/testkit"
 	"saturn/netproc/header"
 	"saturn/netproc/tcp"
 	"saturn/netproc/usertcp"
@@ -38,7 +39,7 @@ type injector struct {
 func newInjector(t *testing.T, ns, ifname string) *injector {
 	t.Helper()
 	in := &injector{fd: -1}
-	err := inNS(ns, func() error {
+	err := testkit.InNamespace(ns, func() error {
 		ifc, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err

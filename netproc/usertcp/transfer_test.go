@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc/link"
 	"saturn/netproc/usertcp"
 )
@@ -170,7 +171,7 @@ func (tr transfer) run(t *testing.T, e *stackEnv) {
 // netproc's impairment at 1% and 5% loss plus reordering and duplication;
 // every byte is checked. -long (or SATURN_LONG=1) moves 1 GiB each time.
 func TestTransfers(t *testing.T) {
-	needTUN(t)
+	testkit.NeedTUN(t)
 	links := []struct {
 		name   string
 		impair link.ImpairOptions

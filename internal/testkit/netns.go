@@ -1,0 +1,71 @@
+package testkit
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// NeedTUN skips t unless saturn's usertcp backend can run here (NoTUN).
+func NeedTUN(t testing.TB) {
+	t.Helper()
+	if why := NoTUN(); why != "" {
+		t.Skip(why)
+	}
+}
+
+var netCounter atomic.Int32
+
+// TestNet returns a network namespace name and a /24 with saturn's
+// address in it (.2), unique to this call in this test process, and
+// unlikely to meet those of test processes running beside it: the name
+// holds the process ID, the prefix is 10.(100+PID%100).N.2/24. The name
+// fits the 31 bytes that netproc's persistent memory records.
+func TestNet() (string, netip.Prefix) {
+	n := int(netCounter.Add(1))
+	pid := os.Getpid()
+	ns := fmt.Sprintf("saturn-test-%d-%d", pid, n)
+	return ns, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + pid%100), byte(n), 2}), 24)
+}
+
+// InNamespace runs fn on an OS thread that joined the named network
+// namespace, as a program run with `ip netns exec` would run: sockets fn
+// makes belong to that namespace wherever they are used afterwards. The
+// thread is never unlocked, so the runtime discards it when fn returns
+// rather than let another goroutine run in the namespace.
+func InNamespace(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		h, err := netns.GetFromName(ns)
+		if err == nil {
+			err = netns.Set(h)
+			h.Close()
+		}
+		if err != nil {
+			errc <- fmt.Errorf("joining namespace %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// DialInNamespace connects to addr (TCP) from inside the named namespace,
+// giving up after timeout.
+func DialInNamespace(ns, addr string, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := InNamespace(ns, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", addr, timeout)
+		return err
+	})
+	return c, err
+}
