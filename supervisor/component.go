@@ -53,6 +53,9 @@ type launchSpec struct {
 	env  []string // extra environment
 	dir  string
 	cred *syscall.Credential // who it runs as; nil: as the supervisor
+	// ambient: the capabilities it keeps under cred (netproc's kernel
+	// backend: CAP_NET_BIND_SERVICE, for granted ports below 1024).
+	ambient []uintptr
 }
 
 // alive reports whether the component has a process (or a live session,

@@ -37,7 +37,20 @@ func (s *Supervisor) start(c *component) {
 		extra = append(extra, c.persist)
 		env = append(env, "SATURN_PERSIST_FD=4")
 	}
-	proc, link, err := s.spawner.spawn(c.spec, env, s.opts.Paths.Log(c.name), extra...)
+	spec := c.spec
+	if c.kind == proto.KindServer && spec.cred != nil {
+		cf, err := s.configFile()
+		if err != nil {
+			c.state, c.reason = proto.StateFailed, "cannot start: config: "+err.Error()
+			s.log.Error("start failed", "name", c.name, "err", err)
+			s.notify()
+			return
+		}
+		defer cf.Close()
+		extra = append(extra, cf)
+		spec.args = []string{"saturn", c.name, "--config", fmt.Sprintf("/proc/self/fd/%d", 3+len(extra))}
+	}
+	proc, link, err := s.spawner.spawn(spec, env, s.opts.Paths.Log(c.name), extra...)
 	if err != nil {
 		c.state, c.reason = proto.StateFailed, "cannot start: "+err.Error()
 		s.log.Error("start failed", "name", c.name, "err", err)

@@ -106,9 +106,10 @@ func spawnNow(req spawnReq) (*os.Process, *proto.Conn, error) {
 		Env:   env,
 		Files: files,
 		Sys: &syscall.SysProcAttr{
-			Setpgid:    true,            // its own group, so signals reach its children too
-			Pdeathsig:  syscall.SIGKILL, // die with the supervisor (see spawner)
-			Credential: req.spec.cred,   // an app's own user (users.go); nil: ours
+			Setpgid:     true,             // its own group, so signals reach its children too
+			Pdeathsig:   syscall.SIGKILL,  // die with the supervisor (see spawner)
+			Credential:  req.spec.cred,    // its own user (users.go); nil: ours
+			AmbientCaps: req.spec.ambient, // what it keeps as that user
 		},
 	})
 	if err != nil {

@@ -334,8 +334,9 @@ func (s *Supervisor) cleanup() {
 // startAll starts the servers, each ready before the next, then the apps.
 func (s *Supervisor) startAll() error {
 	timeout := s.cfg.Supervisor.ReadyTimeout.D()
-	var idErr error
-	s.do(func() {
+	// call, not do: the start must see what identifying the components
+	// found, so it must wait for the loop to have done it.
+	idErr, _ := call(s, func() (idErr error) {
 		for _, name := range serverNames {
 			pol, _ := s.cfg.ServerPolicy(name)
 			persist, err := newPersist(name)
@@ -363,6 +364,7 @@ func (s *Supervisor) startAll() error {
 			}
 			s.components = append(s.components, c)
 		}
+		return idErr
 	})
 	if idErr != nil {
 		return idErr

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"saturn/configs"
 	"saturn/proto"
 )
@@ -200,7 +202,7 @@ func (s *Supervisor) roomForApp() error {
 // create its TUN device first, diskproc open its root. Loop only.
 func (s *Supervisor) identifyServer(c *component) error {
 	spec := s.cfg.Netproc.User
-	if c.name == string(proto.ServerDisk) {
+	if c.name == "diskproc" {
 		spec = s.cfg.Diskproc.User
 	}
 	u, err := resolveUser(s.opts.Paths.Instance, c.name, spec, s.takenUIDs(c))
@@ -215,11 +217,42 @@ func (s *Supervisor) identifyServer(c *component) error {
 		return nil
 	}
 	c.uid = u.uid
+	if c.name == "netproc" && s.cfg.Netproc.Backend == "kernel" {
+		// The kernel backend sets nothing up, but binds the ports below
+		// 1024 that apps are granted: it starts as its user right away,
+		// keeping CAP_NET_BIND_SERVICE alone (a process cannot keep one
+		// capability on every thread when it switches users itself).
+		c.spec.cred, c.spec.ambient = u.credential(), []uintptr{unix.CAP_NET_BIND_SERVICE}
+		return nil
+	}
 	c.spec.env = append(c.spec.env, fmt.Sprintf("%s=%d:%d", proto.EnvServerUser, u.uid, u.gid))
-	if c.name == string(proto.ServerDisk) {
+	if c.name == "diskproc" {
 		return s.checkDiskAccess(u)
 	}
 	return nil
+}
+
+// configFile is the effective configuration as a memfd, for a server
+// started as its own user: the file the supervisor wrote is root's alone.
+// Under /proc/self/fd/N the server opens it again as itself; a memfd's
+// mode lets it.
+func (s *Supervisor) configFile() (*os.File, error) {
+	data, err := os.ReadFile(s.opts.Paths.Config)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.MemfdCreate("saturn-config", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "config")
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, err
+	}
+	// Sealed: the server reads it; neither it nor anyone else changes it.
+	unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
+	return f, nil
 }
 
 // checkDiskAccess refuses to start diskproc as a user that cannot read its

@@ -3,12 +3,17 @@ package hostile_test
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"saturn/internal/testkit"
 	"saturn/proto"
@@ -38,6 +43,7 @@ func TestComponentsRunAsTheirOwnUsers(t *testing.T) {
 }
 
 func runAsOwnUsers(t *testing.T, netproc string) {
+	kernel := strings.Contains(netproc, `"kernel"`)
 	site := t.TempDir()
 	os.Chmod(site, 0o755) // diskproc's own user reads it
 	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>mine</h1>"), 0o644); err != nil {
@@ -45,6 +51,18 @@ func runAsOwnUsers(t *testing.T, netproc string) {
 	}
 	port := testkit.FreePort(t)
 	cfg := strings.Replace(fmt.Sprintf(config, site, port), `backend = "kernel"`, netproc, 1)
+	low := 0
+	if kernel {
+		// netproc on the kernel backend keeps CAP_NET_BIND_SERVICE, and
+		// only that, so an app granted a port below 1024 gets it.
+		low = freeLowPort(t)
+		cfg += fmt.Sprintf(`
+[[app]]
+name = "web-low"
+command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%d"]
+listen = ["127.0.0.1:%d"]
+`, low, low)
+	}
 	in := testkit.NewInstance(t, cfg)
 	in.Start()
 	st := in.Status()
@@ -56,7 +74,11 @@ func runAsOwnUsers(t *testing.T, netproc string) {
 			t.Fatalf("no %s in status", name)
 		}
 		pids[name] = c.PID
-		uid, creds := credentials(t, c.PID)
+		var keeps uint64
+		if name == "netproc" && kernel {
+			keeps = 1 << unix.CAP_NET_BIND_SERVICE
+		}
+		uid, creds := credentials(t, c.PID, keeps)
 		t.Logf("%s runs as %s: %s", name, c.User, creds)
 		if !strings.Contains(c.User, "dynamic") || !strings.HasPrefix(c.User, uid+":") {
 			t.Errorf("%s runs as uid %s, status says %q: want its own dynamic user", name, uid, c.User)
@@ -70,6 +92,18 @@ func runAsOwnUsers(t *testing.T, netproc string) {
 			}
 		}
 		uids[name] = uid
+	}
+
+	if low != 0 {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", low))
+		if err != nil {
+			t.Fatalf("the app granted port %d: %v", low, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "<h1>mine</h1>" {
+			t.Errorf("port %d: %d %q", low, resp.StatusCode, body)
+		}
 	}
 
 	snoop := testkit.Build(t, "./internal/hostile/testdata/snoop")
@@ -125,8 +159,9 @@ func runAsOwnUsers(t *testing.T, netproc string) {
 
 // credentials reads a process's uids and capability sets from /proc: its
 // real uid, and a summary; it fails the test if the uids differ from one
-// another or any capability set but the bounding one is not empty.
-func credentials(t *testing.T, pid int) (uid, summary string) {
+// another or any capability set but the bounding one holds other than
+// keeps.
+func credentials(t *testing.T, pid int, keeps uint64) (uid, summary string) {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -151,10 +186,48 @@ func credentials(t *testing.T, pid int) (uid, summary string) {
 			}
 		case "CapInh", "CapPrm", "CapEff", "CapAmb":
 			parts = append(parts, key+" "+val)
-			if v, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64); err != nil || v != 0 {
-				t.Errorf("pid %d: %s is %s: want no capabilities", pid, key, strings.TrimSpace(val))
+			// An ambient capability is in the inheritable set too.
+			if v, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64); err != nil || v != keeps {
+				t.Errorf("pid %d: %s is %s: want %x", pid, key, strings.TrimSpace(val), keeps)
 			}
 		}
 	}
 	return uid, strings.Join(parts, "; ")
+}
+
+// freeLowPort finds a port below 1024 that nothing listens on, on
+// 127.0.0.1.
+func freeLowPort(t *testing.T) int {
+	for p := 1023; p > 900; p-- {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Skip("no free port below 1024 on 127.0.0.1")
+	return 0
+}
+
+// TestDiskprocRootItsUserCannotRead: diskproc runs as its own user, so a
+// root only root may read would serve nothing; the start fails at once and
+// says what to do, rather than every request failing later.
+func TestDiskprocRootItsUserCannotRead(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: diskproc runs as a user of its own only when the supervisor is root")
+	}
+	site := filepath.Join(t.TempDir(), "site")
+	if err := os.Mkdir(site, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	in := testkit.NewInstance(t, fmt.Sprintf(config, site, testkit.FreePort(t)))
+	out, err := in.Run("supervisor", "start", "--detach", "--config", in.Config)
+	if err == nil {
+		t.Fatalf("the instance started with a root diskproc's user cannot read:\n%s", out)
+	}
+	for _, want := range []string{"cannot read its root " + site, "chmod o+rx", "[diskproc] user"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the error lacks %q:\n%s", want, out)
+		}
+	}
 }
