@@ -60,7 +60,10 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 	}
 	hasData := seg.PayloadLen() > 0 || f&FlagFIN != 0
 	// PAWS (RFC 7323, 5.3, R1): a timestamp older than TS.Recent marks an
-	// old duplicate, unless TS.Recent itself is too old to trust.
+	// old duplicate, unless TS.Recent itself is too old to trust. A stale
+	// TS.Recent is replaced only once the segment has passed every check
+	// (RFC 7323, 5.5; Linux's tcp_replace_ts_recent).
+	tsStale := false
 	if c.ts.ok && seg.Options.TS && f&FlagRST == 0 && int32(seg.Options.TSVal-c.ts.recent) < 0 {
 		if e.now.Sub(c.ts.recentAt) <= paws24Days {
 			e.st.PAWSRejected++
@@ -68,14 +71,12 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 			c.oowACK(e, hasData)
 			return
 		}
-		// TS.Recent is stale: invalidate it and take the segment's
-		// (RFC 7323, 5.5).
-		c.ts.recent = seg.Options.TSVal
-		c.ts.recentAt = e.now
+		tsStale = true
 	}
 	// The sequence-number test (first check of 3.10.7.4).
 	seq, payload, fin := seg.Seq, seg.Payload, f&FlagFIN != 0
 	var dup [2]seqnum.Value // the part already received, for a D-SACK
+	ackNow := false         // the segment calls for an immediate ACK, once accepted
 	wnd := uint32(0)
 	if c.rcv.nxt.LessThan(c.rcv.adv) {
 		wnd = uint32(c.rcv.nxt.Size(c.rcv.adv))
@@ -87,7 +88,7 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 			// and acknowledged so the peer keeps probing.
 			if len(payload) > 0 {
 				payload, fin = nil, false
-				c.rcv.ackNow = true
+				ackNow = true
 			}
 		} else {
 			if f&FlagRST == 0 {
@@ -114,7 +115,7 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 			payload = payload[d:]
 		}
 		seq = c.rcv.nxt
-		c.rcv.ackNow = true // part was a duplicate: tell the peer where we are
+		ackNow = true // part was a duplicate: tell the peer where we are
 	}
 	if edge := seqnum.Max(c.rcv.adv, c.rcv.nxt); seq.Add(seqnum.Size(len(payload))).GreaterThan(edge) {
 		payload = payload[:seq.Size(edge)]
@@ -124,12 +125,6 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 		// Nothing follows a FIN: ignore bytes a peer claims beyond it.
 		payload = payload[:seq.Size(seqnum.Max(c.rcv.finSeq, seq))]
 	}
-	// Record the timestamp to echo (RFC 7323, 4.3 and 5.3, R3).
-	if c.ts.ok && seg.Options.TS && int32(seg.Options.TSVal-c.ts.recent) >= 0 &&
-		seg.Seq.LessThanEq(c.rcv.lastAckSent) {
-		c.ts.recent = seg.Options.TSVal
-		c.ts.recentAt = e.now
-	}
 	if f&FlagRST != 0 {
 		c.resetArrived(e, seg)
 		return
@@ -138,7 +133,6 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 		e.st.Drops[DropNoACK]++
 		return
 	}
-	c.heardFromPeer(e)
 	if c.state == StateSynReceived {
 		// The ACK must acknowledge our SYN (fifth check, SYN-RECEIVED).
 		if seg.Ack.LessThanEq(c.snd.una) || seg.Ack.GreaterThan(c.snd.nxt) {
@@ -146,6 +140,21 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 			c.replyRST(e, seg)
 			return
 		}
+	} else if !c.ackAcceptable(e, seg) {
+		return
+	}
+	// The segment is acceptable: from here on it may change the
+	// connection. Record the timestamp to echo (RFC 7323, 4.3 and 5.3, R3).
+	if c.ts.ok && seg.Options.TS && (tsStale || int32(seg.Options.TSVal-c.ts.recent) >= 0) &&
+		seg.Seq.LessThanEq(c.rcv.lastAckSent) {
+		c.ts.recent = seg.Options.TSVal
+		c.ts.recentAt = e.now
+	}
+	if ackNow {
+		c.rcv.ackNow = true
+	}
+	c.heardFromPeer(e)
+	if c.state == StateSynReceived {
 		c.snd.wnd = uint32(seg.Window) << c.snd.shift
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 		c.snd.wl1, c.snd.wl2 = seg.Seq, seg.Ack
@@ -277,10 +286,11 @@ func (c *Conn) resetArrived(e *env, seg *Segment) {
 	}
 }
 
-// ackArrived does the fifth check for the synchronized states
-// (RFC 9293, 3.10.7.4; RFC 5961, 5.2). It returns false if the segment is
-// to be dropped or the connection ended.
-func (c *Conn) ackArrived(e *env, seg *Segment) bool {
+// ackAcceptable does the acceptability test of the fifth check for the
+// synchronized states (RFC 9293, 3.10.7.4; RFC 5961, 5.2): an ACK of data
+// not yet sent is dropped and answered with an ACK, one older than the
+// largest window the peer offered gets a challenge ACK.
+func (c *Conn) ackAcceptable(e *env, seg *Segment) bool {
 	ack := seg.Ack
 	if ack.GreaterThan(c.snd.nxt) {
 		e.st.Drops[DropBadAck]++
@@ -292,12 +302,20 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 		c.challengeACK(e)
 		return false
 	}
+	return true
+}
+
+// ackArrived does the rest of the fifth check for the synchronized states
+// (RFC 9293, 3.10.7.4), for an acceptable ACK. It returns false if the
+// connection ended.
+func (c *Conn) ackArrived(e *env, seg *Segment) bool {
+	ack := seg.Ack
 	newSACK := false
 	var delivered uint32
 	if c.sack.ok && seg.Options.NumSACK > 0 {
 		n := min(int(seg.Options.NumSACK), len(seg.Options.SACK))
 		blocks := seg.Options.SACK[:n]
-		if isDSACK(blocks, ack) {
+		if c.isDSACK(blocks, ack) {
 			e.st.DSACKsRecv++
 			c.rackDSACK()
 			blocks = blocks[1:]
@@ -379,7 +397,7 @@ func (c *Conn) newAck(e *env, seg *Segment) {
 		c.rtt.timing = false
 	}
 	c.snd.una = ack
-	c.tm.tlp, c.tm.tlpOut = 0, false // an ACK of new data restarts the probe timer
+	c.tm.tlp, c.tm.tlpSent = 0, 0 // an ACK of new data restarts the probe timer
 	if ack.GreaterThan(c.snd.bufStart) {
 		n := min(uint32(c.snd.bufStart.Size(ack)), c.snd.buffered)
 		c.snd.head = (c.snd.head + n) % c.sndSize

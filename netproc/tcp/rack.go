@@ -186,6 +186,7 @@ func (c *Conn) rackSent(e *env, s, end seqnum.Value) {
 	now := usec(e.now)
 	if c.rec.mode != modeOpen {
 		c.rack.prrOut += uint32(s.Size(end))
+		c.tm.tlp = 0 // the probe timer counts from the last transmission
 	}
 	if rEnd := seqnum.Min(end, c.snd.nxt); s.LessThan(rEnd) {
 		// A retransmission: split out [s, rEnd) where possible; a range
@@ -481,6 +482,9 @@ func (c *Conn) rackAfterAck(e *env, delivered uint32) {
 	}
 	if c.rec.mode == modeSACK {
 		c.prrUpdate(delivered)
+		if delivered > 0 {
+			c.tm.tlp = 0 // progress: the probe timer starts again from here
+		}
 	}
 }
 
@@ -534,13 +538,15 @@ func (c *Conn) rackDSACK() {
 
 // isDSACK reports whether an ACK's first SACK block is a D-SACK
 // (RFC 2883, 4): it lies below the cumulative acknowledgment, or within
-// the second block.
-func isDSACK(blocks []header.SACKBlock, ack seqnum.Value) bool {
+// the second block. A block outside what could have been sent (below
+// SND.UNA by more than the largest window, or beyond SND.NXT) is bogus,
+// not a D-SACK, as Linux's tcp_is_sackblock_valid judges.
+func (c *Conn) isDSACK(blocks []header.SACKBlock, ack seqnum.Value) bool {
 	if len(blocks) == 0 {
 		return false
 	}
 	s, e := seqnum.Value(blocks[0].Start), seqnum.Value(blocks[0].End)
-	if !s.LessThan(e) {
+	if !s.LessThan(e) || s.LessThan(c.snd.una.Sub(seqnum.Size(c.snd.maxWnd))) || e.GreaterThan(c.snd.nxt) {
 		return false
 	}
 	if e.LessThanEq(ack) {

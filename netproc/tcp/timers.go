@@ -19,7 +19,7 @@ type timers struct {
 
 	persistBackoff uint8
 	keepProbes     uint8
-	tlpOut         bool // a loss probe is out and no ACK has advanced SND.UNA since
+	tlpSent        uint8 // loss probes sent since an ACK last advanced SND.UNA
 }
 
 // nextDeadline returns the earliest armed deadline, or zero.
@@ -56,6 +56,7 @@ func (c *Conn) timerFired(e *env) {
 	if c.tm.tlp != 0 && now >= c.tm.tlp {
 		c.tm.tlp = 0
 		c.lossProbe(e)
+		c.armLossProbe(e) // the next probe, if another may follow
 	}
 	if c.tm.persist != 0 && now >= c.tm.persist {
 		c.tm.persist = 0
@@ -266,6 +267,13 @@ func (c *Conn) heardFromPeer(e *env) {
 const (
 	minPTO       = 2 * time.Millisecond
 	maxDelAckPTO = 200 * time.Millisecond // the longest delayed ACK a peer may hold (RFC 8985, 7.2)
+	// maxRACKProbes is how many probes RACK sends, each after twice the
+	// wait of the one before, while no ACK advances SND.UNA and before the
+	// retransmission timer fires; RFC 8985 sends one. Where losing one ACK
+	// is common (a receiver that acknowledges a burst once, on a link that
+	// loses a few percent), so is losing the probe's: a second and third
+	// probe cost a segment each where the timer costs 200 ms and the window.
+	maxRACKProbes = 3
 )
 
 // armLossProbe starts the probe timer when the flight calls for one: data
@@ -273,7 +281,11 @@ const (
 // probe that would come before the RTO. A new ACK or new data restarts it
 // (they clear tm.tlp first).
 func (c *Conn) armLossProbe(e *env) {
-	if !c.cfg.FastLossRecovery || c.rec.mode != modeOpen || c.snd.una == c.snd.nxt || !c.canSendData() || c.tm.tlpOut ||
+	maxProbes := uint8(1)
+	if c.rackOn() {
+		maxProbes = maxRACKProbes
+	}
+	if !c.cfg.FastLossRecovery || !c.probeMode() || c.snd.una == c.snd.nxt || !c.canSendData() || c.tm.tlpSent >= maxProbes ||
 		!c.rtt.sampled || c.tm.rto == 0 {
 		c.tm.tlp = 0
 		return
@@ -286,21 +298,39 @@ func (c *Conn) armLossProbe(e *env) {
 		// One segment out: the peer may be delaying its ACK.
 		pto = max(pto, c.rtt.srtt*3/2+maxDelAckPTO)
 	}
-	at := e.now.Add(max(pto, minPTO))
+	at := e.now.Add(max(pto, minPTO) << c.tm.tlpSent)
 	if at < c.tm.rto {
 		c.tm.tlp = at
 	}
 }
 
-// lossProbe sends the probe (RFC 8985, 7.3).
+// probeMode reports whether the recovery state allows a loss probe: the
+// open state (RFC 8985, 7.2), and, with RACK, a fast recovery too. RFC
+// 8985 leaves recovery to RACK's timer, which needs an ACK to start from;
+// but a receiver that acknowledges a burst with a single ACK (Linux
+// compresses its ACKs while data arrives out of order) leaves a recovery
+// with nothing to clock it out if that ACK is lost, and only the
+// retransmission timer would end the wait. Measured over a link losing 5%
+// each way, those waits were most of the time a transfer took.
+func (c *Conn) probeMode() bool {
+	return c.rec.mode == modeOpen || c.rec.mode == modeSACK && c.rackOn()
+}
+
+// lossProbe sends the probe (RFC 8985, 7.3): new data if the window
+// allows, else the last segment again. With RACK the probe is always the
+// last segment: a duplicate draws an immediate ACK from any receiver,
+// where new data is one segment that a receiver may acknowledge only when
+// its delayed-ACK timer fires (40 ms for Linux). Measured over a link
+// losing 5% each way, where the probe mostly stands in for a lost ACK,
+// new data as the probe cost such a wait most times.
 func (c *Conn) lossProbe(e *env) {
-	if c.rec.mode != modeOpen || c.snd.una == c.snd.nxt || !c.canSendData() {
+	if !c.probeMode() || c.snd.una == c.snd.nxt || !c.canSendData() {
 		return
 	}
 	e.st.LossProbes++
-	c.tm.tlpOut = true
+	c.tm.tlpSent++
 	mss := c.payloadMax()
-	if c.dataEnd().GreaterThan(c.snd.nxt) && c.windowRoom() > 0 && c.sendNew(e, mss, mss, true) {
+	if !c.rackOn() && c.dataEnd().GreaterThan(c.snd.nxt) && c.windowRoom() > 0 && c.sendNew(e, mss, mss, true) {
 		return
 	}
 	s := c.snd.una
