@@ -20,6 +20,7 @@ var fuzzSeeds = []string{
 	"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\nIf-Range: \"x\"\r\n\r\n",
 	"\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: x\r\n X: folded\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: x\r\nExpect: , 100-Continue,tea\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
 }
 
 // FuzzParseRequest: the parser never panics and never reads past the head;
@@ -65,8 +66,26 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if r.minor == 1 && bytes.Contains(head[:bytes.IndexByte(head, '\n')], []byte("HTTP/1.")) &&
 			r.method != methodNotAllowed && r.method != methodUnknown {
-			if _, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head))); err != nil {
+			hr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+			if err != nil {
 				t.Fatalf("accepted a head net/http refuses (%v):\n%q", err, head)
+			}
+			// Expect's members, against a naive model over net/http's
+			// fields.
+			var cont, other bool
+			for _, v := range hr.Header.Values("Expect") {
+				for _, m := range strings.Split(v, ",") {
+					switch m = strings.Trim(m, " \t"); {
+					case m == "":
+					case strings.EqualFold(m, "100-continue"):
+						cont = true
+					default:
+						other = true
+					}
+				}
+			}
+			if cont != r.expectContinue || other != r.expectOther {
+				t.Fatalf("Expect: parsed 100-continue %v, other %v; want %v, %v\n%q", r.expectContinue, r.expectOther, cont, other, head)
 			}
 		}
 	})
