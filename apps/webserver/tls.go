@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -88,10 +90,25 @@ func (c *conn) handshake(h handshaker) bool {
 		// A plain HTTP request on the HTTPS port: say so in plain HTTP,
 		// as nginx and net/http do, rather than hang up in silence.
 		rh.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		rh.Conn.Write(plainHTTPOnTLS)
+		if _, err := rh.Conn.Write(plainHTTPOnTLS); err == nil {
+			lingerClose(rh.Conn)
+		}
 	}
 	c.srv.cfg.ErrorLog.Debug("webserver: TLS handshake", "remote", c.nc.RemoteAddr(), "err", err)
 	return false
+}
+
+// lingerClose half-closes nc and drops what the client still sends, for
+// up to lingerTime, so that closing it with the rest of a request unread
+// does not make the kernel reset the connection and destroy the response
+// (see conn.closeWrite).
+func lingerClose(nc net.Conn) {
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	nc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
 }
 
 var plainHTTPOnTLS = func() []byte {
