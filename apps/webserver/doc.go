@@ -87,13 +87,16 @@
 // it is now, never as a body cut short of the Content-Length announced.
 // A replaced or deleted file that is still open is the old file, whole.
 // Kept contents are a copy, served whole. Otherwise a short read is
-// noticed before anything of the response has left whenever the body fits
-// in the write buffer (64 KiB): the response is taken back and the request
-// served again from a fresh open and stat, at most three times (then 503).
-// A larger body from a cached file is sent only after a Stat of the open
-// file has confirmed the size in the head. Only a file that shrinks during
-// the transfer of a larger body, after its head has left, cannot be
-// answered whole; the connection is then closed short of the announced
+// noticed before anything of the response has left whenever the body is
+// read whole into the write buffer (64 KiB) before it is written: the
+// response is taken back and the request served again from a fresh open
+// and stat, at most three times (then 503). A body that leaves while it is
+// read (one larger than the write buffer, or of 16 KiB and more on a
+// connection with WriteFrom, as saturn's are) is sent from a cached file
+// only after a Stat of the open file has confirmed the size in the head:
+// one more round trip to diskproc for such a file when its contents are not
+// kept. Only a file that shrinks during such a transfer, after its head
+// has left, cannot be answered whole; the connection is then closed short of the announced
 // length, which clients report as an incomplete response (RFC 9112 §8),
 // and the cache drops the file. A small file rewritten in place to the
 // same size may be served as it is now under its old ETag until the cache

@@ -83,11 +83,12 @@ const maxServeAttempts = 3
 // the open-file cache holds it) is served either whole as it was or whole
 // as it is now, never as a body cut short of the Content-Length already
 // announced, in three ways. Kept contents (Config.ContentCache) are a copy
-// as of a check and are served whole. A body that fits in the write buffer
+// as of a check and are served whole. A body read into the write buffer
 // is read whole before anything of the response is written; if the read
 // comes back short, the response is taken back and the request served
-// again from a fresh open (errChanged). A larger body, which leaves in
-// pieces while it is read, is sent from a cached file only after one Stat
+// again from a fresh open (errChanged). A body that leaves in pieces while
+// it is read (sendBody: larger than the write buffer, or for a fromWriter)
+// is sent from a cached file only after one Stat
 // of the open file has confirmed the size and time the head announces;
 // only a file that shrinks during that transfer, after the head has left,
 // can still cut it short, and then the connection is closed before the
