@@ -236,31 +236,34 @@ func writePatternFile(t *testing.T, path string, size int64) []byte {
 // waitHTTP waits until GET path answers 200 from inside ns.
 func waitHTTP(t *testing.T, ns, addr, path string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: saturn\r\nConnection: close\r\n\r\n", path)
-			var resp *http.Response
-			resp, err = http.ReadResponse(bufio.NewReader(c), nil)
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					err = fmt.Errorf("%s", resp.Status)
-				}
-			}
-			c.Close()
-		}
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s from %s: %v", path, ns, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var err error
+	if !testkit.Until(within, func() bool {
+		err = getOnce(ns, addr, path)
+		return err == nil
+	}) {
+		t.Fatalf("GET %s from %s: %v", path, ns, err)
 	}
+}
+
+// getOnce makes one GET path from inside ns, and wants a 200.
+func getOnce(ns, addr, path string) error {
+	c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: saturn\r\nConnection: close\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return nil
 }
 
 // diagnose says where the stream bytes b, read at offset off, came from:

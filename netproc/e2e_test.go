@@ -48,15 +48,11 @@ func startEcho(t *testing.T, config string) (*testkit.Instance, string) {
 	in.Start()
 	addr := freePort(t)
 	in.MustRun("attach", "--name", "echo", "--restart", "always", "--", echo, "--listen", addr)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := echoOnce(addr, "hello"); err == nil {
-			return in, addr
-		} else if time.Now().After(deadline) {
-			t.Fatalf("echo does not answer on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var err error
+	if !testkit.Until(10*time.Second, func() bool { err = echoOnce(addr, "hello"); return err == nil }) {
+		t.Fatalf("echo does not answer on %s: %v", addr, err)
 	}
+	return in, addr
 }
 
 // echoOnce connects, sends msg and reads it back.
@@ -145,7 +141,9 @@ func listenerSurvivesAppRestart(t *testing.T, in *testkit.Instance, addr string)
 		}()
 	}
 	for round := 1; round <= 2; round++ {
-		time.Sleep(150 * time.Millisecond)
+		// The clients get through before the kill.
+		start := ok.Load()
+		testkit.Until(10*time.Second, func() bool { return ok.Load() >= start+10 })
 		before := ok.Load()
 		pid := testkit.Component(in.Status(), "echo").PID
 		in.MustRun("kill", "echo")
@@ -156,10 +154,7 @@ func listenerSurvivesAppRestart(t *testing.T, in *testkit.Instance, addr string)
 			t.Fatalf("echo not restarted: %+v", testkit.Component(st, "echo"))
 		}
 		// The clients get through again after the restart.
-		deadline := time.Now().Add(10 * time.Second)
-		for ok.Load() < before+10 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		testkit.Until(10*time.Second, func() bool { return ok.Load() >= before+10 })
 	}
 	close(stop)
 	wg.Wait()
@@ -203,16 +198,9 @@ func appKillClosesItsConnections(t *testing.T, in *testkit.Instance, addr string
 // waitEcho waits until the echo app answers on addr.
 func waitEcho(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := echoOnce(addr, "are you there")
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("echo unreachable on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var err error
+	if !testkit.Until(10*time.Second, func() bool { err = echoOnce(addr, "are you there"); return err == nil }) {
+		t.Fatalf("echo unreachable on %s: %v", addr, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,20 +42,18 @@ func echoOver(c net.Conn, msg string) error {
 func waitEchoNS(t *testing.T, ns, addr string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
-		c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
-		if err == nil {
+	var err error
+	if !testkit.Until(within, func() bool {
+		var c net.Conn
+		if c, err = testkit.DialInNamespace(ns, addr, 5*time.Second); err == nil {
 			err = echoOver(c, "are you there")
 			c.Close()
 		}
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("echo unreachable on %s from %s: %v", addr, ns, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return err == nil
+	}) {
+		t.Fatalf("echo unreachable on %s from %s: %v", addr, ns, err)
 	}
+	return time.Since(start)
 }
 
 // tunsIn lists the TUN devices in namespace ns with their addresses.
@@ -152,6 +151,7 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 	}
 	defer busy.Close()
 	busyErr := make(chan error, 1)
+	var busyEchoes atomic.Int64
 	go func() {
 		chunk := []byte(strings.Repeat("0123456789abcdef", 4096))
 		buf := make([]byte, len(chunk))
@@ -165,9 +165,10 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 				busyErr <- err
 				return
 			}
+			busyEchoes.Add(1)
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testkit.Eventually(t, 10*time.Second, func() bool { return busyEchoes.Load() >= 3 }, "the busy connection's first echoes")
 	echoRestarts := testkit.Component(in.Status(), "echo").Restarts
 	oldPID := testkit.Component(in.Status(), "netproc").PID
 

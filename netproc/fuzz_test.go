@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc"
 	"saturn/netproc/netproctest"
 	"saturn/proto"
@@ -125,15 +126,13 @@ func FuzzSubmissions(f *testing.F) {
 		bad.wait(bad.submit(proto.Submission{Op: proto.OpNop}), 5*time.Second)
 		srv.Drop(bad.desc.ID)
 		var socks, orphans int
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		testkit.Until(5*time.Second, func() bool {
 			srv.Do(func() {
 				socks = srv.Handler.Sockets("hostile")
 				orphans = srv.Handler.Kept()
 			})
-			if socks == 0 && orphans == 0 || time.Now().After(deadline) {
-				break
-			}
-		}
+			return socks == 0 && orphans == 0
+		})
 		if socks != 0 || orphans != 0 {
 			t.Fatalf("round %d: after the hostile app left, netproc holds %d of its sockets and %d listeners", round, socks, orphans)
 		}
@@ -193,17 +192,7 @@ func (a *rawApp) submitRaw(raw []byte) uint64 {
 	if b := binary.LittleEndian.Uint32(raw[4:]); int(b) < a.end.Pool.Len() {
 		a.end.Pool.Lend(b)
 	}
-	for {
-		n, err := a.end.Submit.Reserve(1)
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		a.drainInto()
-		time.Sleep(time.Millisecond)
-	}
+	a.reserve()
 	copy(a.end.Submit.Slot(0), raw)
 	a.end.Submit.Publish(1)
 	return a.nextID

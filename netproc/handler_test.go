@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc"
 	"saturn/netproc/netproctest"
 	"saturn/proto"
@@ -378,7 +379,7 @@ func TestConnectTimeoutAndCancel(t *testing.T) {
 		t.Errorf("timed out after %v, asked for 100ms", d)
 	}
 	id := a.submit(proto.Submission{Op: proto.OpConnect, Buf: a.buf(sockAddr(t, full)), Len: proto.SockAddrSize})
-	time.Sleep(20 * time.Millisecond)
+	waitWaiting(t, srv, "impatient", 1) // the connect, to be cancelled
 	if c, _ := a.call(proto.Submission{Op: proto.OpCancel, Args: [3]uint64{id}}); c.Result != 0 {
 		t.Fatalf("cancel: %v", errOf(c))
 	}
@@ -452,8 +453,8 @@ func TestListenerOutlivesApp(t *testing.T) {
 	first := newRawApp(t, srv, "phoenix")
 	firstLn, bound, _ := first.listen("127.0.0.1:0", 0)
 	addr := bound.String()
-	first.submit(proto.Submission{Op: proto.OpAccept, Handle: firstLn}) // waiting when the app goes
-	time.Sleep(20 * time.Millisecond)
+	first.submit(proto.Submission{Op: proto.OpAccept, Handle: firstLn})
+	waitWaiting(t, srv, "phoenix", 1) // the accept, waiting when the app goes
 	srv.Drop(first.desc.ID)
 
 	client, err := net.Dial("tcp", addr) // queued while no incarnation runs
@@ -490,7 +491,11 @@ func TestListenerOutlivesApp(t *testing.T) {
 
 	// Gone again and not back in time: the port is released.
 	srv.Drop(second.desc.ID)
-	time.Sleep(500 * time.Millisecond)
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		kept := 0
+		srv.Do(func() { kept = srv.Handler.Kept() })
+		return kept == 0
+	}, "the listener kept for the app to close after the linger (300ms)")
 	if _, _, c := thief.listen(addr, 0); c.Result < 0 {
 		t.Fatalf("the port is still held after the linger: %v", errOf(c))
 	}
@@ -539,10 +544,22 @@ func TestCloseAfterSends(t *testing.T) {
 			t.Fatalf("queued op %d: %v", id, errOf(c))
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); socks != 1 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	testkit.Until(5*time.Second, func() bool {
 		srv.Do(func() { socks = srv.Handler.Sockets("sender") })
-	}
+		return socks == 1
+	})
 	if socks != 1 {
 		t.Errorf("the closed socket is still held after sending all")
 	}
+}
+
+// waitWaiting waits until the app called name has n operations waiting in
+// netproc.
+func waitWaiting(t *testing.T, srv *netproctest.Server, name string, n int) {
+	t.Helper()
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		var ops int
+		srv.Do(func() { ops, _ = srv.Handler.Waiting(name) })
+		return ops == n
+	}, "%d operations of %s waiting in netproc", n, name)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc/netproctest"
 	"saturn/proto"
 	"saturn/ring"
@@ -55,6 +56,34 @@ func (a *rawApp) close() {
 	}
 }
 
+// reserve waits for a free submission slot, reaping completions meanwhile.
+func (a *rawApp) reserve() {
+	a.t.Helper()
+	testkit.Eventually(a.t, 10*time.Second, func() bool {
+		n, err := a.end.Submit.Reserve(1)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		if n == 0 {
+			a.drainInto()
+		}
+		return n == 1
+	}, "a free submission slot")
+}
+
+// queued counts the completions netproc holds for the app's channel
+// because its completion ring is full: calls', and waits'.
+func (a *rawApp) queued(srv *netproctest.Server) (calls, waits int) {
+	srv.Do(func() {
+		for _, ch := range srv.Loop.Channels() {
+			if ch.Desc.ID == a.desc.ID {
+				calls, waits = ch.QueuedCalls(), ch.QueuedWaits()
+			}
+		}
+	})
+	return calls, waits
+}
+
 // submit publishes sub with a fresh user_data (returned), lending the
 // buffer it names first if that is one of ours.
 func (a *rawApp) submit(sub proto.Submission) uint64 {
@@ -67,17 +96,7 @@ func (a *rawApp) submit(sub proto.Submission) uint64 {
 	if sub.Buf != proto.NoBuffer && int(sub.Buf) < a.end.Pool.Len() {
 		a.end.Pool.Lend(sub.Buf) // may fail for a hostile entry; netproc must cope
 	}
-	for {
-		n, err := a.end.Submit.Reserve(1)
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		a.drainInto()
-		time.Sleep(time.Millisecond)
-	}
+	a.reserve()
 	sub.Encode(a.end.Submit.Slot(0))
 	a.end.Submit.Publish(1)
 	return sub.UserData

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc"
 	"saturn/netproc/kernel"
 	"saturn/netproc/netproctest"
@@ -185,15 +186,23 @@ func TestWaitsAfterCalls(t *testing.T) {
 	for range g.CQEntries {
 		a.submit(proto.Submission{Op: proto.OpNop})
 	}
-	time.Sleep(50 * time.Millisecond)
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		n, _ := a.end.Complete.Peek(a.end.Complete.Capacity())
+		return n == int(g.CQEntries)
+	}, "the nops' completions to fill the ring")
 	cl.Write([]byte("late")) // the recv completes, and finds no room
-	time.Sleep(50 * time.Millisecond)
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		_, waits := a.queued(srv)
+		return waits == 1
+	}, "the recv's completion queued in netproc")
 	nop := a.submit(proto.Submission{Op: proto.OpNop}) // a call, after it
-	time.Sleep(50 * time.Millisecond)
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		calls, _ := a.queued(srv)
+		return calls == 1
+	}, "the nop's completion queued in netproc")
 	// Reap the nops, one ring at a time, and note the order of the rest.
 	var order []uint64
-	deadline := time.Now().Add(5 * time.Second)
-	for len(order) < 2 && time.Now().Before(deadline) {
+	testkit.Until(5*time.Second, func() bool {
 		n, _ := a.end.Complete.Peek(a.end.Complete.Capacity())
 		for i := range n {
 			c, _ := proto.DecodeCompletion(a.end.Complete.Slot(i))
@@ -202,8 +211,8 @@ func TestWaitsAfterCalls(t *testing.T) {
 			}
 		}
 		a.end.Complete.Release(n)
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(order) >= 2
+	})
 	if len(order) != 2 || order[0] != nop || order[1] != recv {
 		t.Fatalf("completions after the ring emptied: %v; want the call (%d), then the wait (%d)", order, nop, recv)
 	}

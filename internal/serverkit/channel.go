@@ -121,6 +121,10 @@ func (ch *Channel) CompleteWait(c proto.Completion) {
 // QueuedWaits counts the waits' completions not yet published. Loop only.
 func (ch *Channel) QueuedWaits() int { return len(ch.waits) }
 
+// QueuedCalls counts the calls' completions not yet published: this
+// round's, and those that found the ring full. Loop only.
+func (ch *Channel) QueuedCalls() int { return len(ch.pending) + len(ch.backlog) }
+
 // CompleteErr completes sub with an error, handing back its buffer if the
 // server holds it.
 func (ch *Channel) CompleteErr(sub *proto.Submission, errno syscall.Errno, heldBuf bool) {

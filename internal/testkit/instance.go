@@ -132,37 +132,35 @@ func Component(st *proto.StatusReply, name string) *proto.ComponentStatus {
 // the last status and whether cond held.
 func (in *Instance) WaitFor(timeout time.Duration, cond func(*proto.StatusReply) bool) (*proto.StatusReply, bool) {
 	in.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st := in.Status()
-		if cond(st) {
-			return st, true
-		}
-		if time.Now().After(deadline) {
-			return st, false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var st *proto.StatusReply
+	ok := Until(timeout, func() bool {
+		st = in.Status()
+		return cond(st)
+	})
+	return st, ok
 }
 
 // WaitForQuiet is WaitFor for an instance that may not be up yet: a
 // status that fails counts as not yet.
 func (in *Instance) WaitForQuiet(timeout time.Duration, cond func(*proto.StatusReply) bool) (*proto.StatusReply, bool) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	var last *proto.StatusReply
+	ok := Until(timeout, func() bool {
 		out, err := in.Run("status", "--json")
-		if err == nil {
-			var st proto.StatusReply
-			if json.Unmarshal([]byte(out), &st) == nil {
-				in.rememberStatus(&st)
-				if cond(&st) {
-					return &st, true
-				}
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		var st proto.StatusReply
+		if json.Unmarshal([]byte(out), &st) != nil {
+			return false
+		}
+		in.rememberStatus(&st)
+		last = &st
+		return cond(&st)
+	})
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	return last, true
 }
 
 // SupervisorPID reads the instance's pid file (0 if none).
@@ -232,19 +230,17 @@ func Alive(pid int) bool {
 
 // WaitGone waits until none of pids runs; it returns those still running.
 func WaitGone(pids []int, timeout time.Duration) []int {
-	deadline := time.Now().Add(timeout)
-	for {
-		var alive []int
+	var alive []int
+	Until(timeout, func() bool {
+		alive = alive[:0]
 		for _, p := range pids {
 			if Alive(p) {
 				alive = append(alive, p)
 			}
 		}
-		if len(alive) == 0 || time.Now().After(deadline) {
-			return alive
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(alive) == 0
+	})
+	return alive
 }
 
 func (in *Instance) teardown() {

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
+	"saturn/internal/testkit"
 	"saturn/netproc/link"
 )
 
@@ -80,7 +80,8 @@ func TestChannelCloseUnblocks(t *testing.T) {
 		_, err := c.Write([]link.Packet{packetOf([]byte{1}), packetOf([]byte{2})})
 		errc <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	testkit.WaitBlocked(t, "saturn/netproc/link.(*Channel).Read")
+	testkit.WaitBlocked(t, "saturn/netproc/link.(*Channel).Write")
 	c.Close()
 	for range 2 {
 		if err := <-errc; !errors.Is(err, link.ErrClosed) {

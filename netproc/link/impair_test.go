@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc/link"
 )
 
@@ -163,7 +164,7 @@ func TestImpairCloseUnblocksRead(t *testing.T) {
 	dev := link.NewImpaired(link.NewChannel(link.ChannelConfig{}), link.ImpairOptions{DropPercent: 1})
 	errc := make(chan error)
 	go func() { _, err := dev.Read(slots(dev, 1)); errc <- err }()
-	time.Sleep(10 * time.Millisecond)
+	testkit.WaitBlocked(t, "saturn/netproc/link.(*Impaired).Read")
 	dev.Close()
 	if err := <-errc; err != link.ErrClosed {
 		t.Fatalf("err %v", err)

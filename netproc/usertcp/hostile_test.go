@@ -64,14 +64,12 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // send writes one packet to the link; a full device queue is waited out.
 func (in *injector) send(pkt []byte) error {
-	for try := 0; ; try++ {
-		err := unix.Sendto(in.fd, pkt, 0, &in.to)
-		if errors.Is(err, unix.ENOBUFS) && try < 100 {
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		return err
-	}
+	var err error
+	testkit.Until(time.Second, func() bool {
+		err = unix.Sendto(in.fd, pkt, 0, &in.to)
+		return !errors.Is(err, unix.ENOBUFS)
+	})
+	return err
 }
 
 // seg describes a TCP/IPv4 packet; build makes it with correct lengths and
@@ -206,6 +204,20 @@ func (p *echoPump) round(out, back []byte, n int) error {
 	return nil
 }
 
+// waitRounds waits until the pump has done n rounds in all, or stopped.
+func (p *echoPump) waitRounds(n int) {
+	testkit.Until(10*time.Second, func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.rounds >= n
+	})
+}
+
 // finish stops the pump and returns what it found.
 func (p *echoPump) finish() error {
 	close(p.stop)
@@ -219,26 +231,25 @@ func counterDelta(now, base map[string]uint64, name string) uint64 { return now[
 // waitCounters polls the stack until every counter of want has risen by at
 // least its value over base, and returns the last reading.
 func (e *stackEnv) waitCounters(base map[string]uint64, want map[string]uint64, timeout time.Duration) (map[string]uint64, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		now := e.Counters()
-		var missing []string
+	var now map[string]uint64
+	var missing []string
+	var err error
+	if testkit.Until(timeout, func() bool {
+		now, missing = e.Counters(), nil
 		for k, v := range want {
 			if _, ok := now[k]; !ok {
-				return now, fmt.Errorf("no counter %q", k)
+				err = fmt.Errorf("no counter %q", k)
+				return true
 			}
 			if d := counterDelta(now, base, k); d < v {
 				missing = append(missing, fmt.Sprintf("%s +%d, want +%d", k, d, v))
 			}
 		}
-		if len(missing) == 0 {
-			return now, nil
-		}
-		if time.Now().After(deadline) {
-			return now, fmt.Errorf("after %v: %v", timeout, missing)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return len(missing) == 0
+	}) {
+		return now, err
 	}
+	return now, fmt.Errorf("after %v: %v", timeout, missing)
 }
 
 // established is the one connection in ESTABLISHED; with the pump paused
@@ -520,8 +531,9 @@ func TestHostilePackets(t *testing.T) {
 		if s := e.established(t); s.RcvNxt != info.RcvNxt {
 			t.Errorf("%s: the connection took it: RCV.NXT moved from %d to %d", tc.name, info.RcvNxt, s.RcvNxt)
 		}
+		rounds := pump.rounds
 		pump.mu.Unlock()
-		time.Sleep(20 * time.Millisecond) // let data move between cases
+		pump.waitRounds(rounds + 1) // let data move between cases
 	}
 	after := e.Counters()
 	// The counters of drops that only crafted packets cause rose by
@@ -563,14 +575,10 @@ func TestHostilePackets(t *testing.T) {
 		}
 		// Keep the link's queue from overflowing: wait until saturn has
 		// answered most of what was sent.
-		deadline := time.Now().Add(2 * time.Second)
-		for time.Now().Before(deadline) {
+		testkit.Until(2*time.Second, func() bool {
 			now := e.Counters()
-			if counterDelta(now, base, "tcp.passive_opens")+counterDelta(now, base, "tcp.syncookies_sent") >= uint64(sent)*9/10 {
-				break
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+			return counterDelta(now, base, "tcp.passive_opens")+counterDelta(now, base, "tcp.syncookies_sent") >= uint64(sent)*9/10
+		})
 	}
 	now := e.Counters()
 	opened, cookies := counterDelta(now, base, "tcp.passive_opens"), counterDelta(now, base, "tcp.syncookies_sent")
@@ -606,7 +614,10 @@ func TestHostilePackets(t *testing.T) {
 	}
 
 	// The first connection moved data all along, and still does.
-	time.Sleep(200 * time.Millisecond)
+	pump.mu.Lock()
+	rounds := pump.rounds
+	pump.mu.Unlock()
+	pump.waitRounds(rounds + 3)
 	if err := pump.finish(); err != nil {
 		t.Fatalf("the established connection: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"saturn/internal/testkit"
 	"saturn/netproc"
 	"saturn/netproc/link"
 	"saturn/netproc/netproctest"
@@ -105,12 +106,8 @@ func TestRecoverOwned(t *testing.T) {
 			t.Errorf("whole: resumed %d, recovered_reset %d; want 1, 0", m["tcp.resumed"], m["tcp.recovered_reset"])
 		}
 		if !torn {
-			deadline := time.Now().Add(5 * time.Second)
-			for counters()["tcp.recovered_reset"] != 1 {
-				if time.Now().After(deadline) {
-					t.Fatalf("the connection nobody claimed is still kept: %v", counters())
-				}
-				time.Sleep(20 * time.Millisecond)
+			if !testkit.Until(5*time.Second, func() bool { return counters()["tcp.recovered_reset"] == 1 }) {
+				t.Fatalf("the connection nobody claimed is still kept: %v", counters())
 			}
 		}
 		srv2.Stop()
