@@ -38,29 +38,37 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format st
 	}
 }
 
-// Blocked reports whether some goroutine is blocked (waiting on a channel,
-// a select, a lock, a sleep or the network: anything but running) inside
-// the function fn, named as a stack trace names it
+// Blocked counts the goroutines blocked (waiting on a channel, a select, a
+// lock, a sleep, a system call or the network: anything but running)
+// inside the function fn, named as a stack trace names it
 // ("saturn/netproc/link.(*Channel).Read"). A test that checks that Close
 // unblocks a blocked call waits with it until the call blocks.
-func Blocked(fn string) bool {
+func Blocked(fn string) int {
 	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		head, body, _ := strings.Cut(g, "\n")
 		if strings.Contains(head, "[running]") || strings.Contains(head, "[runnable]") {
 			continue
 		}
 		if strings.Contains(body, fn+"(") {
-			return true
+			count++
 		}
 	}
-	return false
+	return count
 }
 
-// WaitBlocked waits until a goroutine blocks inside fn (Blocked), and fails
-// t if none does within 10 s.
-func WaitBlocked(t testing.TB, fn string) {
+// WaitBlocked waits until n goroutines are blocked inside fn (Blocked),
+// and fails t if they are not within 10 s.
+func WaitBlocked(t testing.TB, fn string, n int) {
 	t.Helper()
-	Eventually(t, 10*time.Second, func() bool { return Blocked(fn) }, "a goroutine blocked in %s", fn)
+	Eventually(t, 10*time.Second, func() bool { return Blocked(fn) >= n }, "%d goroutines blocked in %s", n, fn)
 }

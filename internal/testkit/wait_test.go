@@ -29,12 +29,14 @@ func TestUntil(t *testing.T) {
 
 func TestBlocked(t *testing.T) {
 	ch := make(chan int)
-	done := make(chan struct{})
+	done, done2 := make(chan struct{}), make(chan struct{})
 	go func() { defer close(done); blockHere(ch) }()
-	WaitBlocked(t, "saturn/internal/testkit.blockHere")
+	go func() { defer close(done2); blockHere(ch) }()
+	WaitBlocked(t, "saturn/internal/testkit.blockHere", 2)
 	close(ch)
 	<-done
-	if Blocked("saturn/internal/testkit.blockHere") {
+	<-done2
+	if Blocked("saturn/internal/testkit.blockHere") != 0 {
 		t.Fatal("a goroutine that returned is still seen blocked")
 	}
 }

@@ -80,8 +80,8 @@ func TestChannelCloseUnblocks(t *testing.T) {
 		_, err := c.Write([]link.Packet{packetOf([]byte{1}), packetOf([]byte{2})})
 		errc <- err
 	}()
-	testkit.WaitBlocked(t, "saturn/netproc/link.(*Channel).Read")
-	testkit.WaitBlocked(t, "saturn/netproc/link.(*Channel).Write")
+	testkit.WaitBlocked(t, "saturn/netproc/link.(*Channel).Read", 1)
+	testkit.WaitBlocked(t, "saturn/netproc/link.(*Channel).Write", 1)
 	c.Close()
 	for range 2 {
 		if err := <-errc; !errors.Is(err, link.ErrClosed) {

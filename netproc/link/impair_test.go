@@ -164,7 +164,7 @@ func TestImpairCloseUnblocksRead(t *testing.T) {
 	dev := link.NewImpaired(link.NewChannel(link.ChannelConfig{}), link.ImpairOptions{DropPercent: 1})
 	errc := make(chan error)
 	go func() { _, err := dev.Read(slots(dev, 1)); errc <- err }()
-	testkit.WaitBlocked(t, "saturn/netproc/link.(*Impaired).Read")
+	testkit.WaitBlocked(t, "saturn/netproc/link.(*Impaired).Read", 1)
 	dev.Close()
 	if err := <-errc; err != link.ErrClosed {
 		t.Fatalf("err %v", err)
