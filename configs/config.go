@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -51,7 +52,16 @@ type Supervisor struct {
 	// for all (sockets, open files), so that no app can take another's;
 	// an attach past it is refused.
 	MaxApps int `toml:"max_apps"`
+	// Metrics is the address of the Prometheus endpoint (/metrics);
+	// "" turns it off. An address already taken is logged, and the
+	// instance runs without it (docs/design.md).
+	Metrics string `toml:"metrics"`
 }
+
+// DefaultMetrics is where the Prometheus endpoint listens unless the config
+// says otherwise: loopback, the port OpenTelemetry's Prometheus exporter
+// took in Prometheus's list of default ports.
+const DefaultMetrics = "127.0.0.1:9464"
 
 // Policy is a component's restart policy, in the manner of Erlang/OTP
 // supervisors and systemd: what to do when it exits, how long to wait
@@ -234,6 +244,27 @@ type App struct {
 	Servers   []string `toml:"servers,omitempty"`
 	Listen    []string `toml:"listen,omitempty"`
 	DiskWrite []string `toml:"disk_write,omitempty"`
+	// Type says when the app counts as running: "simple" once its program
+	// has started, "notify" once it attaches (appproc) or says it is ready,
+	// "auto" (the default, also "") notify for a program that links saturn
+	// and simple for any other. See docs/design.md.
+	Type string `toml:"type,omitempty"`
+}
+
+// App types: when an app counts as running (App.Type).
+const (
+	AppAuto   = "auto"
+	AppSimple = "simple"
+	AppNotify = "notify"
+)
+
+// CheckAppType reports whether t names an app type ("" is auto).
+func CheckAppType(t string) error {
+	switch t {
+	case "", AppAuto, AppSimple, AppNotify:
+		return nil
+	}
+	return fmt.Errorf("app type %q: want \"simple\", \"notify\" or \"auto\"", t)
 }
 
 // Servers that apps may have channels to.
@@ -524,6 +555,11 @@ func (c *Config) check() error {
 	if n := c.Supervisor.MaxApps; n < 1 || n > 4096 {
 		return &fieldError{"supervisor.max_apps", -1, fmt.Sprintf("%d: want 1 to 4096", n)}
 	}
+	if m := c.Supervisor.Metrics; m != "" {
+		if err := CheckListenAddr(m); err != nil {
+			return &fieldError{"supervisor.metrics", -1, err.Error() + " (\"\" turns the endpoint off)"}
+		}
+	}
 	if n := c.Supervisor.MaxApps; len(c.Apps) > n {
 		return &fieldError{"supervisor.max_apps", -1, fmt.Sprintf("%d, but the config lists %d apps", n, len(c.Apps))}
 	}
@@ -568,6 +604,9 @@ func (c *Config) check() error {
 		}
 		if err := a.checkGrants(i); err != nil {
 			return err
+		}
+		if err := CheckAppType(a.Type); err != nil {
+			return &fieldError{"app.type", i, err.Error()}
 		}
 	}
 	return nil
@@ -672,6 +711,24 @@ func (c *Config) App(name string) (*App, bool) {
 // userRE is what a user key may say besides its keywords: a name as
 // useradd takes it, or UID[:GID].
 var userRE = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}|[0-9]+(:[0-9]+)?)$`)
+
+// CheckListenAddr checks an address to listen on: HOST:PORT with a
+// numeric port (HOST may be empty for every address).
+func CheckListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want HOST:PORT, such as \"127.0.0.1:9464\"", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%q: host %q is not an IP address", addr, host)
+		}
+	}
+	return nil
+}
 
 // checkUser checks a user key: key names it in errors, nth is the app's
 // index or -1.

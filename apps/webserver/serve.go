@@ -88,12 +88,12 @@ const maxServeAttempts = 3
 // comes back short, the response is taken back and the request served
 // again from a fresh open (errChanged). A body that leaves in pieces while
 // it is read (sendBody: larger than the write buffer, or for a fromWriter)
-// is sent from a cached file only after one Stat
-// of the open file has confirmed the size and time the head announces;
-// only a file that shrinks during that transfer, after the head has left,
-// can still cut it short, and then the connection is closed before the
-// announced length, which every client detects as an incomplete response
-// (RFC 9112 §8), and the cache lets the file go.
+// is sent from a cached file only after one Stat of the open file has
+// confirmed the size and time the head announces; only a file that shrinks
+// during that transfer, after the head has left, can still cut it short,
+// and then the connection is closed before the announced length, which
+// every client detects as an incomplete response (RFC 9112 §8), and the
+// cache lets the file go.
 func (c *conn) serveName(name string, dirForm bool) error {
 	for attempt := 1; ; attempt++ {
 		err := c.serveNameOnce(name, dirForm)
