@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/proto"
 	"saturn/ring"
 )
@@ -48,6 +49,20 @@ func (p *pair) server(t *testing.T) *ring.ServerEnd {
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// epoch is the server incarnation the app last saw.
+func (p *pair) epoch() uint32 {
+	p.app.mu.Lock()
+	defer p.app.mu.Unlock()
+	return p.app.epoch
+}
+
+// inflight counts the app's calls in flight.
+func (p *pair) inflight() int {
+	p.app.mu.Lock()
+	defer p.app.mu.Unlock()
+	return len(p.app.inflight)
 }
 
 // take consumes n entries the way a server does: decode, then release.
@@ -155,7 +170,7 @@ func TestReplayAfterServerRestart(t *testing.T) {
 	_ = taken
 	// A third request arrives while no server runs.
 	go do("queued", true)
-	time.Sleep(20 * time.Millisecond)
+	testkit.Eventually(t, 5*time.Second, func() bool { return p.inflight() == 3 }, "the third request submitted")
 
 	srv2 := p.server(t) // the restart: epoch 2, resume after the two taken
 	subs := take(t, srv2, 2)
@@ -211,11 +226,12 @@ func TestDoCancelAndClose(t *testing.T) {
 	answer(t, srv, sub, "late")
 	answer(t, srv, cancelSub, "")
 	free := 0
-	for deadline := time.Now().Add(2 * time.Second); free != 4 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	testkit.Until(2*time.Second, func() bool {
 		p.app.mu.Lock()
 		free = p.app.end.Pool.FreeCount()
 		p.app.mu.Unlock()
-	}
+		return free == 4
+	})
 	if free != 4 {
 		t.Fatalf("%d of 4 buffers free after a cancelled call completed", free)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/net/nettest"
 
+	"saturn/internal/testkit"
 	"saturn/netproc"
 	"saturn/netproc/netproctest"
 	"saturn/ring"
@@ -173,7 +174,7 @@ func TestErrors(t *testing.T) {
 		_, err := ln.Accept()
 		errc <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	testkit.WaitBlocked(t, "saturn/appproc.(*TCPListener).Accept", 1)
 	ln.Close()
 	select {
 	case err := <-errc:
@@ -349,7 +350,7 @@ func TestManyIdleConnections(t *testing.T) {
 		}
 		peers = append(peers, p)
 	}
-	time.Sleep(100 * time.Millisecond) // every server goroutine is now in Read
+	testkit.WaitBlocked(t, "saturn/appproc.(*TCPConn).ReadFrom", idle) // every server goroutine is in Read
 	for i, p := range peers {
 		msg := fmt.Sprintf("conn %d", i)
 		p.SetDeadline(time.Now().Add(5 * time.Second))

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc/netproctest"
 	"saturn/ring"
 )
@@ -74,12 +75,9 @@ func readAllFrom(peer net.Conn, n int) <-chan []byte {
 // under test must hand back all it took, whatever happened.
 func waitBuffers(t *testing.T, ch *Channel) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ch.FreeBuffers() < ch.end.Pool.Len()-1; {
-		// one buffer may be a Read's in flight; none of ours
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d buffers free", ch.FreeBuffers(), ch.end.Pool.Len())
-		}
-		time.Sleep(time.Millisecond)
+	// One buffer may be a Read's in flight; none of ours.
+	if !testkit.Until(5*time.Second, func() bool { return ch.FreeBuffers() >= ch.end.Pool.Len()-1 }) {
+		t.Fatalf("%d of %d buffers free", ch.FreeBuffers(), ch.end.Pool.Len())
 	}
 }
 
@@ -299,8 +297,7 @@ func TestWriteFromChannelClosed(t *testing.T) {
 	if err := ch.Close(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond) // the fills write into the region after this
-	close(src.release)
+	close(src.release) // the fills write into the region after the close returned
 	select {
 	case err := <-done:
 		if err == nil {

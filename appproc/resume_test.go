@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/proto"
 	"saturn/ring"
 )
@@ -34,10 +35,13 @@ func TestResumeReplay(t *testing.T) {
 	take(t, srv, 1)
 	go do(in2, 5)
 	take(t, srv, 1)
+	epoch := p.epoch()
 	if err := p.region.EndIncarnation(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Once the app has seen the incarnation end, it has decided the fate of
+	// every request the dead one took, under the same lock.
+	testkit.Eventually(t, 5*time.Second, func() bool { return p.epoch() != epoch }, "the app to see the incarnation end")
 	select {
 	case r := <-results:
 		t.Fatalf("a Resume request ended while the server was down: %+v", r)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/internal/testkit"
 	"saturn/netproc"
 	"saturn/netproc/netproctest"
 	"saturn/proto"
@@ -183,13 +184,7 @@ func waiting(srv *netproctest.Server, name string) (ops, bufs int) {
 // waitFor polls cond until it holds, failing the test after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, cond, "%s", what)
 }
 
 // TestAcceptPastMemoryLimit: an accept past the app's memory limit in
