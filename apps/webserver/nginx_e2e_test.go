@@ -105,18 +105,6 @@ func presented(t *testing.T, addr string) string {
 	return c.ConnectionState().PeerCertificates[0].Subject.CommonName
 }
 
-// waitUntil retries cond until it holds or timeout passes.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for an event
-	}
-}
-
 func TestNginxUsersExpect(t *testing.T) {
 	j := startNginxJob(t)
 	client := tlsClient(j.cert.Pool)
@@ -239,11 +227,11 @@ func TestNginxUsersExpect(t *testing.T) {
 	t.Run("access log in the common format", func(t *testing.T) {
 		common := regexp.MustCompile(`^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "(GET|HEAD) \S+ HTTP/1\.[01]" \d{3} \d+$`)
 		var lines []string
-		waitUntil(t, 10*time.Second, "the access log's lines", func() bool {
+		testkit.Eventually(t, 10*time.Second, func() bool {
 			b, _ := os.ReadFile(j.accLog)
 			lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 			return len(lines) >= requests
-		})
+		}, "the access log's lines")
 		for _, l := range lines {
 			if !common.MatchString(l) {
 				t.Errorf("not the common format: %q", l)
@@ -262,23 +250,23 @@ func TestNginxUsersExpect(t *testing.T) {
 			t.Fatal(err)
 		}
 		j.in.MustRun("kill", "web", "--signal", "HUP")
-		waitUntil(t, 10*time.Second, "the new certificate presented", func() bool { return presented(t, j.https) == "two" })
+		testkit.Eventually(t, 10*time.Second, func() bool { return presented(t, j.https) == "two" }, "the new certificate presented")
 		if _, body := getWhole(t, tlsClient(two.Pool), "https://"+j.https+"/files/1k.bin"); !bytes.Equal(body, configs.SamplePattern(1<<10)) {
 			t.Fatal("after the reload: wrong body")
 		}
-		waitUntil(t, 10*time.Second, "a line in the reopened access log", func() bool {
+		testkit.Eventually(t, 10*time.Second, func() bool {
 			b, _ := os.ReadFile(j.accLog)
 			return strings.Contains(string(b), `"GET /files/1k.bin HTTP/1.1" 200 1024`)
-		})
+		}, "a line in the reopened access log")
 
 		// A key that does not match: the certificate in use stays.
 		three := webserver.WriteTestCert(t, t.TempDir(), "three")
 		copyFile(t, three.KeyFile, j.cert.KeyFile)
 		j.in.MustRun("kill", "web", "--signal", "HUP")
-		waitUntil(t, 10*time.Second, "the failed reload logged", func() bool {
+		testkit.Eventually(t, 10*time.Second, func() bool {
 			out, _ := j.in.Run("logs", "web")
 			return strings.Contains(out, "certificate not reloaded") && strings.Contains(out, "does not match")
-		})
+		}, "the failed reload logged")
 		if cn := presented(t, j.https); cn != "two" {
 			t.Fatalf("after a failed reload: presented %q", cn)
 		}

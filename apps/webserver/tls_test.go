@@ -18,10 +18,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"saturn/internal/testkit"
 )
 
 // TestCert is a self-signed certificate for 127.0.0.1 and localhost,
@@ -328,15 +329,9 @@ func TestCurlHTTPS(t *testing.T) {
 // waitActive waits until s serves n connections.
 func waitActive(t *testing.T, s *Server, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		s.mu.Lock()
-		got := len(s.active)
-		s.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections served, want %d", got, n)
-		}
-	}
+		defer s.mu.Unlock()
+		return len(s.active) == n
+	}, "%d connections served", n)
 }

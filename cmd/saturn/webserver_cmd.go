@@ -180,21 +180,23 @@ func runWebserver(c *cli.Context) error {
 	return err
 }
 
-// reloadWebserver is SIGHUP: the certificate read again (the old one
-// stays if the new one cannot be loaded) and the access log reopened.
+// reloadWebserver is SIGHUP: the access log reopened, then the
+// certificate read again (the old one stays if the new one cannot be
+// loaded). In that order, so that once the new certificate is presented
+// every line goes to the new log.
 func reloadWebserver(log *slog.Logger, cert *webserver.Certificate, logFile *reopenFile) {
-	if cert != nil {
-		if err := cert.Reload(); err != nil {
-			log.Error("SIGHUP: certificate not reloaded; the old one stays in use", "err", err)
-		} else {
-			log.Info("SIGHUP: certificate reloaded", "not_after", cert.NotAfter())
-		}
-	}
 	if logFile != nil {
 		if err := logFile.Reopen(); err != nil {
 			log.Error("SIGHUP: access log not reopened; writing to the old file", "err", err)
 		} else {
 			log.Info("SIGHUP: access log reopened", "path", logFile.path)
+		}
+	}
+	if cert != nil {
+		if err := cert.Reload(); err != nil {
+			log.Error("SIGHUP: certificate not reloaded; the old one stays in use", "err", err)
+		} else {
+			log.Info("SIGHUP: certificate reloaded", "not_after", cert.NotAfter())
 		}
 	}
 }
