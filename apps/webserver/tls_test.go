@@ -335,3 +335,33 @@ func waitActive(t *testing.T, s *Server, n int) {
 		return len(s.active) == n
 	}, "%d connections served", n)
 }
+
+// TestTLSIdleTimeout: an idle TLS connection, which does not park, is
+// still closed by IdleTimeout, with a close_notify, on both kinds of
+// connection.
+func TestTLSIdleTimeout(t *testing.T) {
+	for _, l := range listeners {
+		t.Run(l.name, func(t *testing.T) {
+			_, tc, addr := startTLS(t, l.listen, Config{IdleTimeout: 300 * time.Millisecond})
+			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: tc.Pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := io.ReadAll(resp.Body); string(b) != "0123456789" || resp.Close {
+				t.Fatalf("%q, close %v", b, resp.Close)
+			}
+			// Now idle: the server hangs up, cleanly, well before our deadline.
+			if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("idle: read %d, %v; want the server's close_notify (EOF)", n, err)
+			}
+		})
+	}
+}
