@@ -155,6 +155,7 @@ func runWebserver(c *cli.Context) error {
 		lns = append(lns, tls.NewListener(ln, cert.TLSConfig()))
 		info["tls_listen"] = ln.Addr().String()
 		log.Info("HTTPS", "listen", ln.Addr().String(), "cert", c.String("tls-cert"), "not_after", cert.NotAfter())
+		warnExpired(log, cert)
 	}
 	log.Info("serving", "root", c.String("root"), "listen", info["listen"], "tls_listen", info["tls_listen"], "adopted", adopted)
 	if err := app.Ready(ctx, info); err != nil {
@@ -197,7 +198,16 @@ func reloadWebserver(log *slog.Logger, cert *webserver.Certificate, logFile *reo
 			log.Error("SIGHUP: certificate not reloaded; the old one stays in use", "err", err)
 		} else {
 			log.Info("SIGHUP: certificate reloaded", "not_after", cert.NotAfter())
+			warnExpired(log, cert)
 		}
+	}
+}
+
+// warnExpired says so when the certificate is out of its validity: it is
+// served all the same, as nginx does, but clients will refuse it.
+func warnExpired(log *slog.Logger, cert *webserver.Certificate) {
+	if na := cert.NotAfter(); !na.IsZero() && time.Now().After(na) {
+		log.Warn("the TLS certificate has expired; clients will refuse it", "not_after", na)
 	}
 }
 
