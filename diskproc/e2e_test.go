@@ -69,13 +69,8 @@ intensity = 50
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the load did not start:\n%s", stderr.String())
-		}
+	if !testkit.Until(20*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
+		t.Fatalf("the load did not start:\n%s", stderr.String())
 	}
 	const kills = 3
 	for i := 1; i <= kills; i++ {

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"saturn/internal/disktest"
+	"saturn/internal/testkit"
 	"saturn/proto"
 	"saturn/ring"
 )
@@ -39,7 +40,7 @@ func newRawWith(t testing.TB, srv *disktest.Server, grants *proto.ChannelGrants)
 // submit publishes entries as they are, in one batch.
 func (r *rawApp) submit(subs ...proto.Submission) {
 	r.t.Helper()
-	for len(subs) > 0 {
+	testkit.Eventually(r.t, 10*time.Second, func() bool {
 		n, err := r.end.Submit.Reserve(len(subs))
 		if err != nil {
 			r.t.Fatal(err)
@@ -49,10 +50,8 @@ func (r *rawApp) submit(subs ...proto.Submission) {
 		}
 		r.end.Submit.Publish(n)
 		subs = subs[n:]
-		if n == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
+		return len(subs) == 0
+	}, "room in the submission ring")
 }
 
 // reap waits for n completions.

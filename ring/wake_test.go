@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"saturn/internal/testkit"
 )
 
 // eventBells are a channel's bells as saturn's servers get them: an
@@ -53,7 +55,7 @@ func TestWaitWakes(t *testing.T) {
 				}
 				got <- n
 			}()
-			time.Sleep(20 * time.Millisecond) // let it fall asleep
+			waitAsleep(t, srv.Submit)
 			n, _ := app.Submit.Reserve(3)
 			if err := app.Submit.Publish(n); err != nil {
 				t.Fatal(err)
@@ -69,12 +71,14 @@ func TestWaitWakes(t *testing.T) {
 			srv.Submit.Release(3)
 
 			// Interrupt wakes a sleeper with nothing to read.
-			done := make(chan error)
+			done := make(chan error, 1)
 			go func() {
 				_, err := app.Complete.Wait(WaitPolicy{}, time.Time{})
 				done <- err
 			}()
-			time.Sleep(20 * time.Millisecond)
+			// Asleep, or woken already by a ring left over from the
+			// publish above (Wait allows that).
+			testkit.Eventually(t, 5*time.Second, func() bool { return asleep(app.Complete) || len(done) > 0 }, "the consumer to fall asleep")
 			app.Complete.Interrupt()
 			select {
 			case err := <-done:
@@ -204,4 +208,14 @@ func TestRingWhileAwakeIsKept(t *testing.T) {
 			}
 		})
 	}
+}
+
+// asleep reports whether c's consumer has set its wake flag: it sleeps, or
+// is about to, and a producer that publishes now must ring it.
+func asleep(c *Consumer) bool { return c.r.wakeFlag.Load() == 1 }
+
+// waitAsleep waits until c's consumer is asleep.
+func waitAsleep(t *testing.T, c *Consumer) {
+	t.Helper()
+	testkit.Eventually(t, 5*time.Second, func() bool { return asleep(c) }, "the consumer to fall asleep")
 }

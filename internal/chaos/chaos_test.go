@@ -124,10 +124,7 @@ func chaosUserTCP(t *testing.T, resume bool) {
 		},
 		afterStop: func(t *testing.T) {
 			dialer.Close()
-			for deadline := time.Now().Add(3 * time.Second); NamespaceExists(ns) && time.Now().Before(deadline); {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if NamespaceExists(ns) {
+			if !testkit.Until(3*time.Second, func() bool { return !NamespaceExists(ns) }) {
 				t.Errorf("namespace %s outlived the instance", ns)
 				exec.Command("ip", "netns", "delete", ns).Run()
 			}
@@ -206,12 +203,10 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", %q]
 	// Nothing leaked in the supervisor: the same descriptors and regions as
 	// before (the web server's channels were replaced, not added to).
 	var fdsAfter, regionsAfter int
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testkit.Until(3*time.Second, func() bool {
 		fdsAfter, regionsAfter, _ = Descriptors(sup)
-		if fdsAfter == fdsBefore && regionsAfter == regionsBefore || time.Now().After(deadline) {
-			break
-		}
-	}
+		return fdsAfter == fdsBefore && regionsAfter == regionsBefore
+	})
 	if fdsAfter != fdsBefore || regionsAfter != regionsBefore {
 		t.Errorf("supervisor held %d descriptors (%d regions) before the kills and %d (%d) after", fdsBefore, regionsBefore, fdsAfter, regionsAfter)
 	}

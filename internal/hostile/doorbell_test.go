@@ -222,16 +222,9 @@ func (p *prober) serves(within time.Duration) {
 		p.t.Fatal(err)
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(within)
-	for {
-		err := get(client, p.url+name, want)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("the web server does not serve %s within %v: %v", name, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	if !testkit.Until(within, func() bool { err = get(client, p.url+name, want); return err == nil }) {
+		p.t.Fatalf("the web server does not serve %s within %v: %v", name, within, err)
 	}
 }
 
