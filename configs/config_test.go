@@ -110,6 +110,10 @@ func TestConfigErrors(t *testing.T) {
 		{"negative max_sockets", "[netproc]\nmax_sockets = -1\n", "x.toml:2: netproc.max_sockets"},
 		{"bad max_memory", "[netproc]\nmax_memory = \"lots\"\n", "x.toml:2: netproc.max_memory: size \"lots\""},
 		{"bad max_apps", "[supervisor]\nmax_apps = -1\n", "x.toml:2: supervisor.max_apps: -1"},
+		{"metrics without port", "[supervisor]\nmetrics = \"127.0.0.1\"\n", "x.toml:2: supervisor.metrics: \"127.0.0.1\": want HOST:PORT"},
+		{"metrics bad port", "[supervisor]\nmetrics = \"127.0.0.1:http\"\n", "x.toml:2: supervisor.metrics: \"127.0.0.1:http\": port"},
+		{"metrics bad host", "[supervisor]\nmetrics = \"example.com:9464\"\n", "x.toml:2: supervisor.metrics: \"example.com:9464\": host"},
+		{"bad app type", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\ntype = \"forking\"\n", "x.toml:4: app.type: app type \"forking\""},
 		{"tiny max_pinned", "[diskproc]\nmax_pinned = \"1MiB\"\n", "x.toml:2: diskproc.max_pinned"},
 		{"bad user", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\nuser = \"Root Beer\"\n", "x.toml:4: app.user"},
 		{"unknown server", "[[app]]\nname = \"a\"\ncommand = [\"x\"]\nservers = [\"gpuproc\"]\n", "x.toml:4: app.servers: \"gpuproc\""},
@@ -285,5 +289,35 @@ func TestChannelGeometry(t *testing.T) {
 	}
 	if accepted == 0 {
 		t.Fatal("nothing accepted")
+	}
+}
+
+// TestMetricsAddress: the endpoint is on by default on loopback; an empty
+// address turns it off, and survives printing and parsing again (the
+// servers read the printed config).
+func TestMetricsAddress(t *testing.T) {
+	c, err := Parse([]byte("[netproc]\nbackend = \"kernel\"\n"), "x.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Supervisor.Metrics != DefaultMetrics {
+		t.Errorf("metrics by default %q, want %q", c.Supervisor.Metrics, DefaultMetrics)
+	}
+	for _, addr := range []string{"", "127.0.0.1:0", "[::1]:9464", ":9464", "localhost:9100"} {
+		c, err := Parse([]byte("[supervisor]\nmetrics = \""+addr+"\"\n"), "x.toml")
+		if err != nil {
+			t.Fatalf("metrics %q: %v", addr, err)
+		}
+		printed, err := Print(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(printed, "printed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Supervisor.Metrics != addr || again.Supervisor.Metrics != addr {
+			t.Errorf("metrics %q: parsed %q, printed and parsed %q", addr, c.Supervisor.Metrics, again.Supervisor.Metrics)
+		}
 	}
 }

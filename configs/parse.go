@@ -15,7 +15,9 @@ import (
 // values out of range are errors of the form "FILE:LINE: KEY: what is
 // wrong".
 func Parse(data []byte, name string) (*Config, error) {
-	var c Config
+	// Keys whose empty value means something (off) have their defaults
+	// set before decoding; the rest are filled in after.
+	c := Config{Supervisor: Supervisor{Metrics: DefaultMetrics}}
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {

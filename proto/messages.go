@@ -56,6 +56,7 @@ type ComponentStatus struct {
 	Policy   string            `msgpack:"policy" json:"restart_policy"`
 	Attached bool              `msgpack:"attached,omitempty" json:"self_attached,omitempty"`
 	User     string            `msgpack:"user,omitempty" json:"user,omitempty"` // who it runs as: "UID:GID (how)", or "inherit"
+	Type     string            `msgpack:"type,omitempty" json:"type,omitempty"` // an app's: "simple" (running once started) or "notify" (once attached or ready)
 	Info     map[string]string `msgpack:"info,omitempty" json:"info,omitempty"`
 	Channels []ChannelStatus   `msgpack:"channels,omitempty" json:"channels,omitempty"`
 }
@@ -100,6 +101,9 @@ type Launch struct {
 	// Grants, as [[app]] listen and disk_write.
 	Listen    []string `msgpack:"listen,omitempty"`
 	DiskWrite []string `msgpack:"disk_write,omitempty"`
+	// Type is when it counts as running, as [[app]] type: "simple",
+	// "notify", or "auto" ("" too).
+	Type string `msgpack:"type,omitempty"`
 }
 
 // Detach asks the supervisor to stop an app and forget it.

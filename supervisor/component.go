@@ -16,6 +16,10 @@ type component struct {
 	spec     launchSpec
 	tracker  *Tracker
 	attached bool // self-attached: no process of ours, no restarts
+	// appType: when an app we start counts as running, configs.AppSimple
+	// or configs.AppNotify (apptype.go); "" for servers and self-attached
+	// apps.
+	appType string
 
 	state       string
 	incarnation int // bumped at every start; events of older ones are stale
@@ -44,6 +48,7 @@ type component struct {
 	detachAsk   bool // forget the component after it stops
 	killTimer   *time.Timer
 	backoffWait *time.Timer
+	readyWait   *time.Timer // a notify app's ready_timeout
 }
 
 // launchSpec is how to start a component's process.

@@ -360,6 +360,7 @@ func (s *Supervisor) handleRestart(sess *proto.Session, r *proto.Request, name s
 	if answered == nil {
 		return
 	}
+	after := c.incarnation // the reply waits for a newer one
 	if c.alive() {
 		c.restartAsk = true // the exit that follows starts it again
 		s.stop(c)
@@ -368,15 +369,16 @@ func (s *Supervisor) handleRestart(sess *proto.Session, r *proto.Request, name s
 		c.restarts++
 		s.start(c)
 	}
-	inc := c.incarnation
 	go func() {
 		defer answered()
-		s.replyWhenReady(r, name, inc)
+		s.replyWhenReady(r, name, after)
 	}()
 }
 
-// replyWhenReady answers r once the named component has a ready
-// incarnation newer than after, or failed.
+// replyWhenReady answers r once the named component has an incarnation
+// newer than after that is running (a server or a notify app once ready, a
+// simple app once started, a notify app that stays silent at ready_timeout:
+// see awaitReady), or once it failed or stopped.
 func (s *Supervisor) replyWhenReady(r *proto.Request, name string, after int) {
 	timeout := s.cfg.Supervisor.ReadyTimeout.D() + s.cfg.Supervisor.StopGrace.D()
 	var state, reason string
@@ -387,7 +389,8 @@ func (s *Supervisor) replyWhenReady(r *proto.Request, name string, after int) {
 			return true
 		}
 		state, reason = c.state, c.reason
-		return c.incarnation > after && c.ready || c.state == proto.StateFailed || (c.incarnation > after && c.state == proto.StateStopped)
+		newer := c.incarnation > after
+		return newer && (c.state == proto.StateRunning || c.state == proto.StateStopped) || c.state == proto.StateFailed
 	})
 	switch {
 	case ok && state == proto.StateRunning:
@@ -395,8 +398,7 @@ func (s *Supervisor) replyWhenReady(r *proto.Request, name string, after int) {
 	case ok:
 		r.Error(proto.CodeFailed, fmt.Sprintf("%s is %s: %s (see `saturn logs %s`)", name, state, reason, name))
 	default:
-		// Not ready in time, but maybe a plain program that never reports.
-		r.Reply(proto.MsgOK, nil)
+		r.Error(proto.CodeFailed, fmt.Sprintf("%s is not running after %s: it is %s (see `saturn status`, `saturn logs %s`)", name, timeout, state, name))
 	}
 }
 
@@ -429,6 +431,10 @@ func (s *Supervisor) handleLaunch(sess *proto.Session, r *proto.Request, m *prot
 		r.Error(proto.CodeBadRequest, err.Error())
 		return
 	}
+	if err := configs.CheckAppType(m.Type); err != nil {
+		r.Error(proto.CodeBadRequest, err.Error())
+		return
+	}
 	answered := s.waitSlot(sess, r)
 	if answered == nil {
 		return
@@ -439,6 +445,7 @@ func (s *Supervisor) handleLaunch(sess *proto.Session, r *proto.Request, m *prot
 		name: m.Name, kind: proto.KindApp, tracker: NewTracker(app.Policy), state: proto.StateStopped,
 		spec: s.appSpec(m.Command, app.EnvList(), m.Dir),
 	}
+	c.appType = appType(m.Type, c.spec.path, c.spec.dir, s.opts.Binary)
 	if err := s.identify(c, nil, m.User, m.Listen, m.DiskWrite); err != nil {
 		answered()
 		r.Error(proto.CodeBadRequest, err.Error())
@@ -605,7 +612,7 @@ func (s *Supervisor) status() *proto.StatusReply {
 		row := proto.ComponentStatus{
 			Name: c.name, Kind: c.kind, PID: c.pid, State: c.state, Restarts: c.restarts,
 			LastExit: c.lastExit, Reason: c.reason, Policy: string(c.tracker.Policy.Restart),
-			Attached: c.attached, Info: c.info, User: c.userString(),
+			Attached: c.attached, Info: c.info, User: c.userString(), Type: c.appType,
 		}
 		if row.LastExit == "" {
 			row.LastExit = "-"

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"saturn/configs"
 	"saturn/proto"
 )
 
@@ -74,11 +75,41 @@ func (s *Supervisor) start(c *component) {
 		exit := exitOf(st, err)
 		s.do(func() { s.exited(c, inc, exit) })
 	}()
-	s.log.Info("started", "name", c.name, "kind", c.kind, "pid", c.pid, "incarnation", inc, "user", c.user)
-	if c.kind == proto.KindServer {
+	s.log.Info("started", "name", c.name, "kind", c.kind, "pid", c.pid, "incarnation", inc, "user", c.user, "type", c.appType)
+	switch {
+	case c.kind == proto.KindServer:
 		s.sendAllChannels(c, inc)
+	case c.appType == configs.AppSimple:
+		// Running once started, as systemd's Type=simple; if it attaches
+		// after all, it gets its channels and counts as ready then.
+		c.state = proto.StateRunning
+	default:
+		s.awaitReady(c, inc)
 	}
 	s.notify()
+}
+
+// awaitReady gives a notify app ready_timeout to attach or say it is ready;
+// one that is still alive and silent then is taken as running, with a
+// warning and a reason in status, rather than left starting for ever: it
+// may be a plain program that auto took for an appproc one (a wrapper
+// script's child, say). Loop only.
+func (s *Supervisor) awaitReady(c *component, inc int) {
+	if c.readyWait != nil {
+		c.readyWait.Stop()
+	}
+	timeout := s.cfg.Supervisor.ReadyTimeout.D()
+	c.readyWait = time.AfterFunc(timeout, func() {
+		s.do(func() {
+			if c.incarnation != inc || !c.alive() || c.state != proto.StateStarting {
+				return
+			}
+			c.state = proto.StateRunning
+			c.reason = fmt.Sprintf("did not attach or report ready within ready_timeout (%s); taken as running (a plain program? attach it with --type simple)", timeout)
+			s.log.Warn("app did not report ready; taking it as running", "name", c.name, "pid", c.pid, "timeout", timeout)
+			s.notify()
+		})
+	})
 }
 
 // componentEnv is the environment saturn adds for a component.
@@ -115,6 +146,10 @@ func (s *Supervisor) exited(c *component, inc int, exit Exit) {
 	if c.killTimer != nil {
 		c.killTimer.Stop()
 		c.killTimer = nil
+	}
+	if c.readyWait != nil {
+		c.readyWait.Stop()
+		c.readyWait = nil
 	}
 	if c.link != nil {
 		c.link.Close()

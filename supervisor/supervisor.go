@@ -359,6 +359,7 @@ func (s *Supervisor) startAll() error {
 				name: a.Name, kind: proto.KindApp, tracker: NewTracker(a.Policy), state: proto.StateStopped,
 				spec: s.appSpec(a.Command, a.EnvList(), a.Dir),
 			}
+			c.appType = appType(a.Type, c.spec.path, c.spec.dir, s.opts.Binary)
 			if err := s.identify(c, a, "", nil, nil); err != nil && idErr == nil {
 				idErr = fmt.Errorf("app %s ([[app]] user in %s): %w", a.Name, s.cfg.Source, err)
 			}
@@ -382,10 +383,9 @@ func (s *Supervisor) startAll() error {
 	return nil
 }
 
-// startAndWait starts the named component and waits until it is ready. A
-// server that is not ready in time fails the start; an app that is still
-// running but never said ready is taken as running, with a warning, since
-// plain programs attached with `saturn attach` need not speak the protocol.
+// startAndWait starts the named component and waits until it is running:
+// a server once it reports ready, which it must within timeout; an app by
+// its type (see awaitReady), which bounds the wait by ready_timeout itself.
 func (s *Supervisor) startAndWait(name string, timeout time.Duration, mustReport bool) error {
 	ok, _ := call(s, func() bool {
 		c := s.find(name)
@@ -398,6 +398,11 @@ func (s *Supervisor) startAndWait(name string, timeout time.Duration, mustReport
 	if !ok {
 		return fmt.Errorf("%s: not started (shutting down)", name)
 	}
+	if !mustReport {
+		// The app's own timer takes it as running at ready_timeout; the
+		// wait only needs a bound in case the loop is stuck.
+		timeout += s.cfg.Supervisor.StopGrace.D()
+	}
 	var verdict error
 	s.waitFor(timeout, func() bool {
 		c := s.find(name)
@@ -408,7 +413,7 @@ func (s *Supervisor) startAndWait(name string, timeout time.Duration, mustReport
 			verdict = fmt.Errorf("%s failed to start: %s", name, c.reason)
 		case c.state == proto.StateStopped:
 			verdict = fmt.Errorf("%s stopped during start: %s", name, c.reason)
-		case c.ready:
+		case c.state == proto.StateRunning:
 			verdict = nil
 		default:
 			verdict = errNotReady
@@ -420,13 +425,8 @@ func (s *Supervisor) startAndWait(name string, timeout time.Duration, mustReport
 		if mustReport {
 			return fmt.Errorf("%s did not report ready within %s", name, timeout)
 		}
-		s.log.Warn("app did not report ready; taking it as running", "name", name, "timeout", timeout)
-		s.do(func() {
-			if c := s.find(name); c != nil && c.state == proto.StateStarting {
-				c.state = proto.StateRunning
-				s.notify()
-			}
-		})
+		// Restarting: it exited after it started; its policy goes on.
+		s.log.Warn("app not running at the end of the start", "name", name)
 		return nil
 	}
 	return verdict

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"saturn/configs"
 	"saturn/proto"
 )
 
@@ -64,10 +65,19 @@ func attachCommand() *cli.Command {
 		Description: "The supervisor runs CMD (relative paths and PATH lookups resolve here, and it\n" +
 			"runs in this folder), gives it its channels to netproc and diskproc, watches\n" +
 			"it, restarts it by --restart, and shows it in status. Apps built on appproc\n" +
-			"find their channels with appproc.Attach. `saturn detach NAME` removes it.",
+			"find their channels with appproc.Attach. `saturn detach NAME` removes it.\n\n" +
+			"attach returns once the app is running, or with an error once it failed. When\n" +
+			"it is running depends on --type: a simple app (any program: a shell script,\n" +
+			"sleep, a server in another language) once it has started; a notify app (one\n" +
+			"that links appproc) once it attaches, or once it says it is ready if it asks\n" +
+			"to (the web server does, once it listens). auto, the default, takes a Go\n" +
+			"program built with saturn's module as notify and anything else as simple. A\n" +
+			"notify app silent after [supervisor] ready_timeout is taken as running, with\n" +
+			"a warning; a simple app that attaches after all gets its channels as usual.",
 		Flags: withInstance(
 			&cli.StringFlag{Name: "name", Aliases: []string{"n"}, Required: true, Usage: "the app's `NAME` in status"},
 			&cli.StringFlag{Name: "restart", Value: "on-failure", Usage: "restart policy: always, on-failure or never"},
+			&cli.StringFlag{Name: "type", Value: "auto", Usage: "when it counts as running: simple (once started), notify (once attached or ready) or auto (notify for a program that links saturn)"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "`KEY=VALUE` to add to its environment (repeatable)"},
 			&cli.StringFlag{Name: "user", Usage: "who it runs as when the supervisor is root: dynamic (a uid of its own, the default), inherit (the supervisor's), a `USER`'s name, or UID[:GID]"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "grant: an `ADDRESS` it may listen on, HOST:PORT with * for any (repeatable; default: anywhere, ports 1024 and up)"},
@@ -96,7 +106,10 @@ func attachCommand() *cli.Command {
 			}
 			cmd := append([]string{path}, args[1:]...)
 			m := &proto.Launch{Name: c.String("name"), Command: cmd, Restart: c.String("restart"), Env: env, Dir: cwd,
-				User: c.String("user"), Listen: c.StringSlice("listen"), DiskWrite: c.StringSlice("disk-write")}
+				User: c.String("user"), Listen: c.StringSlice("listen"), DiskWrite: c.StringSlice("disk-write"), Type: c.String("type")}
+			if err := configs.CheckAppType(m.Type); err != nil {
+				return fmt.Errorf("attach --type: %w", err)
+			}
 			if err := request(c, proto.MsgLaunch, m, nil, 2*time.Minute); err != nil {
 				return err
 			}

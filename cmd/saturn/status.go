@@ -59,6 +59,9 @@ func printStatus(w io.Writer, st *proto.StatusReply) {
 			kind += " (self-attached)"
 		}
 		info := infoString(c.Info)
+		if c.Type != "" {
+			info = strings.TrimSpace("type=" + c.Type + " " + info)
+		}
 		if c.User != "" {
 			info = strings.TrimSpace("user=" + strings.ReplaceAll(c.User, " ", "") + " " + info)
 		}
