@@ -16,11 +16,7 @@ import (
 	"saturn/proto"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // TestKillUnderLoad kills diskproc (SIGKILL) three times while an app
 // reads and writes through it, and checks that the app saw no error and

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,11 +19,7 @@ import (
 // End-to-end tests: the saturn binary, an instance in a temporary state
 // directory driven through the CLI, and examples/echo as the app.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 const kernelConfig = "[netproc]\nbackend = \"kernel\"\n"
 

@@ -20,11 +20,7 @@ var (
 	seed  = flag.Uint64("chaos.seed", 0, "seed (0: from the clock)")
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func freePort(t *testing.T) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

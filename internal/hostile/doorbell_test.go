@@ -23,11 +23,7 @@ import (
 // the web server as the honest app, and testdata/bellabuser as the hostile
 // ones, all driven through the CLI and real clients.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // config is the instance: the kernel backend, a root of the test's own,
 // the web server on a free port, and a grace period longer than any wait

@@ -33,11 +33,7 @@ const idleConns = 5000
 // for.
 const idleTimeout = 10 * time.Second
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // backend is one netproc backend as these tests drive it: the [netproc]
 // section of the config, and how a client reaches an address there.
