@@ -58,6 +58,10 @@ type ComponentStatus struct {
 	User     string            `msgpack:"user,omitempty" json:"user,omitempty"` // who it runs as: "UID:GID (how)", or "inherit"
 	Type     string            `msgpack:"type,omitempty" json:"type,omitempty"` // an app's: "simple" (running once started) or "notify" (once attached or ready)
 	Info     map[string]string `msgpack:"info,omitempty" json:"info,omitempty"`
+	// Counters are what a component counts, under dotted names in the
+	// manner of `netstat -s` ("tcp.in_segs"): the supervisor takes them
+	// out of what the component reports in Ready's Info.
+	Counters map[string]uint64 `msgpack:"counters,omitempty" json:"counters,omitempty"`
 	Channels []ChannelStatus   `msgpack:"channels,omitempty" json:"channels,omitempty"`
 }
 

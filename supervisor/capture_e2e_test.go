@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -305,16 +306,44 @@ func TestCaptureUserTCP(t *testing.T) {
 		}
 		// The counters are published every so often: wait for them.
 		st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
-			n, _ := strconv.Atoi(testkit.Component(st, "netproc").Info["icmp.out_echo_reps"])
-			return n >= 3
+			return testkit.Component(st, "netproc").Counters["icmp.out_echo_reps"] >= 3
 		})
 		if !ok {
-			t.Errorf("status: no echo replies counted after ping: %v", testkit.Component(st, "netproc").Info)
+			t.Errorf("status: no echo replies counted after ping: %v", testkit.Component(st, "netproc").Counters)
 		}
-		for _, k := range []string{"tcp.in_segs", "tcp.passive_opens", "tcp.in_csum_errors", "ip.in_receives", "ip.drop_bad_checksum", "link.rx_packets"} {
-			if _, err := strconv.ParseUint(testkit.Component(st, "netproc").Info[k], 10, 64); err != nil {
-				t.Errorf("status: netproc counter %s: %v", k, err)
+		// --json gives counters as numbers, apart from the description.
+		var raw struct {
+			Components []struct {
+				Name     string
+				Info     map[string]any
+				Counters map[string]any
 			}
+		}
+		if err := json.Unmarshal([]byte(in.MustRun("status", "--json")), &raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range raw.Components {
+			if c.Name != "netproc" {
+				continue
+			}
+			for _, k := range []string{"tcp.in_segs", "tcp.passive_opens", "tcp.in_csum_errors", "ip.in_receives", "ip.drop_bad_checksum", "link.rx_packets", "icmp.out_echo_reps"} {
+				if v, ok := c.Counters[k].(float64); !ok || k == "icmp.out_echo_reps" && v < 3 {
+					t.Errorf("status --json: netproc counter %s is %#v, want a number", k, c.Counters[k])
+				}
+				if _, ok := c.Info[k]; ok {
+					t.Errorf("status --json: netproc counter %s also in info", k)
+				}
+			}
+			if c.Info["backend"] != "usertcp" {
+				t.Errorf("status --json: netproc info %v", c.Info)
+			}
+		}
+		// The table leaves counters out; --metrics has them.
+		if out := in.MustRun("status"); strings.Contains(out, "tcp.in_segs") || !strings.Contains(out, "backend=usertcp") {
+			t.Errorf("status table:\n%s", out)
+		}
+		if out := in.MustRun("status", "--metrics"); !regexp.MustCompile(`(?m)^saturn_icmp_out_echo_reps\{component="netproc",instance="[^"]+"\} [3-9]`).MatchString(out) {
+			t.Errorf("status --metrics:\n%s", out)
 		}
 	})
 

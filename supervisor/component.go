@@ -29,7 +29,8 @@ type component struct {
 	restarts    int
 	lastExit    string
 	reason      string
-	info        map[string]string
+	info        map[string]string // what it reports of itself, but counters
+	counters    map[string]uint64 // its counters (see splitInfo)
 	ready       bool
 	link        *proto.Session // this incarnation's control link
 	channels    []*channel     // an app's channels, one per server

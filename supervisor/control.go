@@ -246,7 +246,7 @@ func (s *Supervisor) onControlRequest(sess *proto.Session, cred *unix.Ucred, r *
 		if decode(r, &m) {
 			s.do(func() {
 				if c := s.attachedOn(sess); c != nil {
-					c.info = m.Info
+					c.info, c.counters = splitInfo(m.Info)
 					s.notify()
 					r.Reply(proto.MsgOK, nil)
 					return
@@ -282,7 +282,7 @@ func (s *Supervisor) onLinkRequest(c *component, inc int, r *proto.Request) {
 				r.Error(proto.CodeFailed, "stale incarnation")
 				return
 			}
-			c.info = m.Info
+			c.info, c.counters = splitInfo(m.Info)
 			s.takeUsage(c, m.Usage)
 			if !c.ready {
 				c.ready = true
@@ -612,7 +612,7 @@ func (s *Supervisor) status() *proto.StatusReply {
 		row := proto.ComponentStatus{
 			Name: c.name, Kind: c.kind, PID: c.pid, State: c.state, Restarts: c.restarts,
 			LastExit: c.lastExit, Reason: c.reason, Policy: string(c.tracker.Policy.Restart),
-			Attached: c.attached, Info: c.info, User: c.userString(), Type: c.appType,
+			Attached: c.attached, Info: c.info, Counters: c.counters, User: c.userString(), Type: c.appType,
 		}
 		if row.LastExit == "" {
 			row.LastExit = "-"

@@ -24,7 +24,7 @@ func (s *Supervisor) start(c *component) {
 	}
 	c.incarnation++
 	inc := c.incarnation
-	c.state, c.ready, c.info = proto.StateStarting, false, nil
+	c.state, c.ready, c.info, c.counters = proto.StateStarting, false, nil, nil
 	c.stopping, c.restartAsk = false, false
 	if err := checkRunnable(c.spec.cred, c.spec.path, c.spec.dir); err != nil {
 		c.state, c.reason = proto.StateFailed, "cannot start: "+err.Error()

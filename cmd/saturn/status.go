@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,17 +120,10 @@ func sizeString(n int64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
 }
 
-// infoString is the INFO column: a component's info but its counters
-// (dotted keys, such as netproc's "tcp.in_segs"), which --json and
-// --metrics show.
+// infoString is the INFO column: what a component reports of itself (its
+// counters are apart, in --json and --metrics).
 func infoString(info map[string]string) string {
-	keys := make([]string, 0, len(info))
-	for k := range info {
-		if !isCounter(k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(info))
 	var parts []string
 	for _, k := range keys {
 		parts = append(parts, k+"="+info[k])
@@ -137,27 +131,13 @@ func infoString(info map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
-// isCounter reports whether an info key names a counter: "layer.name".
-func isCounter(key string) bool { return strings.Contains(key, ".") }
-
 // printMetrics writes every component's counters in Prometheus's text
 // exposition format: saturn_LAYER_NAME{component="...",instance="..."}.
 func printMetrics(w io.Writer, st *proto.StatusReply) {
 	for _, c := range st.Components {
-		keys := make([]string, 0, len(c.Info))
-		for k := range c.Info {
-			if isCounter(k) {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			v, err := strconv.ParseUint(c.Info[k], 10, 64)
-			if err != nil {
-				continue
-			}
+		for _, k := range slices.Sorted(maps.Keys(c.Counters)) {
 			name := "saturn_" + strings.NewReplacer(".", "_", "-", "_").Replace(k)
-			fmt.Fprintf(w, "%s{component=%q,instance=%q} %d\n", name, c.Name, st.Instance, v)
+			fmt.Fprintf(w, "%s{component=%q,instance=%q} %d\n", name, c.Name, st.Instance, c.Counters[k])
 		}
 	}
 }
