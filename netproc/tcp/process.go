@@ -317,7 +317,7 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 		blocks := seg.Options.SACK[:n]
 		if c.isDSACK(blocks, ack) {
 			e.st.DSACKsRecv++
-			c.rackDSACK()
+			c.rackDSACK(seqRange{seqnum.Value(blocks[0].Start), seqnum.Value(blocks[0].End)})
 			blocks = blocks[1:]
 		}
 		if c.rackOn() {

@@ -68,6 +68,7 @@ type rackState struct {
 	reoPersist   uint8        // RACK.reo_wnd_persist
 	dsackRound   seqnum.Value // RACK.dsack_round: no further increase before SND.UNA passes it
 	dsackPending bool         // dsackRound is set
+	probe        seqRange     // the last loss probe: a D-SACK of it is expected
 
 	// PRR (RFC 6937), during a recovery started by RACK.
 	prrDelivered uint32
@@ -519,8 +520,14 @@ func (c *Conn) rackRecoveryEnded() {
 // rackDSACK widens the reordering window on a D-SACK, at most once a
 // round trip (RFC 8985, 6.2, step 4): a segment arrived twice, so a
 // retransmission was spurious or the network duplicates.
-func (c *Conn) rackDSACK() {
+//
+// A D-SACK of the last loss probe is ignored: with RACK the probe repeats
+// the last segment, and a D-SACK is what it is expected to draw.
+func (c *Conn) rackDSACK(b seqRange) {
 	rk := &c.rack
+	if rk.probe.start.LessThanEq(b.start) && b.end.LessThanEq(rk.probe.end) {
+		return
+	}
 	if rk.dsackPending && c.snd.una.GreaterThanEq(rk.dsackRound) {
 		rk.dsackPending = false
 	}

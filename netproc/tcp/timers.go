@@ -337,5 +337,6 @@ func (c *Conn) lossProbe(e *env) {
 	if n := seqnum.Size(mss); c.snd.una.Size(c.snd.nxt) > n {
 		s = c.snd.nxt.Sub(n)
 	}
+	c.rack.probe = seqRange{s, c.snd.nxt}
 	c.sendRange(e, s, c.snd.nxt)
 }
