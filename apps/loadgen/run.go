@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.BytesPerSec = float64(rep.Bytes) / s
 	}
 	if cfg.Progress != nil {
-		cfg.Progress(r.progress(true))
+		cfg.Progress(r.progress(true, time.Now()))
 	}
 	return rep, nil
 }
@@ -122,8 +122,9 @@ func (r *runner) record(batch []int64) {
 	r.mu.Unlock()
 }
 
-func (r *runner) progress(final bool) Progress {
-	p := Progress{Elapsed: time.Since(r.start), Final: final}
+// progress is the run's progress at now.
+func (r *runner) progress(final bool, now time.Time) Progress {
+	p := Progress{Elapsed: now.Sub(r.start), Final: final}
 	for _, w := range r.workers {
 		p.Responses += w.responses.Load()
 		p.Errors += w.failures.Load()
@@ -149,7 +150,7 @@ func (r *runner) reportProgress(ctx context.Context, done chan<- struct{}) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			r.cfg.Progress(r.progress(false))
+			r.cfg.Progress(r.progress(false, time.Now()))
 		}
 	}
 }
@@ -182,22 +183,18 @@ func (w *worker) run(ctx context.Context) {
 	defer w.closeConn()
 	defer func() { w.r.record(w.batch) }()
 	r := w.r
-	var interval time.Duration
-	var next time.Time
 	var timer *time.Timer
 	if r.cfg.Rate > 0 {
-		// Each connection carries Rate/N requests per second, staggered
-		// so that the connections do not send in bursts.
-		interval = time.Duration(float64(r.cfg.Connections) / r.cfg.Rate * float64(time.Second))
-		next = r.start.Add(time.Duration(float64(w.id) / r.cfg.Rate * float64(time.Second)))
 		timer = time.NewTimer(time.Hour)
 		defer timer.Stop()
 	}
-	for ctx.Err() == nil && r.claim() {
+	for k := 0; ctx.Err() == nil && r.claim(); k++ {
 		var intended time.Time
-		if interval > 0 {
-			intended = next
-			next = next.Add(interval)
+		if r.cfg.Rate > 0 {
+			intended = due(r.start, w.id, k, r.cfg.Connections, r.cfg.Rate)
+			if r.cfg.Duration > 0 && !intended.Before(r.start.Add(r.cfg.Duration)) {
+				return // due when the run has ended
+			}
 			if d := time.Until(intended); d > 0 {
 				timer.Reset(d)
 				select {
@@ -209,6 +206,17 @@ func (w *worker) run(ctx context.Context) {
 		}
 		w.request(ctx, intended)
 	}
+}
+
+// due is when the kth request of connection id is due in an open-loop run
+// that started at start. Each of the conns connections carries rate/conns
+// requests per second, staggered so that together they send one every
+// 1/rate seconds rather than in bursts: request n of the run (n = id +
+// k×conns) is due n/rate seconds after the start, computed from n rather
+// than by adding intervals, so that rounding does not drift.
+func due(start time.Time, id, k, conns int, rate float64) time.Time {
+	n := float64(id) + float64(k)*float64(conns)
+	return start.Add(time.Duration(n / rate * float64(time.Second)))
 }
 
 // request sends one request and reads its response, counting the outcome
