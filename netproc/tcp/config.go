@@ -99,12 +99,13 @@ type Config struct {
 	// (RFC 5961, section 7). Default 100.
 	ChallengeACKLimit uint16
 
-	// FastLossRecovery adds the loss detection Linux has beside RFC 6675,
-	// which otherwise leaves to the retransmission timer (200 ms at least)
-	// every loss that small windows and lossy paths make: tail loss
-	// probes (RFC 8985, 7), early retransmit with SACK (RFC 5827), and
-	// detection of lost retransmissions (as Linux's tcp_mark_lost_retrans).
-	// Off by default, so that the golden scripts pin RFC 6675 alone.
+	// FastLossRecovery makes loss detection Linux's: RACK-TLP (RFC 8985)
+	// with Proportional Rate Reduction (RFC 6937) when SACK is agreed (see
+	// the package documentation, "Loss recovery"); without SACK, tail loss
+	// probes beside NewReno. RFC 6675 alone leaves to the retransmission
+	// timer (200 ms at least) every loss that small windows and lossy paths
+	// make, lost retransmissions among them. Off by default, so that most
+	// golden scripts pin RFC 6675 alone; netproc's usertcp turns it on.
 	FastLossRecovery bool
 }
 

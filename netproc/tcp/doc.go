@@ -1,8 +1,9 @@
 // Package tcp is saturn's TCP core: a purely functional implementation of
 // RFC 9293 and the extensions real peers expect (RFC 7323 window scaling,
-// timestamps and PAWS; RFC 2018 SACK with RFC 6675 loss recovery; RFC 6298
-// RTO; RFC 5681 and RFC 6582 congestion control and NewReno; RFC 9438
-// CUBIC; RFC 5961 challenge ACKs; RFC 6528 ISNs; SYN cookies).
+// timestamps and PAWS; RFC 2018 SACK and RFC 2883 D-SACK; RFC 6675 loss
+// recovery, or RFC 8985 RACK-TLP with RFC 6937 PRR; RFC 6298 RTO; RFC 5681
+// and RFC 6582 congestion control and NewReno; RFC 9438 CUBIC; RFC 5961
+// challenge ACKs; RFC 6528 ISNs; SYN cookies).
 //
 // In the manner of etcd's raft, the core does no I/O, reads no clock,
 // starts no goroutine and draws no random number. A connection (Conn) and a
@@ -73,25 +74,90 @@
 // The shell also chooses the secret behind ISNs and cookies (Secret) and
 // computes an active open's ISS and timestamp offset with ISN and TSOffset.
 //
+// # The order of the checks on an arriving segment
+//
+// No state of a connection (TS.Recent, the keep-alive timer, RTT samples,
+// the window, the SACK scoreboard and RACK's log, the owed ACK) changes
+// because of a segment that a later check drops. In a synchronized state
+// (process.go, synchronizedArrived), in this order:
+//
+//  1. SYN: answered with a challenge ACK whatever its sequence number
+//     (RFC 5961, 4.2), and dropped; in SYN-RECEIVED a retransmitted SYN
+//     gets the SYN-ACK again.
+//  2. Timestamps negotiated but absent (not a RST): dropped (RFC 7323, 3.2).
+//  3. PAWS (RFC 7323, 5.3, R1): a TSval older than TS.Recent drops the
+//     segment with an ACK, unless TS.Recent is older than 24 days (5.5);
+//     a stale TS.Recent is only noted here.
+//  4. The sequence test (RFC 9293, 3.10.7.4, first check, widened as
+//     described below): an unacceptable segment is dropped with an ACK
+//     (rate-limited when it carries no data), which reports an old
+//     duplicate in a D-SACK block (RFC 2883, 4.1). Data is then trimmed
+//     to the window, locally.
+//  5. RST (RFC 5961, 3.2): exactly at RCV.NXT it resets, elsewhere in the
+//     window it gets a challenge ACK.
+//  6. No ACK bit: dropped.
+//  7. The ACK (RFC 9293 fifth check; RFC 5961, 5.2): beyond SND.NXT,
+//     dropped with an ACK; older than SND.UNA by more than the largest
+//     window the peer offered, dropped with a challenge ACK; in
+//     SYN-RECEIVED one that does not acknowledge our SYN gets a RST.
+//  8. Only now is the segment acceptable, and it changes the connection:
+//     TS.Recent takes its TSval if it lies at or before Last.ACK.sent
+//     (RFC 7323, 4.3, R3; also replacing a stale one, as Linux's
+//     tcp_replace_ts_recent does after tcp_ack's checks); an ACK owed for
+//     trimmed or zero-window data is noted; the keep-alive timer restarts.
+//  9. The ACK's effects: SACK and D-SACK blocks (RACK's log and the
+//     scoreboard), SND.UNA, the RTT sample (RFC 7323, 4; Karn), congestion
+//     control, the window update guarded by WL1/WL2, RACK's loss detection
+//     and PRR, FIN-WAIT/CLOSING/LAST-ACK transitions.
+//  10. Data and FIN (RFC 9293, seventh and eighth checks), with a D-SACK
+//     for any part already received; then output.
+//
+// RFC 7323's Appendix D updates TS.Recent right after the sequence test;
+// Linux, and saturn, wait for the ACK check too, so that a forged or stale
+// segment cannot set the timestamp we echo (testdata/arrival_order.txt).
+//
+// # Loss recovery
+//
+// With Config.FastLossRecovery (and SACK), loss detection is RACK-TLP
+// (RFC 8985, rack.go): a transmission log of the outstanding sequence
+// space with send times, a reordering window of min_RTT/4 that D-SACKs
+// widen (and that falls to zero in recovery until reordering is seen),
+// the reordering timer, and tail loss probes. Recovery sends what RACK
+// marked lost at the pace of Proportional Rate Reduction (RFC 6937, with
+// PRR-SSRB), and, like Linux, lets a segment go while pipe is below cwnd
+// (the window counted in segments). Two deliberate departures, measured
+// against a Linux receiver over a lossy link (docs/benchmarks.md): loss
+// probes also run during a fast recovery, up to three with doubling waits
+// before the retransmission timer, and the probe is always the last
+// segment again (which draws an immediate ACK) rather than new data (which
+// may wait for a delayed ACK). After a timeout RACK keeps the SACK marks
+// unless the timeout repeats. Without FastLossRecovery, loss recovery is
+// RFC 6675 (SACK) or RFC 6582 (NewReno), with no probes.
+//
 // # Choices and what is not implemented
 //
 // Zero-window probes are Linux's: a segment at SND.UNA-1 without data,
 // which every receiver answers with its window. RFC 6675's NextSeg() uses
 // rules 1 and 2 only (no rescue retransmission); after a timeout the SACK
-// scoreboard is cleared (RFC 2018, 8). SYN cookies follow Linux's layout,
-// with the peer's ISN mixed into the second hash (see cookie.go). Like every
-// SYN-cookie scheme, a listener using cookies can be fooled by a late
-// duplicate of the peer's first segment after the handshake (same SEQ and
-// ACK as the cookie ACK) arriving after the connection ended: it raises a
-// connection the peer no longer knows, which then times out or is reset.
-// While cookies are in use, an ACK that fails the check is dropped rather
-// than reset, so a peer whose first data segment was lost recovers by
-// retransmitting it. A segment that covers the whole receive window is
-// acceptable (RFC 9293's table would refuse it; Linux takes it). A RST
-// never ends TIME-WAIT (RFC 1337). Urgent data is delivered inline as
-// ordinary data (RFC 6093). Data carried in a SYN is discarded and must be
-// resent (no TCP Fast Open). Not implemented: ECN, D-SACK (RFC 2883),
-// RACK-TLP (RFC 8985), PRR (RFC 6937), F-RTO and Eifel spurious-timeout
-// detection, congestion window validation (RFC 7661; only the restart
-// after idle of RFC 5681, 4.1), path-MTU discovery, TCP-AO.
+// scoreboard is cleared (RFC 2018, 8) unless RACK is on. SYN cookies follow
+// Linux's layout, with the peer's ISN mixed into the second hash (see
+// cookie.go). Like every SYN-cookie scheme, a listener using cookies can be
+// fooled by a late duplicate of the peer's first segment after the
+// handshake (same SEQ and ACK as the cookie ACK) arriving after the
+// connection ended: it raises a connection the peer no longer knows, which
+// then times out or is reset. While cookies are in use, an ACK that fails
+// the check is dropped rather than reset, so a peer whose first data
+// segment was lost recovers by retransmitting it. A segment that covers the
+// whole receive window is acceptable (RFC 9293's table would refuse it;
+// Linux takes it). A RST never ends TIME-WAIT (RFC 1337). Urgent data is
+// delivered inline as ordinary data (RFC 6093). Data carried in a SYN is
+// discarded and must be resent (no TCP Fast Open). CUBIC is computed in
+// integers (cubic.go), so that runs are the same on every architecture.
+//
+// Not implemented: undo of a window reduction found spurious (by D-SACK,
+// RFC 3708, or by timestamps, Eifel, RFC 3522/4015, or F-RTO, RFC 5682):
+// D-SACKs only widen RACK's reordering window; PRR without RACK (RFC 6675
+// recovery sets cwnd to ssthresh at once); ECN (RFC 3168); congestion
+// window validation (RFC 7661; only the restart after idle of RFC 5681,
+// 4.1); path-MTU discovery (RFC 1191, RFC 8899); TCP-AO.
 package tcp
