@@ -113,6 +113,16 @@ type Netproc struct {
 	// docs/restart.md): a restarted netproc resumes them, and apps replay
 	// what the dead one took. Off by default.
 	Resume bool `toml:"resume"`
+	// usertcp: HostRoute joins saturn's namespace to the host (a veth
+	// pair, and a route on the host for saturn's prefix through it), so
+	// that the host reaches saturn's address without `ip netns exec`.
+	// On by default; false leaves the namespace closed to the host.
+	HostRoute *bool `toml:"host_route,omitempty"`
+	// usertcp: Publish forwards ports of the host to saturn's address,
+	// as Docker's -p does: "HOSTADDR:HOSTPORT:PORT" (or "HOSTPORT:PORT",
+	// on 127.0.0.1). netproc accepts on the host and connects to PORT
+	// on saturn's address inside the namespace. See ParsePublish.
+	Publish []string `toml:"publish,omitempty"`
 	// User is who netproc runs as once its link is set up, when the
 	// supervisor is root: "dynamic" (the default: a uid of its own, as
 	// an app's), "inherit" (the supervisor's user, with every
@@ -508,6 +518,11 @@ func (c *Config) check() error {
 	}
 	if err := checkUser("netproc.user", -1, c.Netproc.User); err != nil {
 		return err
+	}
+	for _, p := range c.Netproc.Publish {
+		if _, err := ParsePublish(p); err != nil {
+			return &fieldError{"netproc.publish", -1, err.Error()}
+		}
 	}
 	if err := checkUser("diskproc.user", -1, c.Diskproc.User); err != nil {
 		return err

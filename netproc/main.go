@@ -121,8 +121,17 @@ func Main(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 		return err
 	}
 	oneProc(be, log)
+	// Before ServeWith: netproc is still root, for the host's ports.
+	pub := startPublish(cfg.Netproc, be.Name(), log)
+	defer pub.Close()
 	h := NewHandler(Options{Backend: be, Log: log, MaxApps: cfg.Supervisor.MaxApps,
 		Limits: Limits{Sockets: cfg.Netproc.MaxSockets, Memory: int64(cfg.Netproc.MaxMemory)}})
 	defer h.Close()
-	return serverkit.ServeWith(ctx, proto.ServerNet, h, log, func() map[string]string { return info(be, chosen) }, h.Start)
+	return serverkit.ServeWith(ctx, proto.ServerNet, h, log, func() map[string]string {
+		m := info(be, chosen)
+		if s := pub.String(); s != "" {
+			m["publish"] = s
+		}
+		return m
+	}, h.Start)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"saturn/proto"
@@ -12,13 +13,31 @@ import (
 // printReach tells the user where the instance's apps listen and how to
 // reach them: on this host with the kernel backend, through the namespace
 // with the user-level stack.
+//
+// With usertcp, a published port of the host (netproc's "publish") comes
+// first; then saturn's address, which the host reaches directly when
+// netproc routes it from the host ("host_route"), and only through the
+// namespace otherwise.
 func printReach(w io.Writer, st *proto.StatusReply) {
 	var netns, address string
+	published := map[uint16]string{} // saturn's port: the host's address
 	for _, c := range st.Components {
 		if c.Name == "netproc" {
 			netns = c.Info["netns"]
 			if p, err := netip.ParsePrefix(c.Info["address"]); err == nil {
 				address = p.Addr().String()
+			}
+			if hr := c.Info["host_route"]; hr != "" && !strings.HasPrefix(hr, "none") && !strings.Contains(hr, "no route") {
+				netns = "" // the host routes to saturn's address
+			}
+			for _, p := range strings.Split(c.Info["publish"], ", ") {
+				host, port, ok := strings.Cut(p, "->")
+				if !ok || strings.Contains(port, " ") {
+					continue // not published
+				}
+				if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+					published[uint16(n)] = host
+				}
 			}
 		}
 	}
@@ -30,6 +49,11 @@ func printReach(w io.Writer, st *proto.StatusReply) {
 		ap, err := netip.ParseAddrPort(listen)
 		if err != nil {
 			fmt.Fprintf(w, "  %s listens on %s\n", c.Name, listen)
+			continue
+		}
+		if hostAP, ok := published[ap.Port()]; ok {
+			url := fmt.Sprintf("http://%s/", hostAP)
+			fmt.Fprintf(w, "  %s listens on %s, published on the host at %s: open %s\n    try: curl %s\n", c.Name, listen, hostAP, url, url)
 			continue
 		}
 		host := ap.Addr().String()

@@ -77,11 +77,24 @@ func NewNetnsDialer(ns string) (*NetnsDialer, error) {
 // the dialer closes.
 func (d *NetnsDialer) worker(h netns.NsHandle, joined chan<- error) {
 	defer d.wg.Done()
-	runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	// Back to its own namespace before it is unlocked (see
+	// testkit.InNamespace for why); discarded if it cannot.
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		joined <- err
+		return
+	}
+	defer orig.Close()
 	if err := netns.Set(h); err != nil {
 		joined <- err
 		return
 	}
+	defer func() {
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
 	joined <- nil
 	var dialer net.Dialer
 	for {
@@ -144,6 +157,11 @@ func TUNDevices(ns string) (map[string]bool, error) {
 		defer h.Close()
 	}
 	links, err := h.LinkList()
+	// Interrupted: the host's links changed during the dump (other
+	// tests' come and go); ask again.
+	for i := 0; i < 10 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
+		links, err = h.LinkList()
+	}
 	if err != nil {
 		return nil, err
 	}

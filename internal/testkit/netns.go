@@ -38,12 +38,20 @@ func TestNet() (string, netip.Prefix) {
 // InNamespace runs fn on an OS thread that joined the named network
 // namespace, as a program run with `ip netns exec` would run: sockets fn
 // makes belong to that namespace wherever they are used afterwards. The
-// thread is never unlocked, so the runtime discards it when fn returns
-// rather than let another goroutine run in the namespace.
+// thread goes back to its own namespace before it is unlocked; if it
+// cannot, it stays locked and the runtime discards it (a locked goroutine
+// that ends on the main thread wedges that thread instead, and with it
+// the namespace, for the life of the test process: hence the way back).
 func InNamespace(ns string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("this thread's namespace: %w", err)
+			return
+		}
+		defer orig.Close()
 		h, err := netns.GetFromName(ns)
 		if err == nil {
 			err = netns.Set(h)
@@ -53,7 +61,11 @@ func InNamespace(ns string, fn func() error) error {
 			errc <- fmt.Errorf("joining namespace %s: %w", ns, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

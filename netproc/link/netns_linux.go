@@ -77,22 +77,17 @@ func makeShared(dir string) {
 	}
 }
 
-// bindNewNetns creates a network namespace and bind-mounts it on path. The
-// unshare happens on a locked thread that is never unlocked: when the
-// goroutine ends, the runtime discards the thread and its namespace with
-// it, so no other goroutine ever runs in the new namespace.
+// bindNewNetns creates a network namespace and bind-mounts it on path.
+// The unshare happens on a thread of its own (onThread), which goes back
+// to the process's namespace afterwards.
 func bindNewNetns(path string) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
+	return onThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- os.NewSyscallError("unshare", err)
-			return
+			return os.NewSyscallError("unshare", err)
 		}
 		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		errc <- unix.Mount(self, path, "none", unix.MS_BIND, "")
-	}()
-	return <-errc
+		return unix.Mount(self, path, "none", unix.MS_BIND, "")
+	})
 }
 
 // DeleteNamespace unmounts and removes the named namespace, as
@@ -105,17 +100,38 @@ func DeleteNamespace(name string) error {
 	return netns.DeleteNamed(name)
 }
 
-// inNamespace runs fn on a thread that has joined the namespace ns. The
-// thread is discarded afterwards (see bindNewNetns).
+// inNamespace runs fn on a thread that has joined the namespace ns.
 func inNamespace(ns netns.NsHandle, fn func() error) error {
+	return onThread(func() error {
+		if err := netns.Set(ns); err != nil {
+			return os.NewSyscallError("setns", err)
+		}
+		return fn()
+	})
+}
+
+// onThread runs fn on a locked OS thread of its own, which fn may move
+// into another network namespace, and then puts the thread back into the
+// namespace it came from before unlocking it. A thread that cannot go back
+// stays locked, and the runtime discards it when the goroutine ends. Not
+// relying on that alone matters: a locked goroutine that ends on the
+// process's main thread wedges that thread instead (the main thread cannot
+// exit), which would hold the namespace for the life of the process.
+func onThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- os.NewSyscallError("setns", err)
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("link: this thread's namespace: %w", err)
 			return
 		}
-		errc <- fn()
+		defer orig.Close()
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

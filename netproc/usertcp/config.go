@@ -23,6 +23,10 @@ type Config struct {
 	Address netip.Prefix
 	// MTU of the link; default 1500. The MSS follows from it.
 	MTU int
+	// HostRoute joins the namespace to the host with a veth pair and
+	// routes Address's prefix from the host through it
+	// (link.EnsureHostLink), so that the host reaches saturn's address.
+	HostRoute bool
 	// NoOffload asks for a plain TUN device, without the virtio-net header
 	// and its checksum and segmentation offloads.
 	NoOffload bool
@@ -136,6 +140,7 @@ func FromConfig(np configs.Netproc) (Config, error) {
 	return Config{
 		Namespace: np.Netns,
 		Address:   pfx,
+		HostRoute: np.RoutesFromHost(),
 		MTU:       np.MTU,
 		MaxConns:  np.MaxConnections,
 		Resume:    np.Resume,

@@ -138,6 +138,15 @@ func New(cfg Config) (*Stack, error) {
 	if s.netns != nil {
 		s.static["peer"] = s.netns.PeerAddress().Addr().String()
 		s.static["tun"] = s.netns.Name()
+		if cfg.HostRoute {
+			// The host reaches saturn's address (link.EnsureHostLink);
+			// a failure leaves the stack serving inside the namespace.
+			if hl, err := link.EnsureHostLink(cfg.Namespace, cfg.Address); err != nil {
+				s.static["host_route"] = "none: " + err.Error()
+			} else {
+				s.static["host_route"] = hl.String()
+			}
+		}
 	}
 	if o := cfg.Impair; o.Active() {
 		s.static["impair"] = fmt.Sprintf("drop=%g%% duplicate=%g%% reorder=%g%% delay=%s seed=%d",
@@ -195,7 +204,7 @@ func (s *Stack) Start(env backend.Env) error {
 	s.timers.add(timerEntry{when: s.now.Add(housekeepEvery), slot: -1})
 	s.publish()
 	s.exit()
-	s.log.Info("usertcp stack up", "address", s.cfg.Address, "netns", s.cfg.Namespace, "link", s.offloads.String(),
+	s.log.Info("usertcp stack up", "address", s.cfg.Address, "netns", s.cfg.Namespace, "host_route", s.static["host_route"], "link", s.offloads.String(),
 		"mtu", s.mtu, "table", fmt.Sprintf("%d records, buffers %d+%d", s.cfg.MaxConns, s.cfg.SendBuf, s.cfg.RecvBuf),
 		"incarnation", s.tab.incarnation, "impair", s.static["impair"])
 	if s.tab.discard != "" {
