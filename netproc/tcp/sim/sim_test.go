@@ -8,11 +8,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"saturn/netproc/tcp"
 )
 
 var (
 	seedFlag  = flag.Uint64("seed", 0, "run only this seed (replays a failure exactly)")
 	seedsFlag = flag.Int("seeds", 1000, "number of seeds to run")
+	longFlag  = flag.Bool("long", false, "the long run: 10,000 seeds (unless -seeds says otherwise) and larger transfers")
 	firstFlag = flag.Uint64("first", 1, "first seed")
 	bytesFlag = flag.Int("bytes", 16<<10, "largest transfer in each direction; raise for long runs")
 	verbose   = flag.Bool("simv", false, "log stats and trace every packet of a -seed run")
@@ -29,6 +32,15 @@ func TestRandomTransfers(t *testing.T) {
 	n := *seedsFlag
 	if testing.Short() {
 		n = min(n, 100)
+	}
+	bytes := *bytesFlag
+	if *longFlag {
+		if !flagSet("seeds") {
+			n = 10000
+		}
+		if !flagSet("bytes") {
+			bytes = 64 << 10
+		}
 	}
 	var next atomic.Uint64
 	next.Store(*firstFlag)
@@ -47,13 +59,13 @@ func TestRandomTransfers(t *testing.T) {
 				if seed >= last {
 					return
 				}
-				sc := RandomScenario(seed, *bytesFlag)
+				sc := RandomScenario(seed, bytes)
 				if _, err := Run(sc); err != nil {
 					mu.Lock()
 					failed = append(failed, seed)
 					mu.Unlock()
 					t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestRandomTransfers$' -seed=%d -bytes=%d -v",
-						seed, err, seed, *bytesFlag)
+						seed, err, seed, bytes)
 				}
 			}
 		}()
@@ -107,5 +119,41 @@ func TestRegressions(t *testing.T) {
 		if _, err := Run(RandomScenario(r.seed, r.bytes)); err != nil {
 			t.Errorf("seed %d, %d bytes: %v", r.seed, r.bytes, err)
 		}
+	}
+}
+
+// flagSet reports whether the command line set the flag.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// TestLossyBulkFewTimeouts sends 8 MB one way over a fast path (100 us
+// each way) that loses 5% of the packets in each direction, with the
+// loss detection usertcp uses (RACK-TLP, FastLossRecovery), and requires
+// every byte to arrive with few retransmission timeouts: the losses are
+// to be repaired by RACK, PRR and loss probes, not by the 200 ms timer.
+// With RFC 6675 recovery and one tail loss probe, as before RACK, the
+// same runs took 11 to 22 timeouts per 20 MB.
+func TestLossyBulkFewTimeouts(t *testing.T) {
+	const seeds, mb = 5, 8
+	total := uint64(0)
+	for seed := uint64(1); seed <= seeds; seed++ {
+		cfg := tcp.Config{MSS: 1460, NoDelay: true, FastLossRecovery: true, Retries: 30, TimeWait: 10 * time.Millisecond}
+		sc := Scenario{Seed: seed, Limit: time.Hour,
+			Link:   LinkConfig{Loss: 0.05, Delay: 100 * time.Microsecond, Bandwidth: 200_000_000, Queue: 50 * time.Millisecond},
+			Client: cfg, Server: cfg, Conns: 1, ClientBytes: mb << 20,
+			ClientSndBuf: 512 << 10, ClientRcvBuf: 512 << 10, ServerSndBuf: 512 << 10, ServerRcvBuf: 512 << 10}
+		res, err := Run(sc)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		total += res.Stats[0].Timeouts
+		t.Logf("seed %d: %d timeouts, %d loss probes, %d recoveries, %d retransmissions", seed,
+			res.Stats[0].Timeouts, res.Stats[0].LossProbes, res.Stats[0].FastRetransmits, res.Stats[0].RetransSegs)
+	}
+	if total > seeds {
+		t.Errorf("%d retransmission timeouts in %d runs of %d MB at 5%% loss, want at most %d", total, seeds, mb, seeds)
 	}
 }
