@@ -168,6 +168,20 @@ func RawFD(f *os.File) (int, error) {
 	return fd, nil
 }
 
+// DupFile returns a new file for f's open file description (a region, a
+// doorbell), close-on-exec, leaving its blocking mode alone as RawFD does.
+// The caller owns it.
+func DupFile(f *os.File) (*os.File, error) {
+	fd, err := RawFD(f)
+	if err == nil {
+		fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
 // File is the eventfd, for handing to another process. It stays owned by d.
 func (d *EventDoorbell) File() *os.File { return d.file }
 

@@ -225,14 +225,11 @@ func (s *Server) Drop(c *Chan) {
 func dupAll(t testing.TB, c *Chan) []*os.File {
 	var out []*os.File
 	for _, f := range []*os.File{c.Region.File(), c.SBell.File()} {
-		fd, err := ring.RawFD(f)
-		if err == nil {
-			fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-		}
+		d, err := ring.DupFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, os.NewFile(uintptr(fd), f.Name()))
+		out = append(out, d)
 	}
 	return out
 }

@@ -120,11 +120,11 @@ func newChannel(t *testing.T, id uint64) (*Channel, *app) {
 
 func dup(t *testing.T, f *os.File) *os.File {
 	t.Helper()
-	fd, err := unix.Dup(int(f.Fd()))
+	d, err := ring.DupFile(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return os.NewFile(uintptr(fd), f.Name())
+	return d
 }
 
 // submit publishes sub (or raw bytes, if given) with a fresh user_data.

@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"saturn/internal/serverkit"
 	"saturn/netproc"
 	"saturn/netproc/kernel"
@@ -166,14 +164,11 @@ func dup(t testing.TB, files []*os.File) []*os.File {
 	t.Helper()
 	var out []*os.File
 	for _, f := range files {
-		fd, err := ring.RawFD(f)
-		if err == nil {
-			fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-		}
+		d, err := ring.DupFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, os.NewFile(uintptr(fd), f.Name()))
+		out = append(out, d)
 	}
 	return out
 }
