@@ -213,7 +213,7 @@ func TestErrors(t *testing.T) {
 // TestDialTimeoutAndCancel: a context deadline bounds the connect, and
 // cancelling the context cancels it.
 func TestDialTimeoutAndCancel(t *testing.T) {
-	full := fullListener(t)
+	full := testkit.FullListener(t)
 	srv := startNetproc(t)
 	a := netApp(t, srv, "dialer", netproctest.Geometry)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
@@ -237,28 +237,6 @@ func TestDialTimeoutAndCancel(t *testing.T) {
 	if socks != 0 {
 		t.Errorf("%d sockets left in netproc after failed dials", socks)
 	}
-}
-
-// fullListener is a loopback listener whose backlog is full, so that a
-// connect to it hangs.
-func fullListener(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
-	syscall.Listen(fd, 0)
-	sa, _ := syscall.Getsockname(fd)
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
-	for range 4 {
-		d := net.Dialer{Timeout: 200 * time.Millisecond}
-		if c, err := d.Dial("tcp", addr); err == nil {
-			t.Cleanup(func() { c.Close() })
-		}
-	}
-	return addr
 }
 
 // TestHalfCloseAndAddresses: CloseWrite ends the peer's stream while

@@ -369,7 +369,7 @@ func TestLimits(t *testing.T) {
 // so that the SYN goes unanswered: a timeout ends it with ETIMEDOUT, a
 // cancel with ECANCELED.
 func TestConnectTimeoutAndCancel(t *testing.T) {
-	full := fullListener(t)
+	full := testkit.FullListener(t)
 	srv := netproctest.Start(t, netproc.Options{})
 	a := newRawApp(t, srv, "impatient")
 	start := time.Now()
@@ -391,30 +391,6 @@ func TestConnectTimeoutAndCancel(t *testing.T) {
 	if socks != 0 {
 		t.Errorf("%d sockets left after failed connects", socks)
 	}
-}
-
-// fullListener is a loopback listener with a backlog of 0 and queued
-// connections filling it, so that the kernel drops further SYNs.
-func fullListener(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	syscall.Listen(fd, 0)
-	sa, _ := syscall.Getsockname(fd)
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port)).String()
-	for i := 0; i < 4; i++ { // fill the queue; later dials hang, which is the point
-		d := net.Dialer{Timeout: 200 * time.Millisecond}
-		if c, err := d.Dial("tcp", addr); err == nil {
-			t.Cleanup(func() { c.Close() })
-		}
-	}
-	return addr
 }
 
 // TestDropClosesSockets: when an app goes away its connections close at
