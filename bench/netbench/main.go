@@ -34,13 +34,11 @@ func main() {
 		log.Fatal("usage: netbench echo-server|echo-client|http-server [flags]")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	layer := socklayer.AddFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:0", "server: address to listen on")
-	addr := fs.String("addr", "", "client: server address")
+	layer := socklayer.AddFlags(fs, "127.0.0.1:0", "Echo")
 	size := fs.Int("size", 64, "client: message size")
 	dur := fs.Duration("time", 3*time.Second, "client: how long to measure")
-	name := fs.String("name", "Echo", "client: benchmark name to print")
 	fs.Parse(os.Args[2:])
+	listen, addr, name := layer.Listen, layer.Addr, layer.Name
 	appName := fmt.Sprintf("netbench-%s-%d", os.Args[1], os.Getpid())
 	ctx, l, done := layer.Start(appName, appproc.Options{Servers: []string{"netproc"}})
 	defer done()

@@ -41,12 +41,10 @@ func main() {
 	}
 	mode := os.Args[1]
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
-	layer := socklayer.AddFlags(fs)
-	listen := fs.String("listen", ":5001", "servers: address to listen on")
-	addr := fs.String("addr", "", "clients: server address")
+	layer := socklayer.AddFlags(fs, ":5001", "Bulk")
+	listen, addr, name := layer.Listen, layer.Addr, layer.Name
 	size := fs.String("bytes", "1G", "send, recv: bytes to move (K, M, G suffixes)")
 	buf := fs.Int("buf", 256<<10, "bytes per read or write call")
-	name := fs.String("name", "Bulk", "clients: benchmark name to print")
 	conns := fs.Int("conns", 10000, "open: connections to open and hold")
 	srcs := fs.String("src", "", "open: source addresses to spread connections over (comma-separated)")
 	fs.Parse(os.Args[2:])

@@ -25,13 +25,20 @@ import (
 type Flags struct {
 	impl       *string
 	cpuprofile *string
+	Listen     *string // servers: the address to listen on
+	Addr       *string // clients: the server's address
+	Name       *string // clients: the benchmark name to print
 }
 
-// AddFlags adds -impl and -cpuprofile to fs.
-func AddFlags(fs *flag.FlagSet) *Flags {
+// AddFlags adds -impl, -cpuprofile, -listen, -addr and -name to fs, with
+// the helper's defaults for -listen and -name.
+func AddFlags(fs *flag.FlagSet, listen, name string) *Flags {
 	return &Flags{
 		impl:       fs.String("impl", "net", `socket layer: "net" or "saturn"`),
 		cpuprofile: fs.String("cpuprofile", "", "write a CPU profile here (servers: until stopped)"),
+		Listen:     fs.String("listen", listen, "servers: address to listen on"),
+		Addr:       fs.String("addr", "", "clients: server address"),
+		Name:       fs.String("name", name, "clients: benchmark name to print"),
 	}
 }
 
