@@ -57,18 +57,7 @@ func echoOnce(addr, msg string) error {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("read: %w", err)
-	}
-	if string(got) != msg {
-		return fmt.Errorf("echoed %q, sent %q", got, msg)
-	}
-	return nil
+	return echoOver(c, msg)
 }
 
 // TestKernelBackend runs examples/echo under an instance with the kernel

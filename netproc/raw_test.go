@@ -102,8 +102,15 @@ func (a *rawApp) submit(sub proto.Submission) uint64 {
 	return sub.UserData
 }
 
-// drainInto moves every ready completion into early.
-func (a *rawApp) drainInto() {
+// drainInto moves every ready completion into early, and frees the
+// buffers they hand back.
+func (a *rawApp) drainInto() { a.drain(false) }
+
+// drainIntoKeeping is drainInto but leaves the buffers allocated, so that
+// the caller can read what netproc wrote into them (bufData).
+func (a *rawApp) drainIntoKeeping() { a.drain(true) }
+
+func (a *rawApp) drain(keep bool) {
 	n, err := a.end.Complete.Peek(a.end.Complete.Capacity())
 	if err != nil {
 		a.t.Fatal(err)
@@ -112,7 +119,7 @@ func (a *rawApp) drainInto() {
 		c, _ := proto.DecodeCompletion(a.end.Complete.Slot(i))
 		a.early[c.UserData] = c
 		if c.Buf != proto.NoBuffer {
-			if _, err := a.end.Pool.Reclaim(c.Buf, 0); err == nil {
+			if _, err := a.end.Pool.Reclaim(c.Buf, 0); err == nil && !keep {
 				a.end.Pool.Free(c.Buf)
 			}
 		}
@@ -142,23 +149,6 @@ func (a *rawApp) waitOK(id uint64, timeout time.Duration) (proto.Completion, boo
 		}
 		a.drainIntoKeeping()
 	}
-}
-
-// drainIntoKeeping is drainInto but leaves the buffers allocated, so that
-// the caller can read what netproc wrote into them (bufData).
-func (a *rawApp) drainIntoKeeping() {
-	n, err := a.end.Complete.Peek(a.end.Complete.Capacity())
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	for i := range n {
-		c, _ := proto.DecodeCompletion(a.end.Complete.Slot(i))
-		a.early[c.UserData] = c
-		if c.Buf != proto.NoBuffer {
-			a.end.Pool.Reclaim(c.Buf, 0)
-		}
-	}
-	a.end.Complete.Release(n)
 }
 
 // buf allocates a buffer holding in (or empty), for a submission. It never

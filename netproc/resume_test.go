@@ -76,15 +76,7 @@ func TestStreamReplay(t *testing.T) {
 	if caps := a.region.ServerCaps(); caps&1 == 0 {
 		t.Fatalf("region caps %#x: netproc does not say it resumes", caps)
 	}
-	var sa [proto.SockAddrSize]byte
-	proto.EncodeSockAddr(sa[:], netip.MustParseAddrPort("127.0.0.1:9"))
-	c, _ := a.call(proto.Submission{Op: proto.OpConnect, Buf: a.buf(sa[:]), Len: proto.SockAddrSize})
-	if c.Result <= 0 {
-		t.Fatalf("connect: %v", errOf(c))
-	}
-	h := uint64(c.Result)
-	var conn *streamConn
-	srv.Do(func() { conn = be.conn })
+	h, conn := streamConnect(t, srv, a, be)
 	sent := func() string {
 		var s string
 		srv.Do(func() { s = string(conn.sent) })
@@ -133,7 +125,7 @@ func TestStreamReplay(t *testing.T) {
 	if got := sent(); got != "abcdefghijklmn" || !closed {
 		t.Fatalf("the connection got %q, closed %v; want all 14 bytes, then closed", got, closed)
 	}
-	c, _ = a.call(proto.Submission{Op: proto.OpSend, Flags: proto.FlagStream, Offset: 14, Handle: h, Buf: a.buf([]byte("x")), Len: 1})
+	c, _ := a.call(proto.Submission{Op: proto.OpSend, Flags: proto.FlagStream, Offset: 14, Handle: h, Buf: a.buf([]byte("x")), Len: 1})
 	wantErr(t, "send after the close completed", c, syscall.EBADF)
 }
 
@@ -143,15 +135,7 @@ func TestStreamShutdownReplay(t *testing.T) {
 	be := &streamBackend{}
 	srv := netproctest.Start(t, netproc.Options{Backend: be})
 	a := newRawApp(t, srv, "app")
-	var sa [proto.SockAddrSize]byte
-	proto.EncodeSockAddr(sa[:], netip.MustParseAddrPort("127.0.0.1:9"))
-	c, _ := a.call(proto.Submission{Op: proto.OpConnect, Buf: a.buf(sa[:]), Len: proto.SockAddrSize})
-	if c.Result <= 0 {
-		t.Fatalf("connect: %v", errOf(c))
-	}
-	h := uint64(c.Result)
-	var conn *streamConn
-	srv.Do(func() { conn = be.conn })
+	h, conn := streamConnect(t, srv, a, be)
 	shut := a.submit(proto.Submission{Op: proto.OpShutdown, Flags: proto.FlagStream, Offset: 3, Handle: h, Args: [3]uint64{proto.ShutWrite}})
 	if _, ok := a.waitOK(shut, 50*time.Millisecond); ok {
 		t.Fatal("the shutdown went before the bytes it follows")
@@ -168,4 +152,19 @@ func TestStreamShutdownReplay(t *testing.T) {
 	if sent != "abc" || !done {
 		t.Fatalf("the connection got %q, shut down %v", sent, done)
 	}
+}
+
+// streamConnect connects a to a peer of the stream backend be, and returns
+// the handle and the backend's connection.
+func streamConnect(t *testing.T, srv *netproctest.Server, a *rawApp, be *streamBackend) (uint64, *streamConn) {
+	t.Helper()
+	var sa [proto.SockAddrSize]byte
+	proto.EncodeSockAddr(sa[:], netip.MustParseAddrPort("127.0.0.1:9"))
+	c, _ := a.call(proto.Submission{Op: proto.OpConnect, Buf: a.buf(sa[:]), Len: proto.SockAddrSize})
+	if c.Result <= 0 {
+		t.Fatalf("connect: %v", errOf(c))
+	}
+	var conn *streamConn
+	srv.Do(func() { conn = be.conn })
+	return uint64(c.Result), conn
 }
