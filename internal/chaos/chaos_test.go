@@ -179,7 +179,7 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", %q]
 		t.Fatal(err)
 	}
 	sup := in.SupervisorPID()
-	fdsBefore, regionsBefore, err := Descriptors(sup)
+	fdsBefore, regionsBefore, err := SettledDescriptors(sup, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

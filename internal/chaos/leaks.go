@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // Descriptors counts a process's open descriptors and, among them, saturn's
@@ -21,4 +22,21 @@ func Descriptors(pid int) (all, regions int, err error) {
 		}
 	}
 	return all, regions, nil
+}
+
+// SettledDescriptors is Descriptors once the counts have held still for a
+// tenth of a second, or after within: just after a CLI command (`supervisor
+// start`, `status`) the supervisor may not have closed that command's
+// control connection yet, and a count taken then is one too high.
+func SettledDescriptors(pid int, within time.Duration) (all, regions int, err error) {
+	deadline := time.Now().Add(within)
+	prevAll, prevRegions := -1, -1
+	for {
+		all, regions, err = Descriptors(pid)
+		if err != nil || all == prevAll && regions == prevRegions || time.Now().After(deadline) {
+			return all, regions, err
+		}
+		prevAll, prevRegions = all, regions
+		time.Sleep(100 * time.Millisecond)
+	}
 }
