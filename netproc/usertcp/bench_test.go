@@ -34,27 +34,18 @@ func BenchmarkBulk(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer ln.Close()
-			go func() {
+			serve(ln, func(c net.Conn) {
+				buf := make([]byte, 256<<10)
+				if dir == "kernel-to-saturn" {
+					discard(c, buf)
+					return
+				}
 				for {
-					c, err := ln.Accept()
-					if err != nil {
+					if _, err := c.Write(buf); err != nil {
 						return
 					}
-					go func() {
-						defer c.Close()
-						buf := make([]byte, 256<<10)
-						if dir == "kernel-to-saturn" {
-							discard(c, buf)
-							return
-						}
-						for {
-							if _, err := c.Write(buf); err != nil {
-								return
-							}
-						}
-					}()
 				}
-			}()
+			})
 			c, err := e.Dial(e.AddrPort(5001))
 			if err != nil {
 				b.Fatal(err)

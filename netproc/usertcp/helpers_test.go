@@ -2,6 +2,7 @@ package usertcp_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -98,3 +99,23 @@ func (e *stackEnv) Exec(ctx context.Context, name string, args ...string) (strin
 func (e *stackEnv) AddrPort(port uint16) string {
 	return netip.AddrPortFrom(e.Addr, port).String()
 }
+
+// serve accepts connections on ln until it closes, and runs handle on each
+// in a goroutine of its own, closing the connection after.
+func serve(ln net.Listener, handle func(net.Conn)) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+}
+
+// echo sends back what c receives, until it ends.
+func echo(c net.Conn) { io.Copy(c, c) }

@@ -304,15 +304,7 @@ func TestHostilePackets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	serve(ln, echo)
 	c, err := e.Dial(e.AddrPort(port))
 	if err != nil {
 		t.Fatal(err)
