@@ -29,6 +29,11 @@ type StatusReply struct {
 	Instance   string            `msgpack:"instance" json:"instance"`
 	Supervisor int               `msgpack:"pid" json:"supervisor_pid"`
 	Components []ComponentStatus `msgpack:"components" json:"components"`
+	// Metrics is the URL of the Prometheus endpoint ([supervisor]
+	// metrics); "" when it is off, or could not listen, which
+	// MetricsError then says.
+	Metrics      string `msgpack:"metrics,omitempty" json:"metrics,omitempty"`
+	MetricsError string `msgpack:"metrics_err,omitempty" json:"metrics_error,omitempty"`
 }
 
 // Component kinds and states as status reports them.

@@ -607,7 +607,10 @@ func (s *Supervisor) takeUsage(c *component, usage []proto.ChannelUsage) {
 
 // status builds the answer to `saturn status`. Loop only.
 func (s *Supervisor) status() *proto.StatusReply {
-	out := &proto.StatusReply{Instance: s.opts.Paths.Instance, Supervisor: os.Getpid()}
+	out := &proto.StatusReply{Instance: s.opts.Paths.Instance, Supervisor: os.Getpid(), MetricsError: s.metricsErr}
+	if s.metrics != nil {
+		out.Metrics = "http://" + s.metrics.addr + "/metrics"
+	}
 	for _, c := range s.components {
 		row := proto.ComponentStatus{
 			Name: c.name, Kind: c.kind, PID: c.pid, State: c.state, Restarts: c.restarts,

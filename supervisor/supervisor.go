@@ -58,6 +58,11 @@ type Supervisor struct {
 	captures   map[*proto.Session][]*capture // packet captures, by the CLI session that asked (capture.go)
 	nextCapID  uint64
 
+	// The metrics endpoint, set before the loop starts and read-only
+	// after: nil when off or when it could not listen (metricsErr says why).
+	metrics    *metricsServer
+	metricsErr string
+
 	spawner *spawner
 	lockF   *os.File
 	ln      *net.UnixListener
@@ -148,6 +153,18 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return err
 	}
 	s.spawner = newSpawner()
+	if addr := s.cfg.Supervisor.Metrics; addr != "" {
+		m, err := s.startMetrics(addr)
+		if err != nil {
+			// Not a reason to refuse to run the services: an instance
+			// beside another, or an exporter on the port, would not
+			// start at all. Said in the log and in status.
+			s.metricsErr = err.Error()
+			s.log.Warn("metrics endpoint not started; the instance runs without it: set [supervisor] metrics to a free address, or \"\" to turn it off",
+				"addr", addr, "err", err)
+		}
+		s.metrics = m
+	}
 	go s.acceptLoop()
 	loopDone := make(chan struct{})
 	go func() {
@@ -178,6 +195,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 	}
 	<-loopDone
+	s.metrics.close()
 	s.cleanup()
 	s.spawner.close()
 	if startErr != nil {

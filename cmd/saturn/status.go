@@ -11,9 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 	"github.com/urfave/cli/v2"
 
 	"saturn/proto"
+	"saturn/supervisor"
 )
 
 func statusCommand() *cli.Command {
@@ -21,15 +24,14 @@ func statusCommand() *cli.Command {
 		Name:  "status",
 		Usage: "show every component of the instance: state, pid, uptime, restarts, last exit, rings",
 		Flags: withInstance(&cli.BoolFlag{Name: "json", Usage: "print JSON for machines"},
-			&cli.BoolFlag{Name: "metrics", Usage: "print the components' counters (netproc's netstat -s) in Prometheus's text format"}),
+			&cli.BoolFlag{Name: "metrics", Usage: "print what the metrics endpoint serves ([supervisor] metrics, http://127.0.0.1:9464/metrics by default): states, restarts, rings, the servers' counters, in Prometheus's text format"}),
 		Action: func(c *cli.Context) error {
 			var st proto.StatusReply
 			if err := request(c, proto.MsgStatus, &proto.Status{}, &st, 10*time.Second); err != nil {
 				return err
 			}
 			if c.Bool("metrics") {
-				printMetrics(c.App.Writer, &st)
-				return nil
+				return printMetrics(c.App.Writer, &st)
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
@@ -43,7 +45,14 @@ func statusCommand() *cli.Command {
 }
 
 func printStatus(w io.Writer, st *proto.StatusReply) {
-	fmt.Fprintf(w, "instance %s (supervisor pid %d)\n\n", st.Instance, st.Supervisor)
+	fmt.Fprintf(w, "instance %s (supervisor pid %d)\n", st.Instance, st.Supervisor)
+	switch {
+	case st.Metrics != "":
+		fmt.Fprintf(w, "metrics at %s\n", st.Metrics)
+	case st.MetricsError != "":
+		fmt.Fprintf(w, "no metrics endpoint: %s\n", st.MetricsError)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tPID\tSTATE\tUPTIME\tRESTARTS\tLAST EXIT\tINFO")
 	for _, c := range st.Components {
@@ -131,13 +140,23 @@ func infoString(info map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
-// printMetrics writes every component's counters in Prometheus's text
-// exposition format: saturn_LAYER_NAME{component="...",instance="..."}.
-func printMetrics(w io.Writer, st *proto.StatusReply) {
-	for _, c := range st.Components {
-		for _, k := range slices.Sorted(maps.Keys(c.Counters)) {
-			name := "saturn_" + strings.NewReplacer(".", "_", "-", "_").Replace(k)
-			fmt.Fprintf(w, "%s{component=%q,instance=%q} %d\n", name, c.Name, st.Instance, c.Counters[k])
+// printMetrics writes the instance's status as the metrics endpoint serves
+// it (supervisor.StatusCollector), in Prometheus's text format, without
+// the supervisor's own process and Go runtime figures.
+func printMetrics(w io.Writer, st *proto.StatusReply) error {
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(supervisor.NewStatusCollector(func() (*proto.StatusReply, error) { return st, nil })); err != nil {
+		return err
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		return err
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range families {
+		if err := enc.Encode(mf); err != nil {
+			return err
 		}
 	}
+	return nil
 }

@@ -83,7 +83,7 @@ func supervisorStart(c *cli.Context) error {
 	opts := supervisor.Options{Paths: p, Config: cfg, Binary: bin, Logger: log, Ready: ready}
 	if ready == nil { // in the foreground, say where to go
 		opts.OnReady = func(st *proto.StatusReply) {
-			fmt.Fprintf(os.Stderr, "\nsaturn: instance %q is running; `saturn status` shows it, Ctrl-C stops it\n%s\n", p.Instance, reachString(st))
+			fmt.Fprintf(os.Stderr, "\nsaturn: instance %q is running; `saturn status` shows it, Ctrl-C stops it\n%s%s\n", p.Instance, reachString(st), metricsString(st))
 		}
 	}
 	sup := supervisor.New(opts)
@@ -139,6 +139,7 @@ func startDetached(c *cli.Context, p supervisor.Paths, cfg *configs.Config) erro
 		var st proto.StatusReply
 		if err := request(c, proto.MsgStatus, &proto.Status{}, &st, 5*time.Second); err == nil {
 			printReach(c.App.Writer, &st)
+			fmt.Fprint(c.App.Writer, metricsString(&st))
 		}
 		return nil
 	case strings.HasPrefix(line, "failed: "):
@@ -202,4 +203,15 @@ func processAlive(pid int) bool {
 	s := string(stat)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// metricsString says where the metrics endpoint is, or why there is none.
+func metricsString(st *proto.StatusReply) string {
+	switch {
+	case st.Metrics != "":
+		return fmt.Sprintf("  metrics for Prometheus at %s; `saturn top` watches it live\n", st.Metrics)
+	case st.MetricsError != "":
+		return fmt.Sprintf("  no metrics endpoint: %s ([supervisor] metrics)\n", st.MetricsError)
+	}
+	return ""
 }
