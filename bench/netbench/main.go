@@ -15,7 +15,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -29,20 +28,16 @@ import (
 )
 
 func main() {
-	log.SetFlags(0)
-	if len(os.Args) < 2 {
-		log.Fatal("usage: netbench echo-server|echo-client|http-server [flags]")
-	}
-	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	cmd, fs := socklayer.Command("netbench echo-server|echo-client|http-server [flags]")
 	layer := socklayer.AddFlags(fs, "127.0.0.1:0", "Echo")
 	size := fs.Int("size", 64, "client: message size")
 	dur := fs.Duration("time", 3*time.Second, "client: how long to measure")
 	fs.Parse(os.Args[2:])
 	listen, addr, name := layer.Listen, layer.Addr, layer.Name
-	appName := fmt.Sprintf("netbench-%s-%d", os.Args[1], os.Getpid())
+	appName := fmt.Sprintf("netbench-%s-%d", cmd, os.Getpid())
 	ctx, l, done := layer.Start(appName, appproc.Options{Servers: []string{"netproc"}})
 	defer done()
-	switch os.Args[1] {
+	switch cmd {
 	case "echo-server":
 		socklayer.Serve(ctx, l.MustListen(*listen), func(c net.Conn) { io.Copy(c, c) })
 	case "http-server":
@@ -57,7 +52,7 @@ func main() {
 	case "echo-client":
 		echoClient(ctx, l, *addr, *size, *dur, *name)
 	default:
-		log.Fatalf("unknown command %q", os.Args[1])
+		log.Fatalf("unknown command %q", cmd)
 	}
 }
 

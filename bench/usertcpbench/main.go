@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -35,12 +34,7 @@ import (
 )
 
 func main() {
-	log.SetFlags(0)
-	if len(os.Args) < 2 {
-		log.Fatal("usage: usertcpbench sink|source|send|recv|hold|open [flags]")
-	}
-	mode := os.Args[1]
-	fs := flag.NewFlagSet(mode, flag.ExitOnError)
+	mode, fs := socklayer.Command("usertcpbench sink|source|send|recv|hold|open [flags]")
 	layer := socklayer.AddFlags(fs, ":5001", "Bulk")
 	listen, addr, name := layer.Listen, layer.Addr, layer.Name
 	size := fs.String("bytes", "1G", "send, recv: bytes to move (K, M, G suffixes)")

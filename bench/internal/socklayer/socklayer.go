@@ -21,6 +21,16 @@ import (
 	"saturn/appproc"
 )
 
+// Command returns the subcommand a helper was run with (its first
+// argument) and a flag set for the rest, or exits with usage.
+func Command(usage string) (string, *flag.FlagSet) {
+	log.SetFlags(0)
+	if len(os.Args) < 2 {
+		log.Fatal("usage: " + usage)
+	}
+	return os.Args[1], flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+}
+
 // Flags are the flags every helper takes.
 type Flags struct {
 	impl       *string
