@@ -168,6 +168,33 @@ type failures struct {
 	first error
 }
 
+// forEach runs do for every i in [0, n) on workers goroutines, each with
+// a reader of its own, counting its errors in fail and stopping early once
+// maxErrors have failed (0: never). It returns how many it attempted.
+func forEach(n, workers int, maxErrors int64, fail *failures, do func(i int, br *bufio.Reader) error) int {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			br := bufio.NewReaderSize(nil, 4096)
+			for {
+				if maxErrors > 0 && fail.n.Load() >= maxErrors {
+					return
+				}
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := do(i, br); err != nil {
+					fail.add(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(min(next.Load(), int64(n)))
+}
+
 func (f *failures) add(err error) int64 {
 	f.mu.Lock()
 	if f.first == nil {
@@ -213,35 +240,20 @@ func holdMain(args []string) int {
 
 	start := time.Now()
 	conns := make([]net.Conn, *n)
-	var next, done atomic.Int64
+	var done atomic.Int64
 	var fail failures
-	var wg sync.WaitGroup
-	for range min(*parallel, *n) {
-		wg.Go(func() {
-			br := bufio.NewReaderSize(nil, 4096)
-			for {
-				if *maxErrors > 0 && fail.n.Load() >= *maxErrors {
-					return
-				}
-				i := int(next.Add(1) - 1)
-				if i >= *n {
-					return
-				}
-				conn, err := holdOne(c, i, br)
-				if err != nil {
-					fail.add(fmt.Errorf("connection %d: %w", i, err))
-					continue
-				}
-				conns[i] = conn
-				if d := done.Add(1); d%10000 == 0 {
-					log.Printf("%d of %d held (%.1f s)", d, *n, time.Since(start).Seconds())
-				}
-			}
-		})
-	}
-	wg.Wait()
+	tried := forEach(*n, *parallel, *maxErrors, &fail, func(i int, br *bufio.Reader) error {
+		conn, err := holdOne(c, i, br)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+		conns[i] = conn
+		if d := done.Add(1); d%10000 == 0 {
+			log.Printf("%d of %d held (%.1f s)", d, *n, time.Since(start).Seconds())
+		}
+		return nil
+	})
 	if f := fail.n.Load(); f > 0 {
-		tried := min(next.Load(), int64(*n))
 		log.Printf("%d of %d connections failed (%d attempted, %d held) in %.1f s; first error: %s",
 			f, *n, tried, done.Load(), time.Since(start).Seconds(), fail.firstString())
 		return 1
@@ -365,31 +377,15 @@ func probeMain(args []string) int {
 		return 2
 	}
 	lat := make([]time.Duration, *n) // 0: failed or not attempted
-	var next atomic.Int64
 	var fail failures
-	var wg sync.WaitGroup
-	for range min(*conc, *n) {
-		wg.Go(func() {
-			br := bufio.NewReaderSize(nil, 4096)
-			for {
-				if *maxErrors > 0 && fail.n.Load() >= *maxErrors {
-					return
-				}
-				i := int(next.Add(1) - 1)
-				if i >= *n {
-					return
-				}
-				d, err := probeOne(c, i, br)
-				if err != nil {
-					fail.add(err)
-					continue
-				}
-				lat[i] = max(d, time.Nanosecond)
-			}
-		})
-	}
-	wg.Wait()
-	attempted := int(min(next.Load(), int64(*n)))
+	attempted := forEach(*n, *conc, *maxErrors, &fail, func(i int, br *bufio.Reader) error {
+		d, err := probeOne(c, i, br)
+		if err != nil {
+			return err
+		}
+		lat[i] = max(d, time.Nanosecond)
+		return nil
+	})
 	ok := slices.DeleteFunc(lat[:attempted], func(d time.Duration) bool { return d == 0 })
 	slices.Sort(ok)
 	res := probeResult{
