@@ -257,11 +257,7 @@ func BenchmarkThroughput(b *testing.B) {
 
 func childSink() error {
 	total := envInt("RING_TOTAL", 0)
-	r, err := childRegion()
-	if err != nil {
-		return err
-	}
-	srv, err := r.Server(Bells{})
+	_, srv, err := childServer()
 	if err != nil {
 		return err
 	}
@@ -302,11 +298,7 @@ func BenchmarkIdleChannel(b *testing.B) {
 }
 
 func childIdle() error {
-	r, err := childRegion()
-	if err != nil {
-		return err
-	}
-	srv, err := r.Server(Bells{})
+	r, srv, err := childServer()
 	if err != nil {
 		return err
 	}

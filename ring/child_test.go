@@ -93,6 +93,21 @@ func childRegion() (*Region, error) {
 	return Open(os.NewFile(3, "region"))
 }
 
+// childServer is the server's end of the child's region, without
+// doorbells.
+func childServer() (*Region, *ServerEnd, error) {
+	r, err := childRegion()
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := r.Server(Bells{})
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return r, srv, nil
+}
+
 func ready() { fmt.Println("ready") }
 
 func envInt(name string, def int) int {

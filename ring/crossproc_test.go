@@ -130,11 +130,7 @@ func TestCrossProcess(t *testing.T) {
 func childVerifyEcho() error {
 	total := uint64(envInt("RING_TOTAL", 0))
 	seed, _ := strconv.ParseUint(os.Getenv("RING_SEED"), 10, 64)
-	r, err := childRegion()
-	if err != nil {
-		return err
-	}
-	srv, err := r.Server(Bells{})
+	_, srv, err := childServer()
 	if err != nil {
 		return err
 	}
@@ -297,11 +293,7 @@ func TestCrossProcessPool(t *testing.T) {
 
 func childPoolStress() error {
 	total := envInt("RING_TOTAL", 0)
-	r, err := childRegion()
-	if err != nil {
-		return err
-	}
-	srv, err := r.Server(Bells{})
+	r, srv, err := childServer()
 	if err != nil {
 		return err
 	}
