@@ -131,8 +131,12 @@
 // before the retransmission timer, and the probe is always the last
 // segment again (which draws an immediate ACK) rather than new data (which
 // may wait for a delayed ACK). After a timeout RACK keeps the SACK marks
-// unless the timeout repeats. Without FastLossRecovery, loss recovery is
-// RFC 6675 (SACK) or RFC 6582 (NewReno), with no probes.
+// unless the timeout repeats. A reduction found spurious is undone
+// (undo.go): a fast recovery whose retransmissions all come back as
+// D-SACKs (RFC 3708), a timeout whose first new ACK echoes a timestamp
+// older than the retransmission (Eifel, RFC 3522, with RFC 4015's
+// response). Without FastLossRecovery, loss recovery is RFC 6675 (SACK)
+// or RFC 6582 (NewReno), with no probes and no undo.
 //
 // # Choices and what is not implemented
 //
@@ -154,9 +158,8 @@
 // discarded and must be resent (no TCP Fast Open). CUBIC is computed in
 // integers (cubic.go), so that runs are the same on every architecture.
 //
-// Not implemented: undo of a window reduction found spurious (by D-SACK,
-// RFC 3708, or by timestamps, Eifel, RFC 3522/4015, or F-RTO, RFC 5682):
-// D-SACKs only widen RACK's reordering window; PRR without RACK (RFC 6675
+// Not implemented: F-RTO (RFC 5682; a spurious timeout is found only by
+// timestamps, so not without them); undo and PRR without RACK (RFC 6675
 // recovery sets cwnd to ssthresh at once); ECN (RFC 3168); congestion
 // window validation (RFC 7661; only the restart after idle of RFC 5681,
 // 4.1); path-MTU discovery (RFC 1191, RFC 8899); TCP-AO.

@@ -317,7 +317,9 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 		blocks := seg.Options.SACK[:n]
 		if c.isDSACK(blocks, ack) {
 			e.st.DSACKsRecv++
-			c.rackDSACK(seqRange{seqnum.Value(blocks[0].Start), seqnum.Value(blocks[0].End)})
+			d := seqRange{seqnum.Value(blocks[0].Start), seqnum.Value(blocks[0].End)}
+			c.undoDSACK(e, d)
+			c.rackDSACK(d)
 			blocks = blocks[1:]
 		}
 		if c.rackOn() {
@@ -410,6 +412,9 @@ func (c *Conn) newAck(e *env, seg *Segment) {
 	}
 	c.sack.advance(ack)
 	c.rtt.backoff = 0
+	if c.rackOn() {
+		c.undoOnAck(e, seg, c.rec.mode == modeSACK && ack.GreaterThanEq(c.rec.recover))
+	}
 	if c.recoveryOnAck(e, acked) {
 		ccFor(c.cc.Algo).OnAck(&c.cc, CCEvent{
 			Now: e.now, MSS: uint32(c.snd.mss), Acked: acked, Flight: c.pipe(), SRTT: c.rtt.srtt,

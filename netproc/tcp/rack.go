@@ -69,6 +69,7 @@ type rackState struct {
 	dsackRound   seqnum.Value // RACK.dsack_round: no further increase before SND.UNA passes it
 	dsackPending bool         // dsackRound is set
 	probe        seqRange     // the last loss probe: a D-SACK of it is expected
+	undo         undoState
 
 	// PRR (RFC 6937), during a recovery started by RACK.
 	prrDelivered uint32
@@ -193,6 +194,7 @@ func (c *Conn) rackSent(e *env, s, end seqnum.Value) {
 		// A retransmission: split out [s, rEnd) where possible; a range
 		// that cannot be split is marked whole (it then looks in flight,
 		// which only delays its next loss verdict).
+		c.undoRetransmitted(uint32(s.Size(rEnd)))
 		l.split(s)
 		l.split(rEnd)
 		for i := 0; i < int(l.n); i++ {

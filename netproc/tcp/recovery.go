@@ -104,8 +104,14 @@ func (c *Conn) pipe() uint32 {
 func (c *Conn) enterLoss(e *env) {
 	ev := c.ccEvent(e)
 	ev.Repeated = c.rec.mode == modeLoss && c.rtt.backoff > 1
+	cwnd, ssthresh := c.cc.Cwnd, c.cc.Ssthresh
 	ccFor(c.cc.Algo).OnTimeout(&c.cc, ev)
 	if c.rackOn() {
+		if !ev.Repeated {
+			c.undoStart(true, cwnd, ssthresh, e.now)
+		} else {
+			c.rack.undo.valid = false
+		}
 		c.rackOnTimeout(e, ev.Repeated)
 	} else {
 		c.sack.reset()
@@ -118,6 +124,7 @@ func (c *Conn) enterLoss(e *env) {
 // SACK was negotiated (RFC 6675, 5) and NewReno otherwise (RFC 6582, 3.2).
 func (c *Conn) enterRecovery(e *env) {
 	e.st.FastRetransmits++
+	cwnd, ssthresh := c.cc.Cwnd, c.cc.Ssthresh
 	mss := uint32(c.snd.mss)
 	flight := c.snd.una.Size(c.snd.nxt)
 	ev := c.ccEvent(e)
@@ -136,6 +143,7 @@ func (c *Conn) enterRecovery(e *env) {
 	}
 	c.rec.recover = c.snd.nxt
 	if c.rackOn() {
+		c.undoStart(false, cwnd, ssthresh, e.now)
 		// RACK marked what is lost; output sends it as PRR allows.
 		c.rack.prrDelivered, c.rack.prrOut = 0, 0
 		c.rack.recoverFS = uint32(flight)

@@ -16,28 +16,30 @@ type Stats struct {
 	InRsts       uint64 // RSTs received
 	OutRsts      uint64 // RSTs sent
 
-	DelayedACKs      uint64 // ACKs sent because the delayed-ACK timer fired
-	FastRetransmits  uint64 // fast retransmits (entries into recovery)
-	SACKRecoveries   uint64 // recoveries driven by SACK (RFC 6675)
-	RenoRecoveries   uint64 // NewReno recoveries (RFC 6582)
-	Timeouts         uint64 // retransmission timeouts
-	ZeroWindowProbes uint64 // window probes sent
-	KeepaliveProbes  uint64 // keep-alive probes sent
-	AbortOnTimeout   uint64 // connections given up after too many retransmissions
-	AbortOnData      uint64 // resets sent for data arriving after close
-	AbortOnClose     uint64 // resets sent by close with unread data, or abort
-	ChallengeACKs    uint64 // RFC 5961 challenge ACKs sent
-	PAWSRejected     uint64 // segments rejected by PAWS (RFC 7323, 5)
-	OFOQueued        uint64 // segments placed out of order
-	SyncookiesSent   uint64
-	SyncookiesRecv   uint64 // valid cookies that created a connection
-	SyncookiesFailed uint64
-	ListenOverflows  uint64 // SYNs dropped because the accept queue was full
-	TimeWaitRecycled uint64 // TIME-WAIT connections ended by a new SYN
-	LostRetransmits  uint64 // retransmissions detected lost by SACK, and sent again
-	LossProbes       uint64 // tail loss probes sent (RFC 8985, 7)
-	DSACKsRecv       uint64 // ACKs received whose first SACK block was a D-SACK (RFC 2883)
-	DSACKsSent       uint64 // ACKs sent with a D-SACK block (RFC 2883)
+	DelayedACKs        uint64 // ACKs sent because the delayed-ACK timer fired
+	FastRetransmits    uint64 // fast retransmits (entries into recovery)
+	SACKRecoveries     uint64 // recoveries driven by SACK (RFC 6675)
+	RenoRecoveries     uint64 // NewReno recoveries (RFC 6582)
+	Timeouts           uint64 // retransmission timeouts
+	ZeroWindowProbes   uint64 // window probes sent
+	KeepaliveProbes    uint64 // keep-alive probes sent
+	AbortOnTimeout     uint64 // connections given up after too many retransmissions
+	AbortOnData        uint64 // resets sent for data arriving after close
+	AbortOnClose       uint64 // resets sent by close with unread data, or abort
+	ChallengeACKs      uint64 // RFC 5961 challenge ACKs sent
+	PAWSRejected       uint64 // segments rejected by PAWS (RFC 7323, 5)
+	OFOQueued          uint64 // segments placed out of order
+	SyncookiesSent     uint64
+	SyncookiesRecv     uint64 // valid cookies that created a connection
+	SyncookiesFailed   uint64
+	ListenOverflows    uint64 // SYNs dropped because the accept queue was full
+	TimeWaitRecycled   uint64 // TIME-WAIT connections ended by a new SYN
+	LostRetransmits    uint64 // retransmissions detected lost by SACK, and sent again
+	LossProbes         uint64 // tail loss probes sent (RFC 8985, 7)
+	DSACKsRecv         uint64 // ACKs received whose first SACK block was a D-SACK (RFC 2883)
+	DSACKsSent         uint64 // ACKs sent with a D-SACK block (RFC 2883)
+	SpuriousRTOs       uint64 // timeouts undone by the Eifel test (RFC 3522)
+	SpuriousRecoveries uint64 // fast recoveries undone by D-SACKs (RFC 3708)
 
 	// Drops counts discarded segments by reason.
 	Drops [NumDropReasons]uint64
@@ -112,6 +114,8 @@ func (s *Stats) Add(o *Stats) {
 	s.LossProbes += o.LossProbes
 	s.DSACKsRecv += o.DSACKsRecv
 	s.DSACKsSent += o.DSACKsSent
+	s.SpuriousRTOs += o.SpuriousRTOs
+	s.SpuriousRecoveries += o.SpuriousRecoveries
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}
