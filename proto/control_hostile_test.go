@@ -55,12 +55,7 @@ func openFDs(t *testing.T) int {
 // step for the next frame.
 func TestHostileDescriptorCounts(t *testing.T) {
 	a, b := socketPair(t)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	_, w := pipe(t)
 	before := openFDs(t)
 	cases := []struct {
 		name  string

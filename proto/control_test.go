@@ -87,14 +87,20 @@ func socketPair(t *testing.T) (*Conn, *Conn) {
 	return a, b
 }
 
-func TestConnPassesDescriptors(t *testing.T) {
-	a, b := socketPair(t)
+// pipe is an os.Pipe, closed when the test ends.
+func pipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	defer w.Close()
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
+func TestConnPassesDescriptors(t *testing.T) {
+	a, b := socketPair(t)
+	r, w := pipe(t)
 	go func() {
 		e, files, err := b.Receive()
 		if err != nil {

@@ -87,12 +87,7 @@ const MsgErrorLike MsgType = "test-big"
 // carries, or more bytes, reaches the caller as an error, not as silence.
 func TestReplyThatCannotBeSent(t *testing.T) {
 	ca, cb := socketPair(t)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	_, w := pipe(t)
 	replyErr := make(chan error, 2)
 	s := NewSession(cb, func(req *Request) {
 		switch req.Type {
@@ -156,12 +151,7 @@ func TestSessionOwnsWhatItSends(t *testing.T) {
 func TestSessionCloseDropsQueue(t *testing.T) {
 	ca, cb := socketPair(t)
 	_ = ca
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	_, w := pipe(t)
 	before := openFDs(t)
 	s := NewSession(cb, nil)
 	for range 50 {

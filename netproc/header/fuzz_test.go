@@ -23,11 +23,7 @@ func FuzzIPv4(f *testing.F) {
 		_ = h.Payload()
 		_ = h.Options()
 		if err != nil {
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *ParseError", err)
-			}
-			_ = err.Error()
+			wantParseError(t, err)
 			return
 		}
 		tl, hl := int(h.TotalLength()), h.HeaderLength()
@@ -74,11 +70,7 @@ func FuzzTCP(f *testing.F) {
 		}
 		_, opts, err := ParseTCP(b, tcpSrc, tcpDst, false)
 		if err != nil {
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *ParseError", err)
-			}
-			_ = err.Error()
+			wantParseError(t, err)
 			return
 		}
 		if len(h.Options()) > TCPMaximumOptionsSize {
@@ -114,11 +106,7 @@ func FuzzTCPOptions(f *testing.F) {
 		}
 		o, err := ParseTCPOptions(b)
 		if err != nil {
-			var pe *ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *ParseError", err)
-			}
-			_ = err.Error()
+			wantParseError(t, err)
 			return
 		}
 		if o.NumSACK > MaxSACKBlocks || o.WScale > MaxWScale || o.WScale < -1 {
@@ -137,4 +125,15 @@ func FuzzTCPOptions(f *testing.F) {
 			t.Fatalf("round trip lost options: %x\n in %+v\nout %+v", b, o, o2)
 		}
 	})
+}
+
+// wantParseError fails t unless err is a *ParseError whose message can be
+// made.
+func wantParseError(t *testing.T, err error) {
+	t.Helper()
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v is not a *ParseError", err)
+	}
+	_ = err.Error()
 }
