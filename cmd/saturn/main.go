@@ -32,6 +32,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			supervisorCommand(),
 			statusCommand(),
+			topCommand(),
 			killCommand(),
 			restartCommand(),
 			attachCommand(),

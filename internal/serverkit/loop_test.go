@@ -2,6 +2,7 @@ package serverkit
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -19,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var quiet = slog.New(slog.DiscardHandler)
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 var geometry = ring.Geometry{
 	SQEntrySize: proto.SubmissionSize, SQEntries: 256,

@@ -2,6 +2,7 @@ package kernel_test
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -57,7 +58,7 @@ func (e *env) AfterFunc(d time.Duration, f func()) backend.Timer {
 	return nil
 }
 func (e *env) Post(f func())        { e.t.Fatal("the kernel backend posts nothing") }
-func (e *env) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func (e *env) Logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // poll dispatches what epoll has now (waiting up to 10 ms).
 func (e *env) poll() {
