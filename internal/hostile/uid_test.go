@@ -114,14 +114,12 @@ listen = ["127.0.0.1:%d"]
 	in.MustRun(args...)
 
 	var log string
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(log, "\ndone\n") {
-		if time.Now().After(deadline) {
-			t.Fatalf("snoop did not finish:\n%s", log)
-		}
+	if !testkit.Until(20*time.Second, func() bool {
 		b, _ := os.ReadFile(filepath.Join(in.Dir(), "logs", "snoop.log"))
 		log = string(b)
-		time.Sleep(20 * time.Millisecond)
+		return strings.Contains(log, "\ndone\n")
+	}) {
+		t.Fatalf("snoop did not finish:\n%s", log)
 	}
 	t.Logf("snoop:\n%s", log)
 	if u := testkit.Component(in.Status(), "snoop").User; !strings.Contains(u, "dynamic") || strings.HasPrefix(u, uids["web"]+":") {
