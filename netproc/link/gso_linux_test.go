@@ -227,11 +227,17 @@ func TestNetnsTUNTCPBulk(t *testing.T) {
 					large++
 				}
 			}
-			t.Logf("captured %d packets, %d larger than the MTU", len(recs), large)
-			if len(recs) != 300 || (dev.Offloads().TSO4 && large == 0) {
-				t.Fatalf("captured %d packets, %d large", len(recs), large)
+			// The capture holds the first 300 packets, or all of them: with
+			// offloads the transfer takes not many more (some 340 to 420,
+			// fewer when the kernel aggregates more), so that asking for 300
+			// failed now and then. The server has finished: the device's
+			// counts are final.
+			wantRecs := min(300, int(st.RxPackets+st.TxPackets))
+			t.Logf("captured %d packets of %d, %d larger than the MTU", len(recs), st.RxPackets+st.TxPackets, large)
+			if len(recs) != wantRecs || (dev.Offloads().TSO4 && large == 0) {
+				t.Fatalf("captured %d packets, %d large; want %d", len(recs), large, wantRecs)
 			}
-			tsharkCheck(t, pcapPath, 300)
+			tsharkCheck(t, pcapPath, wantRecs)
 		})
 	}
 }
