@@ -399,14 +399,8 @@ func TestConnectTimeoutAndCancel(t *testing.T) {
 func TestDropClosesSockets(t *testing.T) {
 	srv := netproctest.Start(t, netproc.Options{Linger: -1})
 	a := newRawApp(t, srv, "mortal")
-	ln, bound, _ := a.listen("127.0.0.1:0", 0)
-	client, err := net.Dial("tcp", bound.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c, _ := a.call(proto.Submission{Op: proto.OpAccept, Handle: ln})
-	a.submit(proto.Submission{Op: proto.OpRecv, Handle: uint64(c.Result), Buf: a.buf(nil), Len: 10})
+	_, conn, client := a.connected()
+	a.submit(proto.Submission{Op: proto.OpRecv, Handle: conn, Buf: a.buf(nil), Len: 10})
 	start := time.Now()
 	srv.Drop(a.desc.ID)
 	client.SetReadDeadline(time.Now().Add(time.Second))
@@ -415,7 +409,7 @@ func TestDropClosesSockets(t *testing.T) {
 	}
 	t.Logf("the peer saw the end %v after the drop", time.Since(start))
 	// Without linger the listener is gone too.
-	if cl, err := net.Dial("tcp", bound.String()); err == nil {
+	if cl, err := net.Dial("tcp", client.RemoteAddr().String()); err == nil {
 		cl.Close()
 		t.Fatal("the dropped app's listener still accepts")
 	}
@@ -483,14 +477,7 @@ func TestListenerOutlivesApp(t *testing.T) {
 func TestCloseAfterSends(t *testing.T) {
 	srv := netproctest.Start(t, netproc.Options{})
 	a := newRawApp(t, srv, "sender")
-	ln, bound, _ := a.listen("127.0.0.1:0", 0)
-	client, err := net.Dial("tcp", bound.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c, _ := a.call(proto.Submission{Op: proto.OpAccept, Handle: ln})
-	conn := uint64(c.Result)
+	_, conn, client := a.connected()
 	a.call(proto.Submission{Op: proto.OpSetsockopt, Handle: conn, Args: [3]uint64{uint64(proto.OptSendBuffer), 4096}})
 	// Queue more than the socket holds while the client does not read.
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB

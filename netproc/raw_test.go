@@ -1,6 +1,7 @@
 package netproc_test
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"testing"
@@ -100,6 +101,27 @@ func (a *rawApp) submit(sub proto.Submission) uint64 {
 	sub.Encode(a.end.Submit.Slot(0))
 	a.end.Submit.Publish(1)
 	return sub.UserData
+}
+
+// connected listens on loopback, connects to it with the kernel's TCP, and
+// accepts: the listener's handle, the connection's, and the client's end
+// (closed when the test ends).
+func (a *rawApp) connected() (ln, conn uint64, client net.Conn) {
+	a.t.Helper()
+	ln, bound, c := a.listen("127.0.0.1:0", 0)
+	if c.Result < 0 {
+		a.t.Fatalf("listen: %v", errOf(c))
+	}
+	client, err := net.Dial("tcp", bound.String())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(func() { client.Close() })
+	c, _ = a.call(proto.Submission{Op: proto.OpAccept, Handle: ln})
+	if c.Result <= 0 {
+		a.t.Fatalf("accept: %v", errOf(c))
+	}
+	return ln, uint64(c.Result), client
 }
 
 // drainInto moves every ready completion into early, and frees the

@@ -172,14 +172,7 @@ func TestWaitsAfterCalls(t *testing.T) {
 	g.CQEntries = 8
 	desc, files := srv.Channel(t, "full", g)
 	a := openRaw(t, desc, files)
-	ln, bound, _ := a.listen("127.0.0.1:0", 0)
-	cl, err := net.Dial("tcp", bound.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	c, _ := a.call(proto.Submission{Op: proto.OpAccept, Handle: ln})
-	conn := uint64(c.Result)
+	_, conn, cl := a.connected()
 	recv := a.submit(proto.Submission{Op: proto.OpRecv, Handle: conn, Flags: proto.FlagSelect, Len: 16})
 	a.provide()
 	// Fill the completion ring with nops, unreaped.
