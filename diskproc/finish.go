@@ -12,6 +12,7 @@ import (
 func (s *Server) finish(o *op) {
 	a := o.app
 	a.inflight--
+	s.stats.finished(o)
 	c := proto.Completion{UserData: o.sub.UserData, Result: o.res, Buf: proto.NoBuffer, Aux: o.aux}
 	if o.buf != nil {
 		c.Buf = o.sub.Buf

@@ -105,6 +105,7 @@ type Server struct {
 	apps    map[uint64]*appState
 	byChan  map[uint64][]record // loaded records not yet claimed by a channel
 	freeOps []*op               // see newOp
+	stats   stats               // disk.* counters (stats.go)
 }
 
 // New opens the root and the persistent table and sets up the backend.
@@ -177,6 +178,7 @@ func (s *Server) Info() map[string]string {
 		"max_open":     strconv.Itoa(s.opts.MaxOpen),
 		"max_inflight": strconv.Itoa(s.opts.MaxInflight),
 	}
+	s.stats.add(info)
 	if ub, ok := s.back.(*uringBackend); ok {
 		info["uring"] = fmt.Sprintf("sq %d, cq %d, fixed buffers %v, fixed files %v", ub.ring.SQSize(), ub.ring.CQSize(), ub.fixedBufs, ub.fixedFiles)
 	}

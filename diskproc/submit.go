@@ -55,6 +55,7 @@ func (s *Server) EndRound() { s.back.flush() }
 // it back: an honest app gets every buffer back, and a bad index is never
 // echoed.
 func (s *Server) fail(a *appState, sub *proto.Submission, held bool, errno syscall.Errno, reason proto.Reason, arg uint32) {
+	s.stats.refused.Add(1)
 	if !held && sub.Buf != proto.NoBuffer {
 		_, err := a.ch.End.Loans.Take(sub.Buf, 0)
 		held = err == nil

@@ -183,6 +183,18 @@ func TestMetricsEndpoint(t *testing.T) {
 	} else {
 		t.Logf("no TUN device here (%s): netproc on the kernel backend keeps no counters of its own", testkit.NoTUN())
 	}
+	// diskproc's, on every backend.
+	dp := testkit.Component(in.Status(), "diskproc")
+	if len(dp.Counters) == 0 {
+		t.Errorf("diskproc reports no counters: %+v", dp)
+	}
+	after := scrape(t, st.Metrics) // counters only grow: no less than status said before
+	for k, v := range dp.Counters {
+		name := "saturn_" + strings.NewReplacer(".", "_").Replace(k)
+		if got, ok := after.value(name, map[string]string{"component": "diskproc"}); !ok || got < float64(v) {
+			t.Errorf("diskproc's %s: %v in the scrape (ok %v), %d in status before it", k, got, ok, v)
+		}
+	}
 
 	// `saturn status --metrics` prints the same families, but the
 	// supervisor's process and runtime.

@@ -107,7 +107,11 @@ func (tr transfer) run(t *testing.T, e *stackEnv) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		acc := acceptOne(ln)
+		acc := make(chan net.Conn, 1)
+		go func() {
+			c, _ := ln.Accept()
+			acc <- c
+		}()
 		c, err := e.App.Dial(ctx, "tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatalf("dial %s from saturn: %v", ln.Addr(), err)
@@ -119,7 +123,11 @@ func (tr transfer) run(t *testing.T, e *stackEnv) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		acc := acceptOne(ln)
+		acc := make(chan net.Conn, 1)
+		go func() {
+			c, _ := ln.Accept()
+			acc <- c
+		}()
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		c, err := e.Dial(net.JoinHostPort(e.Addr.String(), port))
 		if err != nil {
