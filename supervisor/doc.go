@@ -19,8 +19,11 @@
 //	    │                  │                  (policy)
 //	    └──────exit────────┴──▶ stopped (policy or request) / failed (intensity)
 //
-// Servers start first, in order, and must report ready before apps start;
-// stopping runs in reverse: apps, then servers. The supervisor creates every
-// channel's region and keeps it for as long as the app lives, so a restarted
-// server maps the same rings and bumps their epoch (see package ring).
+// A server is ready when it says so; an app by its type (apptype.go): a
+// simple one at once, a notify one when it attaches or says it is ready, or
+// at ready_timeout if it stays silent. Servers start first, in order, and
+// must report ready before apps start; stopping runs in reverse: apps, then
+// servers. The supervisor creates every channel's region and keeps it for as
+// long as the app lives, so a restarted server maps the same rings and bumps
+// their epoch (see package ring).
 package supervisor
