@@ -317,7 +317,9 @@ func (c *conn) fill() error {
 		c.req.reset()
 		c.writeError(408, true)
 		c.logAccess()
-		c.flush()
+		// It may still be sending: half-close and drain, so that the
+		// close does not reset the connection before the 408 is read.
+		c.closeWrite()
 	}
 	return err
 }

@@ -2,7 +2,6 @@ package serverkit
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -20,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = slog.New(slog.DiscardHandler)
 
 var geometry = ring.Geometry{
 	SQEntrySize: proto.SubmissionSize, SQEntries: 256,

@@ -2,7 +2,6 @@ package kernel_test
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -58,7 +57,7 @@ func (e *env) AfterFunc(d time.Duration, f func()) backend.Timer {
 	return nil
 }
 func (e *env) Post(f func())        { e.t.Fatal("the kernel backend posts nothing") }
-func (e *env) Logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (e *env) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // poll dispatches what epoll has now (waiting up to 10 ms).
 func (e *env) poll() {

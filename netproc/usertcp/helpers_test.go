@@ -117,5 +117,16 @@ func serve(ln net.Listener, handle func(net.Conn)) {
 	}()
 }
 
+// acceptOne accepts one connection on ln, in the background: nil if the
+// accept fails.
+func acceptOne(ln net.Listener) <-chan net.Conn {
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	return acc
+}
+
 // echo sends back what c receives, until it ends.
 func echo(c net.Conn) { io.Copy(c, c) }

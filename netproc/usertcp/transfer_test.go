@@ -107,11 +107,7 @@ func (tr transfer) run(t *testing.T, e *stackEnv) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		acc := make(chan net.Conn, 1)
-		go func() {
-			c, _ := ln.Accept()
-			acc <- c
-		}()
+		acc := acceptOne(ln)
 		c, err := e.App.Dial(ctx, "tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatalf("dial %s from saturn: %v", ln.Addr(), err)
@@ -123,11 +119,7 @@ func (tr transfer) run(t *testing.T, e *stackEnv) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		acc := make(chan net.Conn, 1)
-		go func() {
-			c, _ := ln.Accept()
-			acc <- c
-		}()
+		acc := acceptOne(ln)
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		c, err := e.Dial(net.JoinHostPort(e.Addr.String(), port))
 		if err != nil {
