@@ -6,6 +6,7 @@ package configs
 import (
 	_ "embed"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/bits"
 	"net"
@@ -56,6 +57,19 @@ type Supervisor struct {
 	// "" turns it off. An address already taken is logged, and the
 	// instance runs without it (docs/design.md).
 	Metrics string `toml:"metrics"`
+	// LogLevel is the supervisor's log level: "debug", "info" (the
+	// default), "warn" or "error". A reload (SIGHUP) applies a new one.
+	LogLevel string `toml:"log_level"`
+}
+
+// ParseLogLevel reads a log_level value.
+func ParseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	switch s {
+	case "debug", "info", "warn", "error":
+		return l, l.UnmarshalText([]byte(s))
+	}
+	return l, fmt.Errorf("%q: want \"debug\", \"info\", \"warn\" or \"error\"", s)
 }
 
 // DefaultMetrics is where the Prometheus endpoint listens unless the config
@@ -416,6 +430,9 @@ func (c *Config) fillDefaults() {
 	if c.Supervisor.MaxApps == 0 {
 		c.Supervisor.MaxApps = 64
 	}
+	if c.Supervisor.LogLevel == "" {
+		c.Supervisor.LogLevel = "info"
+	}
 	if c.Diskproc.MaxPinned == 0 {
 		c.Diskproc.MaxPinned = 256 << 20
 	}
@@ -513,6 +530,9 @@ func (p *Policy) check(section string, nth int) error {
 }
 
 func (c *Config) check() error {
+	if _, err := ParseLogLevel(c.Supervisor.LogLevel); err != nil {
+		return &fieldError{"supervisor.log_level", -1, err.Error()}
+	}
 	if err := c.Netproc.check("netproc", -1); err != nil {
 		return err
 	}

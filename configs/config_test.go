@@ -110,6 +110,7 @@ func TestConfigErrors(t *testing.T) {
 		{"negative max_sockets", "[netproc]\nmax_sockets = -1\n", "x.toml:2: netproc.max_sockets"},
 		{"bad max_memory", "[netproc]\nmax_memory = \"lots\"\n", "x.toml:2: netproc.max_memory: size \"lots\""},
 		{"bad max_apps", "[supervisor]\nmax_apps = -1\n", "x.toml:2: supervisor.max_apps: -1"},
+		{"bad log level", "[supervisor]\nlog_level = \"loud\"\n", "x.toml:2: supervisor.log_level: \"loud\": want"},
 		{"metrics without port", "[supervisor]\nmetrics = \"127.0.0.1\"\n", "x.toml:2: supervisor.metrics: \"127.0.0.1\": want HOST:PORT"},
 		{"metrics bad port", "[supervisor]\nmetrics = \"127.0.0.1:http\"\n", "x.toml:2: supervisor.metrics: \"127.0.0.1:http\": port"},
 		{"metrics bad host", "[supervisor]\nmetrics = \"example.com:9464\"\n", "x.toml:2: supervisor.metrics: \"example.com:9464\": host"},

@@ -1,5 +1,7 @@
 package proto
 
+import "time"
+
 // Bodies of control messages. Field names are short on the wire; the JSON
 // tags are what `saturn status --json` prints.
 
@@ -34,6 +36,19 @@ type StatusReply struct {
 	// MetricsError then says.
 	Metrics      string `msgpack:"metrics,omitempty" json:"metrics,omitempty"`
 	MetricsError string `msgpack:"metrics_err,omitempty" json:"metrics_error,omitempty"`
+	// Config is the configuration in force.
+	Config *ConfigStatus `msgpack:"config,omitempty" json:"config,omitempty"`
+}
+
+// ConfigStatus is what status shows of the configuration in force: where it
+// came from, its generation (1 at start, one more at each reload that
+// applied), when that generation was read, and why the last reload failed
+// ("" if it did not).
+type ConfigStatus struct {
+	Source      string    `msgpack:"source" json:"source"`
+	Generation  int       `msgpack:"gen" json:"generation"`
+	LoadedAt    time.Time `msgpack:"loaded" json:"loaded_at"`
+	ReloadError string    `msgpack:"reload_err,omitempty" json:"reload_error,omitempty"`
 }
 
 // Component kinds and states as status reports them.

@@ -611,6 +611,7 @@ func (s *Supervisor) status() *proto.StatusReply {
 	if s.metrics != nil {
 		out.Metrics = "http://" + s.metrics.addr + "/metrics"
 	}
+	out.Config = s.configStatus()
 	for _, c := range s.components {
 		row := proto.ComponentStatus{
 			Name: c.name, Kind: c.kind, PID: c.pid, State: c.state, Restarts: c.restarts,

@@ -257,6 +257,7 @@ func (s *Supervisor) beginShutdown() {
 	}
 	s.shutdown = true
 	s.log.Info("stopping instance")
+	s.sdNotify("STOPPING=1", "STATUS=stopping")
 	for _, c := range s.components {
 		if c.backoffWait != nil {
 			c.backoffWait.Stop()

@@ -90,3 +90,11 @@ func (t *Tracker) Reset() {
 	t.recent = t.recent[:0]
 	t.backoff = t.Policy.Backoff.D()
 }
+
+// SetPolicy changes the policy (a reload): the restarts counted so far
+// carry over, and the next back-off is the one reached, kept within the new
+// policy's bounds.
+func (t *Tracker) SetPolicy(p configs.Policy) {
+	t.Policy = p
+	t.backoff = min(max(t.backoff, p.Backoff.D()), p.MaxBackoff.D())
+}

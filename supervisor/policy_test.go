@@ -112,3 +112,41 @@ func TestPolicyBackoffCaps(t *testing.T) {
 		t.Fatalf("after Reset: %v", d.After)
 	}
 }
+
+// TestSetPolicy: a reload's new policy takes effect at the next exit, with
+// the restarts already counted and the back-off kept within the new bounds.
+func TestSetPolicy(t *testing.T) {
+	p := configs.Policy{Restart: configs.RestartAlways, Backoff: configs.Duration(100 * time.Millisecond),
+		MaxBackoff: configs.Duration(10 * time.Second), Intensity: 5, Period: configs.Duration(time.Minute)}
+	tr := NewTracker(p)
+	now := time.Unix(1000, 0)
+	crash := Exit{Code: 1}
+	for range 3 {
+		tr.Started(now)
+		now = now.Add(time.Second)
+		tr.Exited(now, crash)
+	}
+	// Back-off is now 800ms; the new policy caps it at 300ms and allows
+	// only 4 restarts in the period, of which 3 are used.
+	q := p
+	q.MaxBackoff, q.Intensity = configs.Duration(300*time.Millisecond), 4
+	tr.SetPolicy(q)
+	tr.Started(now)
+	now = now.Add(time.Second)
+	if d := tr.Exited(now, crash); !d.Restart || d.After != 300*time.Millisecond {
+		t.Fatalf("after SetPolicy: %+v, want a restart after 300ms", d)
+	}
+	tr.Started(now)
+	now = now.Add(time.Second)
+	if d := tr.Exited(now, crash); !d.Failed {
+		t.Fatalf("fifth crash with intensity 4: %+v, want failed", d)
+	}
+	// A policy of never stops restarts at once.
+	tr = NewTracker(p)
+	q = p
+	q.Restart = configs.RestartNever
+	tr.SetPolicy(q)
+	if d := tr.Exited(now, crash); d.Restart {
+		t.Fatalf("restart never: %+v", d)
+	}
+}

@@ -127,11 +127,14 @@ func spawnNow(req spawnReq) (*os.Process, *proto.Conn, error) {
 }
 
 // cleanEnv is our environment without the SATURN_ variables that describe
-// this process's own place in an instance; the child gets its own.
+// this process's own place in an instance (the child gets its own), and
+// without systemd's notification socket, which is the supervisor's alone
+// (notify.go).
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "SATURN_CONTROL_FD=") || strings.HasPrefix(kv, "SATURN_COMPONENT=") || strings.HasPrefix(kv, "SATURN_READY_FD=") || strings.HasPrefix(kv, "SATURN_PERSIST_FD=") {
+		if strings.HasPrefix(kv, "SATURN_CONTROL_FD=") || strings.HasPrefix(kv, "SATURN_COMPONENT=") || strings.HasPrefix(kv, "SATURN_READY_FD=") || strings.HasPrefix(kv, "SATURN_PERSIST_FD=") ||
+			strings.HasPrefix(kv, notifySocketEnv+"=") {
 			continue
 		}
 		env = append(env, kv)

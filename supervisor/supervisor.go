@@ -34,6 +34,9 @@ type Options struct {
 	// OnReady, when set, is called once every component is ready, with
 	// the instance's status (the foreground CLI prints where to reach it).
 	OnReady func(*proto.StatusReply)
+	// LogLevel, when set, is the level of Logger, which a reload changes
+	// to the config's [supervisor] log_level (reload.go).
+	LogLevel *slog.LevelVar
 }
 
 // serverNames are the servers, in start order.
@@ -67,6 +70,7 @@ type Supervisor struct {
 	lockF   *os.File
 	ln      *net.UnixListener
 	conns   atomic.Int32 // control connections open (see MaxControlConns)
+	reload  reloadState  // the configuration's generations (reload.go)
 }
 
 // New prepares a supervisor; Run starts it.
@@ -83,6 +87,7 @@ func New(opts Options) *Supervisor {
 		changed:  make(chan struct{}),
 		finish:   make(chan struct{}),
 		sessions: map[*proto.Session]*ctlConn{},
+		reload:   reloadState{level: opts.LogLevel, started: make(chan struct{}), generation: 1, loadedAt: time.Now()},
 	}
 }
 
@@ -188,6 +193,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	} else {
 		s.log.Info("instance ready", "control", s.opts.Paths.Control, "logs", s.opts.Paths.LogDir)
 		s.readyLine("ready")
+		s.instanceReady()
 		if s.opts.OnReady != nil {
 			if st, ok := call(s, s.status); ok {
 				s.opts.OnReady(st)

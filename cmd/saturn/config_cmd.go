@@ -15,13 +15,13 @@ func configCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "print",
 			Usage: "print the effective configuration: the file (or the built-in default) with every default filled in",
-			Flags: withInstance(&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "the configuration `FILE`; default: the built-in one"}),
+			Flags: withInstance(&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "the configuration `FILE`; default: /etc/saturn/INSTANCE.toml if it exists, else the built-in one"}),
 			Action: func(c *cli.Context) error {
 				p, err := paths(c)
 				if err != nil {
 					return err
 				}
-				cfg, err := configs.Load(c.String("config"))
+				cfg, err := configs.LoadInstance(c.String("config"), p.Instance)
 				if err != nil {
 					return err
 				}

@@ -52,6 +52,12 @@ func printStatus(w io.Writer, st *proto.StatusReply) {
 	case st.MetricsError != "":
 		fmt.Fprintf(w, "no metrics endpoint: %s\n", st.MetricsError)
 	}
+	if cs := st.Config; cs != nil {
+		fmt.Fprintf(w, "config %s, generation %d, loaded %s\n", cs.Source, cs.Generation, cs.LoadedAt.Local().Format(time.DateTime))
+		if cs.ReloadError != "" {
+			fmt.Fprintf(w, "last reload failed, generation %d still in force: %s\n", cs.Generation, cs.ReloadError)
+		}
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tPID\tSTATE\tUPTIME\tRESTARTS\tLAST EXIT\tINFO")

@@ -34,8 +34,12 @@ func supervisorCommand() *cli.Command {
 				Description: "Runs in the foreground, logging to standard error, until SIGINT or SIGTERM or\n" +
 					"`saturn supervisor stop`. With --detach it runs in the background instead and\n" +
 					"returns once every component is ready, or exits non-zero with the reason.\n" +
-					"Without --config it uses the default configuration built into saturn\n" +
-					"(`saturn config print` shows it).",
+					"Without --config it reads /etc/saturn/INSTANCE.toml ($SATURN_CONFIG_DIR instead\n" +
+					"of /etc/saturn) if that file exists, else the default configuration built into\n" +
+					"saturn (`saturn config print` shows it). SIGHUP reloads the configuration:\n" +
+					"policies and log_level at once, apps added started, removed stopped, changed\n" +
+					"restarted; `saturn status` shows the generation in force. Under systemd it\n" +
+					"reports readiness (Type=notify) and logs without timestamps to the journal.",
 				Flags: withInstance(
 					&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "the configuration `FILE` (TOML)"},
 					&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background"},
@@ -58,7 +62,7 @@ func supervisorStart(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := configs.Load(c.String("config"))
+	cfg, err := configs.LoadInstance(c.String("config"), p.Instance)
 	if err != nil {
 		return err
 	}
@@ -77,16 +81,21 @@ func supervisorStart(c *cli.Context) error {
 		}
 		os.Unsetenv(readyFDEnv)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("instance", p.Instance)
+	level := new(slog.LevelVar)
+	lv, _ := configs.ParseLogLevel(cfg.Supervisor.LogLevel) // Load checked it
+	level.Set(lv)
+	log := supervisorLogger(os.Stderr, level).With("instance", p.Instance)
+	log.Info("configuration", "source", configSource(cfg))
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	opts := supervisor.Options{Paths: p, Config: cfg, Binary: bin, Logger: log, Ready: ready}
+	opts := supervisor.Options{Paths: p, Config: cfg, Binary: bin, Logger: log, Ready: ready, LogLevel: level}
 	if ready == nil { // in the foreground, say where to go
 		opts.OnReady = func(st *proto.StatusReply) {
 			fmt.Fprintf(os.Stderr, "\nsaturn: instance %q is running; `saturn status` shows it, Ctrl-C stops it\n%s%s\n", p.Instance, reachString(st), metricsString(st))
 		}
 	}
 	sup := supervisor.New(opts)
+	defer sup.ReloadOn(syscall.SIGHUP)()
 	return sup.Run(ctx)
 }
 
@@ -203,6 +212,14 @@ func processAlive(pid int) bool {
 	s := string(stat)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// configSource names where cfg came from, for people.
+func configSource(cfg *configs.Config) string {
+	if cfg.Source == "" {
+		return "the built-in default"
+	}
+	return cfg.Source
 }
 
 // metricsString says where the metrics endpoint is, or why there is none.

@@ -1,0 +1,111 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"saturn/proto"
+)
+
+// Readiness for systemd (sd_notify(3)). Under a unit of Type=notify,
+// systemd names a datagram socket in NOTIFY_SOCKET; the supervisor sends
+// READY=1 there once every component is running, STOPPING=1 when the
+// instance begins to stop, RELOADING=1 and READY=1 around a reload
+// (reload.go), and STATUS= lines that `systemctl status` shows: how many
+// components run, and which do not. Without NOTIFY_SOCKET nothing is sent.
+//
+// The protocol is a few lines, so it is written here rather than taken from
+// a library. A send never waits: the socket is written with MSG_DONTWAIT,
+// and a message systemd's queue has no room for is dropped and logged,
+// since no thread of the supervisor may block on a peer. The components do
+// not inherit NOTIFY_SOCKET (cleanEnv): only the supervisor speaks for the
+// instance, and systemd's default NotifyAccess=main would refuse them
+// anyway.
+
+// notifySocketEnv names systemd's notification socket.
+const notifySocketEnv = "NOTIFY_SOCKET"
+
+// sdNotify sends state lines ("READY=1", "STATUS=...") to systemd, if the
+// supervisor runs under it. A failure is logged, never returned: systemd's
+// view of the instance is not worth stopping the instance for.
+func (s *Supervisor) sdNotify(lines ...string) {
+	addr := os.Getenv(notifySocketEnv)
+	if addr == "" {
+		return
+	}
+	if err := sdSend(addr, strings.Join(lines, "\n")); err != nil {
+		s.log.Warn("cannot notify systemd", "socket", addr, "msg", lines, "err", err)
+	}
+}
+
+// sdSend writes msg as one datagram to the unix socket at addr (a path, or
+// an abstract name starting with @), without waiting.
+func sdSend(addr, msg string) error {
+	if addr[0] != '/' && addr[0] != '@' {
+		return fmt.Errorf("%s=%q: want an absolute path or an abstract name (@...)", notifySocketEnv, addr)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Sendto(fd, []byte(msg), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, &unix.SockaddrUnix{Name: addr})
+}
+
+// sdReady tells systemd the instance is ready, then keeps its STATUS line
+// current until the loop stops. Called once, after the start.
+func (s *Supervisor) sdReady() {
+	if os.Getenv(notifySocketEnv) == "" {
+		return
+	}
+	type snap struct {
+		line    string
+		changed chan struct{}
+	}
+	first, ok := call(s, func() snap { return snap{statusLine(s.components), s.changed} })
+	if !ok {
+		return
+	}
+	s.sdNotify("READY=1", "STATUS="+first.line)
+	go func() {
+		last, changed := first.line, first.changed
+		for {
+			select {
+			case <-changed:
+			case <-s.stopped:
+				return
+			}
+			v, ok := call(s, func() snap { return snap{statusLine(s.components), s.changed} })
+			if !ok {
+				return
+			}
+			if v.line != last {
+				s.sdNotify("STATUS=" + v.line)
+				last = v.line
+			}
+			changed = v.changed
+		}
+	}()
+}
+
+// statusLine sums the components up for systemd's STATUS: how many run,
+// and the state of each that does not ("3 of 4 running; web restarting").
+func statusLine(cs []*component) string {
+	running := 0
+	var others []string
+	for _, c := range cs {
+		if c.state == proto.StateRunning {
+			running++
+		} else {
+			others = append(others, c.name+" "+c.state)
+		}
+	}
+	line := fmt.Sprintf("%d of %d running", running, len(cs))
+	if len(others) > 0 {
+		line += "; " + strings.Join(others, ", ")
+	}
+	return line
+}

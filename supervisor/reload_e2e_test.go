@@ -1,0 +1,143 @@
+package supervisor_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"saturn/internal/testkit"
+	"saturn/proto"
+)
+
+// reloadConfig is an instance with plain programs as apps, so that what a
+// reload does to them shows in their pids.
+func reloadConfig(t *testing.T, extra string, apps ...string) string {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep program")
+	}
+	cfg := testkit.TestConfig + extra
+	for _, a := range apps {
+		name, arg, _ := strings.Cut(a, "=")
+		cfg += fmt.Sprintf("\n[[app]]\nname = %q\ncommand = [%q, %q]\ntype = \"simple\"\nrestart = \"always\"\n", name, sleep, arg)
+	}
+	return cfg
+}
+
+func hup(t *testing.T, in *testkit.Instance) {
+	t.Helper()
+	pid := in.SupervisorPID()
+	if pid <= 0 {
+		t.Fatal("no supervisor pid")
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func generation(st *proto.StatusReply) int {
+	if st.Config == nil {
+		return 0
+	}
+	return st.Config.Generation
+}
+
+// TestReloadSIGHUP: SIGHUP reloads the config (issue 16). Policies change in
+// place, an app added is started, one removed is stopped, one whose command
+// changed is restarted and the others keep their process; keys that need a
+// new instance are kept and named in the log; a config with an error changes
+// nothing and status says why; status shows the generation in force.
+func TestReloadSIGHUP(t *testing.T) {
+	in := testkit.NewInstance(t, reloadConfig(t, "", "keep=600", "change=600", "drop=600"))
+	in.Start()
+	st, ok := in.WaitFor(10*time.Second, running("keep", "change", "drop"))
+	if !ok {
+		t.Fatalf("apps not running: %+v", st.Components)
+	}
+	if c := st.Config; c == nil || c.Generation != 1 || c.Source != in.Config || c.LoadedAt.IsZero() || c.ReloadError != "" {
+		t.Fatalf("config status at start: %+v", c)
+	}
+	keep, change := testkit.Component(st, "keep").PID, testkit.Component(st, "change").PID
+
+	// The new config: keep's policy and netproc's change, change's command
+	// changes, drop goes, add comes, and a channel key that a running
+	// instance cannot take.
+	v2 := reloadConfig(t, "restart = \"on-failure\"\n[channel]\nbuffers = 64\n", "keep=600", "change=601", "add=600")
+	v2 = strings.Replace(v2, "restart = \"always\"\n", "restart = \"never\"\n", 1) // keep's: netproc's is on-failure
+	if err := os.WriteFile(in.Config, []byte(v2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hup(t, in)
+	st, ok = in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
+		if generation(st) != 2 || testkit.Component(st, "drop") != nil || !running("keep", "change", "add")(st) {
+			return false
+		}
+		return testkit.Component(st, "change").PID != change
+	})
+	if !ok {
+		t.Fatalf("after the reload: config %+v, components %+v", st.Config, st.Components)
+	}
+	k := testkit.Component(st, "keep")
+	if k.PID != keep || k.Policy != "never" {
+		t.Errorf("keep: pid %d (was %d), policy %q; want the same process with policy never", k.PID, keep, k.Policy)
+	}
+	if c := testkit.Component(st, "change"); c.Restarts != 1 {
+		t.Errorf("change restarted %d times, want 1", c.Restarts)
+	}
+	if n := testkit.Component(st, "netproc"); n.Policy != "on-failure" {
+		t.Errorf("netproc's policy %q after the reload, want on-failure", n.Policy)
+	}
+	// The running command is the new one.
+	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", testkit.Component(st, "change").PID)); !strings.Contains(string(cmdline), "601") {
+		t.Errorf("change runs %q, want sleep 601", cmdline)
+	}
+	log := filepath.Join(in.Dir(), "logs", "supervisor.log")
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		b, _ := os.ReadFile(log)
+		return strings.Contains(string(b), "configuration reloaded")
+	}, "no reload in the supervisor's log")
+	b, _ := os.ReadFile(log)
+	for _, want := range []string{"channel.buffers", "app added; starting it", "no longer in the config", "app changed; restarting it", "restart policy"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("supervisor's log lacks %q:\n%s", want, b)
+		}
+	}
+	if out := in.MustRun("status"); !strings.Contains(out, "generation 2") {
+		t.Errorf("status does not show the generation:\n%s", out)
+	}
+
+	// A config with an error: nothing changes, and status says why.
+	if err := os.WriteFile(in.Config, []byte("[netproc]\nbackend = \"dpdk\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := st
+	hup(t, in)
+	st, ok = in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
+		return st.Config != nil && st.Config.ReloadError != ""
+	})
+	if !ok || generation(st) != 2 || !strings.Contains(st.Config.ReloadError, "netproc.backend") {
+		t.Fatalf("a bad config: %+v", st.Config)
+	}
+	for _, name := range []string{"keep", "change", "add"} {
+		if a, b := testkit.Component(before, name), testkit.Component(st, name); b == nil || a.PID != b.PID || b.State != proto.StateRunning {
+			t.Errorf("%s changed on a bad config: %+v, was %+v", name, b, a)
+		}
+	}
+	if out := in.MustRun("status"); !strings.Contains(out, "last reload failed") || !strings.Contains(out, "netproc.backend") {
+		t.Errorf("status does not show the failed reload:\n%s", out)
+	}
+
+	// Fixed again: the next generation, and the error is gone.
+	if err := os.WriteFile(in.Config, []byte(v2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hup(t, in)
+	if st, ok = in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool { return generation(st) == 3 }); !ok || st.Config.ReloadError != "" {
+		t.Fatalf("after fixing the config: %+v", st.Config)
+	}
+}
