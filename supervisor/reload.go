@@ -98,6 +98,10 @@ func (s *Supervisor) instanceReady() {
 // Reload reads the configuration again and applies it (see above). It
 // returns once the changes are under way: restarts it asked for go on.
 func (s *Supervisor) Reload() {
+	if stopping, ok := call(s, func() bool { return s.shutdown }); stopping || !ok {
+		s.log.Info("reload ignored: the instance is stopping")
+		return
+	}
 	s.log.Info("reloading the configuration")
 	s.sdNotify("RELOADING=1", fmt.Sprintf("MONOTONIC_USEC=%d", monotonicUsec()), "STATUS=reloading the configuration")
 	cfg, err := s.readConfig()
