@@ -42,33 +42,41 @@ func printReach(w io.Writer, st *proto.StatusReply) {
 		}
 	}
 	for _, c := range st.Components {
-		listen := c.Info["listen"]
-		if c.Kind != proto.KindApp || listen == "" {
+		if c.Kind != proto.KindApp {
 			continue
 		}
-		ap, err := netip.ParseAddrPort(listen)
-		if err != nil {
-			fmt.Fprintf(w, "  %s listens on %s\n", c.Name, listen)
-			continue
-		}
-		if hostAP, ok := published[ap.Port()]; ok {
-			url := fmt.Sprintf("http://%s/", hostAP)
-			fmt.Fprintf(w, "  %s listens on %s, published on the host at %s: open %s\n    try: curl %s\n", c.Name, listen, hostAP, url, url)
-			continue
-		}
-		host := ap.Addr().String()
-		if ap.Addr().IsUnspecified() {
-			host = "127.0.0.1"
-			if address != "" {
-				host = address
+		for _, l := range []struct{ key, scheme, curl string }{
+			{"listen", "http", "curl"},
+			{"tls_listen", "https", "curl -k"}, // a test certificate is likely
+		} {
+			listen := c.Info[l.key]
+			if listen == "" {
+				continue
 			}
+			ap, err := netip.ParseAddrPort(listen)
+			if err != nil {
+				fmt.Fprintf(w, "  %s listens on %s\n", c.Name, listen)
+				continue
+			}
+			if hostAP, ok := published[ap.Port()]; ok {
+				url := fmt.Sprintf("%s://%s/", l.scheme, hostAP)
+				fmt.Fprintf(w, "  %s listens on %s, published on the host at %s: open %s\n    try: %s %s\n", c.Name, listen, hostAP, url, l.curl, url)
+				continue
+			}
+			host := ap.Addr().String()
+			if ap.Addr().IsUnspecified() {
+				host = "127.0.0.1"
+				if address != "" {
+					host = address
+				}
+			}
+			url := fmt.Sprintf("%s://%s/", l.scheme, netip.AddrPortFrom(netip.MustParseAddr(host), ap.Port()))
+			try := l.curl + " " + url
+			if netns != "" {
+				try = fmt.Sprintf("ip netns exec %s %s", netns, try)
+			}
+			fmt.Fprintf(w, "  %s listens on %s: open %s\n    try: %s\n", c.Name, listen, url, try)
 		}
-		url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(netip.MustParseAddr(host), ap.Port()))
-		try := "curl " + url
-		if netns != "" {
-			try = fmt.Sprintf("ip netns exec %s curl %s", netns, url)
-		}
-		fmt.Fprintf(w, "  %s listens on %s: open %s\n    try: %s\n", c.Name, listen, url, try)
 	}
 }
 
