@@ -43,33 +43,44 @@ const (
 var stateNames = []string{proto.StateStarting, proto.StateRunning, proto.StateRestarting, proto.StateFailed, proto.StateStopped}
 
 var (
-	descState = prometheus.NewDesc("saturn_component_state",
-		"The component's state: 1 for the state it is in, 0 for the others.", []string{"component", "kind", "state"}, nil)
-	descRestarts = prometheus.NewDesc("saturn_component_restarts_total",
-		"Restarts of the component, by its policy or on request.", []string{"component", "kind"}, nil)
-	descUptime = prometheus.NewDesc("saturn_component_uptime_seconds",
-		"How long the component's current process has run (0 when it has none).", []string{"component", "kind"}, nil)
-	descSQDepth = prometheus.NewDesc("saturn_channel_sq_depth",
-		"Submissions waiting in the channel's submission ring.", []string{"app", "server", "channel"}, nil)
-	descCQDepth = prometheus.NewDesc("saturn_channel_cq_depth",
-		"Completions waiting in the channel's completion ring.", []string{"app", "server", "channel"}, nil)
-	descSubmitted = prometheus.NewDesc("saturn_channel_submitted_total",
-		"Entries the app submitted on the channel.", []string{"app", "server", "channel"}, nil)
-	descCompleted = prometheus.NewDesc("saturn_channel_completed_total",
-		"Completions the server posted on the channel.", []string{"app", "server", "channel"}, nil)
-	descEpoch = prometheus.NewDesc("saturn_channel_server_epoch",
-		"The server incarnation serving the channel.", []string{"app", "server", "channel"}, nil)
-	descSockets = prometheus.NewDesc("saturn_app_sockets",
-		"Sockets (connections and listeners) the app holds in the server.", []string{"app", "server"}, nil)
-	descSocketLimit = prometheus.NewDesc("saturn_app_socket_limit",
-		"The app's socket limit in the server (0: none).", []string{"app", "server"}, nil)
-	descMemory = prometheus.NewDesc("saturn_app_memory_bytes",
-		"Memory the server spends on the app's sockets.", []string{"app", "server"}, nil)
-	descMemoryLimit = prometheus.NewDesc("saturn_app_memory_limit_bytes",
-		"The app's memory limit in the server (0: none).", []string{"app", "server"}, nil)
-	descWaiting = prometheus.NewDesc("saturn_app_waiting",
-		"The app's operations waiting on its sockets in the server.", []string{"app", "server"}, nil)
+	descState = family("saturn_component_state",
+		"The component's state: 1 for the state it is in, 0 for the others.", "component", "kind", "state")
+	descRestarts = family("saturn_component_restarts_total",
+		"Restarts of the component, by its policy or on request.", "component", "kind")
+	descUptime = family("saturn_component_uptime_seconds",
+		"How long the component's current process has run (0 when it has none).", "component", "kind")
+	descSQDepth = family("saturn_channel_sq_depth",
+		"Submissions waiting in the channel's submission ring.", "app", "server", "channel")
+	descCQDepth = family("saturn_channel_cq_depth",
+		"Completions waiting in the channel's completion ring.", "app", "server", "channel")
+	descSubmitted = family("saturn_channel_submitted_total",
+		"Entries the app submitted on the channel.", "app", "server", "channel")
+	descCompleted = family("saturn_channel_completed_total",
+		"Completions the server posted on the channel.", "app", "server", "channel")
+	descEpoch = family("saturn_channel_server_epoch",
+		"The server incarnation serving the channel.", "app", "server", "channel")
+	descSockets = family("saturn_app_sockets",
+		"Sockets (connections and listeners) the app holds in the server.", "app", "server")
+	descSocketLimit = family("saturn_app_socket_limit",
+		"The app's socket limit in the server (0: none).", "app", "server")
+	descMemory = family("saturn_app_memory_bytes",
+		"Memory the server spends on the app's sockets.", "app", "server")
+	descMemoryLimit = family("saturn_app_memory_limit_bytes",
+		"The app's memory limit in the server (0: none).", "app", "server")
+	descWaiting = family("saturn_app_waiting",
+		"The app's operations waiting on its sockets in the server.", "app", "server")
 )
+
+// reservedFamilies are the families the collector makes itself, which no
+// component's counter may take (see family).
+var reservedFamilies = map[string]bool{"saturn_supervisor_info": true}
+
+// family makes the Desc of one of the collector's own families, and
+// reserves its name.
+func family(name, help string, labels ...string) *prometheus.Desc {
+	reservedFamilies[name] = true
+	return prometheus.NewDesc(name, help, labels, nil)
+}
 
 // StatusCollector exposes an instance's status, as snapshot returns it, as
 // Prometheus metrics. The servers' counters ("tcp.in_segs") become
@@ -123,11 +134,18 @@ func (sc *StatusCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(u.Waiting), al...)
 			}
 		}
+		// A server's counter names are its own to choose: one that is not
+		// a valid metric name, that would take a family of the
+		// supervisor's, or that comes out the same as another of its
+		// counters ("tcp.a-b", "tcp.a_b") is left out rather than spoil
+		// the whole scrape.
+		seen := map[string]bool{}
 		for k, v := range c.Counters {
 			name := CounterMetricName(k)
-			if name == "" {
+			if name == "" || reservedFamilies[name] || seen[name] {
 				continue
 			}
+			seen[name] = true
 			d := prometheus.NewDesc(name, "The component's "+k+" counter, as it reports it.", []string{"component"}, nil)
 			ch <- prometheus.MustNewConstMetric(d, prometheus.UntypedValue, float64(v), c.Name)
 		}
@@ -183,6 +201,7 @@ func (s *Supervisor) startMetrics(addr string) (*metricsServer, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorHandling:       promhttp.ContinueOnError, // what could be gathered, and the error logged
 		MaxRequestsInFlight: metricsMaxInFlight,
 		Timeout:             metricsWriteTimeout,
 	}))
