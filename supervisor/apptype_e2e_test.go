@@ -1,6 +1,8 @@
 package supervisor_test
 
 import (
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +87,43 @@ func TestNotifySilent(t *testing.T) {
 		return m.Restarts == 1 && m.State == proto.StateRunning
 	}); !ok {
 		t.Fatalf("mute after kill: %+v", testkit.Component(st, "mute"))
+	}
+}
+
+// TestConfigPlainApp: a plain program listed in the config does not hold
+// up the start (ready_timeout is long, so waiting on it would show), and
+// [[app]] type is checked and obeyed.
+func TestConfigPlainApp(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1) here")
+	}
+	in := testkit.NewInstance(t, fmt.Sprintf(`
+[supervisor]
+ready_timeout = "60s"
+
+[[app]]
+name = "nap"
+command = [%q, "600"]
+
+[[app]]
+name = "ping"
+command = ["saturn", "version"]
+type = "simple"
+restart = "never"
+`, sleep))
+	in.Start()
+	st := in.Status()
+	if c := testkit.Component(st, "nap"); c == nil || c.State != proto.StateRunning || c.Type != "simple" {
+		t.Fatalf("nap: %+v", c)
+	}
+	// saturn's own binary would be notify, but the config says simple:
+	// it ran, printed its version and stopped, and nothing waited on it.
+	st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
+		c := testkit.Component(st, "ping")
+		return c.Type == "simple" && c.State == proto.StateStopped && c.LastExit == "exit 0"
+	})
+	if !ok {
+		t.Fatalf("ping (saturn version as simple): %+v", testkit.Component(st, "ping"))
 	}
 }
