@@ -63,6 +63,15 @@ func (s *sock) notReadable() {
 	}
 }
 
+// readBlocked is a recv's or an accept's EAGAIN: o gives back the buffer it
+// selected, if any, and waits on for the socket's next edge. It reports
+// false: o did not complete.
+func (s *sock) readBlocked(o *op) bool {
+	o.unselect()
+	s.notReadable()
+	return false
+}
+
 // pump moves every waiting operation on as far as readiness allows. A
 // notification that arrives while it runs (a backend may notify from
 // inside a call) makes it go round again instead of recursing. Each queue
@@ -154,9 +163,7 @@ func (s *sock) tryRecv(o *op) bool {
 	}
 	switch {
 	case err == syscall.EAGAIN:
-		o.unselect()
-		s.notReadable()
-		return false
+		return s.readBlocked(o)
 	case err != nil:
 		s.h.fail(o, err)
 	default:
@@ -238,9 +245,7 @@ func (s *sock) tryAccept(o *op) bool {
 	c, peer, err := s.ln.Accept(ns.notify)
 	switch {
 	case err == syscall.EAGAIN:
-		o.unselect()
-		s.notReadable()
-		return false
+		return s.readBlocked(o)
 	case err != nil:
 		s.h.fail(o, err)
 		return true
