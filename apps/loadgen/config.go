@@ -57,6 +57,7 @@ type Progress struct {
 	Elapsed   time.Duration
 	Responses int64   // complete responses so far
 	Errors    int64   // failed requests so far (status errors included)
+	Rate      float64 // responses per second since the last call (over the run in the first and last)
 	Fraction  float64 // of the run done, 0..1, by time or count
 	Final     bool    // the last call
 }

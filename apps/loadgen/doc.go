@@ -20,5 +20,8 @@
 //
 // The Report gives responses and bytes per second, latency percentiles from
 // an HDR histogram, errors by kind and the status codes seen, as text
-// (String) or JSON.
+// (String) or JSON; with the latency distribution by percentile and the run
+// over time (timeline.go), which WriteHTML draws as a self-contained page
+// (html.go). Config.Progress reports the run as it goes, with the current
+// rate, for a progress line.
 package loadgen

@@ -30,6 +30,16 @@ type Report struct {
 	Latency     Latency       `json:"latency"`
 	Errors      Errors        `json:"errors"`
 	StatusCodes map[int]int64 `json:"status_codes"`
+
+	// Distribution is the latency by percentile, from the same histogram
+	// as Latency (its last point is the maximum).
+	Distribution []Quantile `json:"distribution,omitempty"`
+	// Timeline is the run in steps of TimelineStep (100 ms, doubled as
+	// often as it takes to keep at most 256 steps): responses, errors and
+	// latency as they came. Its requests add up to Requests, its errors to
+	// Errors.Total().
+	TimelineStep time.Duration `json:"timeline_step_ns,omitempty"`
+	Timeline     []Interval    `json:"timeline,omitempty"`
 }
 
 // Latency summarises the latency of complete responses, from an HDR

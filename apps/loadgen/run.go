@@ -36,7 +36,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, t: t, hist: newHistogram(), start: time.Now()}
+	r := &runner{cfg: cfg, t: t, hist: newHistogram(), timeline: newTimeline(), start: time.Now()}
 	r.remaining.Store(cfg.Requests)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -75,6 +75,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Elapsed:     elapsed,
 		StatusCodes: map[int]int64{},
 		Latency:     summarize(r.hist),
+		// The workers have ended: nothing adds to these any more.
+		Distribution: distribution(r.hist),
+		TimelineStep: r.timeline.step,
+		Timeline:     r.timeline.report(elapsed),
 	}
 	for _, w := range r.workers {
 		rep.Requests += w.responses.Load()
@@ -102,8 +106,13 @@ type runner struct {
 	remaining atomic.Int64 // requests not yet claimed, when cfg.Requests > 0
 	workers   []*worker
 
-	mu   sync.Mutex // guards hist
-	hist *hdrhistogram.Histogram
+	mu       sync.Mutex // guards hist and timeline
+	hist     *hdrhistogram.Histogram
+	timeline *timeline
+
+	// The progress goroutine's own: the last snapshot, for the rate.
+	lastAt        time.Duration
+	lastResponses int64
 }
 
 // claim takes the right to send one more request.
@@ -114,10 +123,13 @@ func (r *runner) claim() bool {
 	return r.remaining.Add(-1) >= 0
 }
 
-func (r *runner) record(batch []int64) {
+func (r *runner) record(batch []sample) {
 	r.mu.Lock()
-	for _, v := range batch {
-		r.hist.RecordValue(v) // values are clamped to the histogram's range
+	for _, s := range batch {
+		if s.latency >= 0 {
+			r.hist.RecordValue(s.latency) // values are clamped to the histogram's range
+		}
+		r.timeline.add(s)
 	}
 	r.mu.Unlock()
 }
@@ -138,6 +150,16 @@ func (r *runner) progress(final bool, now time.Time) Progress {
 	if final {
 		p.Fraction = 1
 	}
+	// The rate since the last snapshot; over the whole run for the first
+	// and the last.
+	since, n := p.Elapsed-r.lastAt, p.Responses-r.lastResponses
+	if final || r.lastAt == 0 {
+		since, n = p.Elapsed, p.Responses
+	}
+	if since > 0 {
+		p.Rate = float64(n) / since.Seconds()
+	}
+	r.lastAt, r.lastResponses = p.Elapsed, p.Responses
 	return p
 }
 
@@ -167,7 +189,7 @@ type worker struct {
 
 	errs   Errors
 	status map[int]int64
-	batch  []int64
+	batch  []sample // outcomes not yet given to the runner
 
 	conn net.Conn
 	rr   *respReader
@@ -265,24 +287,32 @@ func (w *worker) request(ctx context.Context, intended time.Time) {
 		}
 		return
 	}
-	lat := time.Since(intended).Microseconds()
-	w.batch = append(w.batch, max(lat, histMin))
-	if len(w.batch) == latencyBatch {
-		r.record(w.batch)
-		w.batch = w.batch[:0]
-	}
+	now := time.Now()
+	lat := now.Sub(intended).Microseconds()
 	w.status[resp.status]++
 	w.responses.Add(1)
-	if resp.status >= 400 {
+	failed := resp.status >= 400
+	if failed {
 		w.errs.Status++
 		w.failures.Add(1)
 	}
+	w.note(sample{at: now.Sub(r.start), latency: max(lat, histMin), failed: failed})
 	if resp.close {
 		w.closeConn()
 	}
 }
 
+// note batches an outcome for the runner.
+func (w *worker) note(s sample) {
+	w.batch = append(w.batch, s)
+	if len(w.batch) == latencyBatch {
+		w.r.record(w.batch)
+		w.batch = w.batch[:0]
+	}
+}
+
 func (w *worker) fail(k errorKind) {
+	w.note(sample{at: time.Since(w.r.start), latency: -1, failed: true})
 	switch k {
 	case kindConnect:
 		w.errs.Connect++

@@ -66,6 +66,7 @@ func loadgenCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "a request slower than this counts as a timeout"},
 			&cli.BoolFlag{Name: "head", Usage: "send HEAD instead of GET"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+			&cli.StringFlag{Name: "report", Usage: "also write the report as a self-contained HTML page to `FILE` (latency by percentile, throughput and latency over time)"},
 			&cli.BoolFlag{Name: "kernel", Usage: "use the kernel's sockets directly, not saturn's"},
 		),
 		Action: runLoadgen,
@@ -79,6 +80,15 @@ func runLoadgen(c *cli.Context) error {
 	}
 	if c.IsSet("duration") && c.IsSet("requests") {
 		return errors.New("loadgen: give --duration or --requests, not both")
+	}
+	// The page's file is made before the run, so that a path that cannot
+	// be written fails now rather than after the load.
+	var page *os.File
+	if name := c.String("report"); name != "" {
+		if page, err = os.Create(name); err != nil {
+			return fmt.Errorf("loadgen: --report: %w", err)
+		}
+		defer page.Close()
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -99,12 +109,21 @@ func runLoadgen(c *cli.Context) error {
 		defer app.Close()
 		cfg.Dial = app.Dial
 	}
-	if isTerminal(os.Stderr) && !c.Bool("json") {
-		cfg.Progress = progressBar(os.Stderr)
+	if isTerminal(os.Stderr) {
+		cfg.Progress = progressLine(os.Stderr)
 	}
 	report, err := loadgen.Run(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if page != nil {
+		if err := report.WriteHTML(page); err != nil {
+			return fmt.Errorf("loadgen: --report: %w", err)
+		}
+		if err := page.Close(); err != nil {
+			return fmt.Errorf("loadgen: --report: %w", err)
+		}
+		defer fmt.Fprintf(os.Stderr, "loadgen: report written to %s\n", page.Name()) // after the report
 	}
 	if c.Bool("json") {
 		b, err := report.JSON()
@@ -123,15 +142,22 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-// progressBar draws a one-line bar on w, rewritten in place.
-func progressBar(w io.Writer) func(loadgen.Progress) {
+// progressLine draws the run's progress on the terminal w as one line,
+// rewritten in place (carriage return, then erase to the end of the line):
+// a bar, elapsed time, requests, the current rate and errors. The last
+// call leaves the line, with the run's mean rate, and moves on.
+func progressLine(w io.Writer) func(loadgen.Progress) {
 	return func(p loadgen.Progress) {
-		const width = 30
+		const width = 20
 		filled := int(p.Fraction * width)
 		filled = min(max(filled, 0), width)
-		fmt.Fprintf(w, "\r[%s%s] %5.1f%%  %s  %d responses  %d errors ",
+		rate := "req/s now"
+		if p.Final {
+			rate = "req/s"
+		}
+		fmt.Fprintf(w, "\r\x1b[K[%s%s] %3.0f%%  %6s  %d requests  %.0f %s  %d errors",
 			strings.Repeat("=", filled), strings.Repeat(" ", width-filled), 100*p.Fraction,
-			p.Elapsed.Round(100*time.Millisecond), p.Responses, p.Errors)
+			p.Elapsed.Round(100*time.Millisecond), p.Responses, p.Rate, rate, p.Errors)
 		if p.Final {
 			fmt.Fprintln(w)
 		}
