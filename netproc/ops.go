@@ -81,12 +81,7 @@ func (h *Handler) accept(o *op) {
 		h.fail(o, syscall.EINVAL)
 		return
 	}
-	if len(s.accepts) == 0 && s.ready&backend.Readable != 0 && s.tryAccept(o) {
-		return
-	}
-	if h.waitOn(o, s) {
-		s.accepts = append(s.accepts, o)
-	}
+	h.readOrWait(o, s, &s.accepts, (*sock).tryAccept)
 }
 
 func (h *Handler) connect(o *op) {
@@ -175,12 +170,7 @@ func (h *Handler) recv(o *op) {
 		h.fail(o, syscall.EINVAL)
 		return
 	}
-	if len(s.recvs) == 0 && s.ready&backend.Readable != 0 && s.tryRecv(o) {
-		return
-	}
-	if h.waitOn(o, s) {
-		s.recvs = append(s.recvs, o)
-	}
+	h.readOrWait(o, s, &s.recvs, (*sock).tryRecv)
 }
 
 func (h *Handler) shutdown(o *op) {
@@ -340,6 +330,17 @@ func (h *Handler) waitOn(o *op, s *sock) bool {
 	}
 	o.sock = s
 	return true
+}
+
+// readOrWait tries o (an accept or a recv) at once if nothing waits before
+// it in queue and s may be readable, and otherwise leaves it waiting there.
+func (h *Handler) readOrWait(o *op, s *sock, queue *[]*op, try func(*sock, *op) bool) {
+	if len(*queue) == 0 && s.ready&backend.Readable != 0 && try(s, o) {
+		return
+	}
+	if h.waitOn(o, s) {
+		*queue = append(*queue, o)
+	}
 }
 
 // underSocketLimit fails o with EMFILE if its app holds as many sockets as
