@@ -141,3 +141,32 @@ func TestReloadSIGHUP(t *testing.T) {
 		t.Fatalf("after fixing the config: %+v", st.Config)
 	}
 }
+
+// TestInstanceConfigFile: without --config an instance reads its own file,
+// CONFIG_DIR/NAME.toml (the systemd unit's convention), and a reload reads
+// it again.
+func TestInstanceConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SATURN_CONFIG_DIR", dir)
+	in := testkit.NewInstance(t, "")
+	file := filepath.Join(dir, in.Name+".toml")
+	if err := os.WriteFile(file, []byte(reloadConfig(t, "", "one=600")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.Config = "" // start without --config
+	if out := in.MustRun("config", "print"); !strings.Contains(out, "from "+file) || !strings.Contains(out, "name = 'one'") {
+		t.Errorf("config print does not show the instance's file:\n%s", out)
+	}
+	in.Start()
+	st, ok := in.WaitFor(10*time.Second, running("one"))
+	if !ok || st.Config == nil || st.Config.Source != file {
+		t.Fatalf("started from %+v, components %+v; want %s", st.Config, st.Components, file)
+	}
+	if err := os.WriteFile(file, []byte(reloadConfig(t, "", "one=600", "two=600")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hup(t, in)
+	if st, ok = in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool { return generation(st) == 2 && running("one", "two")(st) }); !ok {
+		t.Fatalf("after the reload: %+v %+v", st.Config, st.Components)
+	}
+}
