@@ -10,7 +10,6 @@ import (
 	"runtime"
 
 	"saturn/configs"
-	"saturn/internal/component"
 	"saturn/internal/serverkit"
 	"saturn/netproc/backend"
 	"saturn/netproc/kernel"
@@ -34,7 +33,7 @@ func newUserTCP(cfg configs.Netproc) (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f, err := component.Persist(); err == nil {
+	if f, err := proto.PersistFromEnv(); err == nil {
 		c.Persist = f
 	}
 	return usertcp.New(c)

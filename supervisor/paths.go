@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 
-	icomponent "saturn/internal/component"
+	"saturn/proto"
 )
 
 // Paths are where one instance keeps its files: STATE_DIR/INSTANCE holds the
@@ -55,4 +55,4 @@ func (p Paths) Log(name string) string { return filepath.Join(p.LogDir, name+".l
 
 // DefaultStateDir is /run/saturn for root, else $XDG_RUNTIME_DIR/saturn, or
 // saturn-UID under the temporary folder when that is unset.
-func DefaultStateDir() string { return icomponent.DefaultStateDir() }
+func DefaultStateDir() string { return proto.DefaultStateDir() }

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"saturn/configs"
-	icomponent "saturn/internal/component"
 	"saturn/proto"
 )
 
@@ -149,7 +148,7 @@ func (s *Supervisor) waitFor(timeout time.Duration, cond func() bool) bool {
 // then stops every component and removes the instance's socket, pid file
 // and regions. It returns an error if the instance could not start.
 func (s *Supervisor) Run(ctx context.Context) error {
-	if err := icomponent.NotDumpable(); err != nil {
+	if err := proto.NotDumpable(); err != nil {
 		s.log.Warn("cannot make the supervisor non-dumpable", "err", err)
 	}
 	if err := s.prepare(); err != nil {

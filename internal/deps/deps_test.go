@@ -96,7 +96,7 @@ var rules = []rule{
 			"does not start, restart or confine",
 		applies: func(p string) bool { return under(p, "apps", "examples", "bench") },
 		forbids: func(_, i string) bool {
-			return under(i, "netproc", "diskproc", "supervisor", "internal/serverkit", "internal/component", "cmd")
+			return under(i, "netproc", "diskproc", "supervisor", "internal/serverkit", "cmd")
 		},
 	},
 	{
@@ -132,12 +132,6 @@ var rules = []rule{
 		why:     "every component reads the config and every server runs the kit's loop; neither may pull a component in",
 		applies: func(p string) bool { return under(p, "configs", "internal/serverkit") },
 		forbids: func(_, i string) bool { return ours[i] && !under(i, "configs", "internal/serverkit", "proto", "ring") },
-	},
-	{
-		says:    "only the supervisor and netproc import internal/component",
-		why:     "it is deprecated: the component side of the control protocol is in proto; the package goes when its last importers move",
-		applies: func(p string) bool { return !under(p, "supervisor", "netproc", "internal/component") },
-		forbids: func(_, i string) bool { return i == "internal/component" },
 	},
 }
 
