@@ -175,11 +175,9 @@ func (s *Supervisor) applyConfig(cfg *configs.Config) error {
 	// Everything checked: apply.
 	gen := s.reload.generation + 1
 	if old.Supervisor.LogLevel != cfg.Supervisor.LogLevel {
-		if s.reload.level != nil {
-			s.reload.level.Set(level)
-		}
 		s.log.Info("reload: log level", "from", old.Supervisor.LogLevel, "to", cfg.Supervisor.LogLevel)
 	}
+	newLevel := old.Supervisor.LogLevel != cfg.Supervisor.LogLevel
 	old.Supervisor.LogLevel, old.Supervisor.MaxApps = cfg.Supervisor.LogLevel, cfg.Supervisor.MaxApps
 	for _, name := range serverNames {
 		was, _ := old.ServerPolicy(name)
@@ -199,6 +197,12 @@ func (s *Supervisor) applyConfig(cfg *configs.Config) error {
 	}
 	s.log.Info("configuration reloaded", "generation", gen, "source", sourceName(cfg.Source),
 		"started", len(plan.add), "stopped", len(plan.remove), "restarted", len(plan.restart), "policies", len(plan.policy), "unchanged", plan.unchanged)
+	// The new level last: the reload's own report is at the level in
+	// force when it began, so that a reload to "warn" still says it
+	// happened.
+	if newLevel && s.reload.level != nil {
+		s.reload.level.Set(level)
+	}
 	s.notify()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,8 +87,8 @@ func TestReloadSIGHUP(t *testing.T) {
 	if k.PID != keep || k.Policy != "never" {
 		t.Errorf("keep: pid %d (was %d), policy %q; want the same process with policy never", k.PID, keep, k.Policy)
 	}
-	if c := testkit.Component(st, "change"); c.Restarts != 1 {
-		t.Errorf("change restarted %d times, want 1", c.Restarts)
+	if c := testkit.Component(st, "change"); c.Restarts != 1 || c.LastExit != "signal TERM" {
+		t.Errorf("change restarted %d times, last exit %q; want once, gracefully (signal TERM)", c.Restarts, c.LastExit)
 	}
 	if n := testkit.Component(st, "netproc"); n.Policy != "on-failure" {
 		t.Errorf("netproc's policy %q after the reload, want on-failure", n.Policy)
@@ -132,13 +133,29 @@ func TestReloadSIGHUP(t *testing.T) {
 		t.Errorf("status does not show the failed reload:\n%s", out)
 	}
 
-	// Fixed again: the next generation, and the error is gone.
-	if err := os.WriteFile(in.Config, []byte(v2), 0o644); err != nil {
+	// Fixed again, with the supervisor's log level at warn: the next
+	// generation, the error gone, and info lines no longer logged.
+	v3 := reloadConfig(t, "restart = \"on-failure\"\n[channel]\nbuffers = 64\n[supervisor]\nlog_level = \"warn\"\n", "keep=600", "change=601", "add=600")
+	v3 = strings.Replace(v3, "restart = \"always\"\n", "restart = \"never\"\n", 1)
+	if err := os.WriteFile(in.Config, []byte(v3), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	hup(t, in)
 	if st, ok = in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool { return generation(st) == 3 }); !ok || st.Config.ReloadError != "" {
 		t.Fatalf("after fixing the config: %+v", st.Config)
+	}
+	for _, name := range []string{"keep", "change", "add"} {
+		if a, b := testkit.Component(before, name), testkit.Component(st, name); b == nil || a.PID != b.PID {
+			t.Errorf("%s restarted by a reload that changed only the log level: %+v, was %+v", name, b, a)
+		}
+	}
+	in.MustRun("kill", "add") // info: signalled on request; warn: exited, restart scheduled
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		b, _ := os.ReadFile(log)
+		return regexp.MustCompile(`msg="exited; restart scheduled" .*name=add `).Match(b)
+	}, "no warning of add's exit in the log")
+	if b, _ := os.ReadFile(log); strings.Contains(string(b), "signalled on request") {
+		t.Errorf("an info line logged at log_level warn:\n%s", b)
 	}
 }
 
