@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -265,23 +264,17 @@ func DialInNamespace(namespace string) (dial func(addr netip.AddrPort) (*net.TCP
 		// The thread stays in the namespace until stop, then goes back
 		// (as onThread's do); the namespace cannot be entered again
 		// once netproc has given up its privileges.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
+		leave, err := lockThread()
 		if err != nil {
-			ready <- fmt.Errorf("link: this thread's namespace: %w", err)
+			ready <- err
 			return
 		}
-		defer orig.Close()
+		defer leave()
 		if err := netns.Set(ns); err != nil {
 			ready <- os.NewSyscallError("setns", err)
 			return
 		}
 		ready <- nil
-		defer func() {
-			if netns.Set(orig) == nil {
-				runtime.UnlockOSThread()
-			}
-		}()
 		d := net.Dialer{Timeout: 2 * time.Second}
 		for r := range reqs {
 			// The socket is made here, on this thread; a dial to a

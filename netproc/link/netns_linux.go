@@ -120,20 +120,34 @@ func inNamespace(ns netns.NsHandle, fn func() error) error {
 func onThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
+		leave, err := lockThread()
 		if err != nil {
-			errc <- fmt.Errorf("link: this thread's namespace: %w", err)
+			errc <- err
 			return
 		}
-		defer orig.Close()
 		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
+		leave()
 		errc <- err
 	}()
 	return <-errc
+}
+
+// lockThread locks the calling goroutine to its thread and notes the
+// thread's network namespace; leave puts the thread back there and
+// unlocks it, or, if it cannot, leaves it locked for the runtime to
+// discard when the goroutine ends (see onThread).
+func lockThread() (leave func(), err error) {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("link: this thread's namespace: %w", err)
+	}
+	return func() {
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		orig.Close()
+	}, nil
 }
 
 // NetnsConfig describes a TUN device inside a named network namespace.
