@@ -187,3 +187,52 @@ func TestInstanceConfigFile(t *testing.T) {
 		t.Fatalf("after the reload: %+v %+v", st.Config, st.Components)
 	}
 }
+
+// TestReloadDuringStart: a SIGHUP that comes while the instance starts
+// neither kills the supervisor (SIGHUP's default) nor reloads half-started
+// components: it is applied once the start is over. The app of type notify
+// that never attaches holds the start for ready_timeout, so that the
+// signal surely comes during it.
+func TestReloadDuringStart(t *testing.T) {
+	cfg := strings.Replace(reloadConfig(t, "[supervisor]\nready_timeout = \"3s\"\n", "slow=600"), "type = \"simple\"", "type = \"notify\"", 1)
+	in := testkit.NewInstance(t, cfg)
+	cmd := in.Command("supervisor", "start", "--config", in.Config)
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	testkit.Eventually(t, 10*time.Second, func() bool { return in.SupervisorPID() == cmd.Process.Pid }, "no pid file")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	st, ok := in.WaitFor(20*time.Second, func(st *proto.StatusReply) bool { return generation(st) == 2 })
+	if !ok {
+		b, _ := os.ReadFile(logFile.Name())
+		t.Fatalf("no reload after a SIGHUP during the start: %+v\n%s", st.Config, b)
+	}
+	if !running("netproc", "diskproc", "slow")(st) {
+		t.Errorf("components after the reload: %+v", st.Components)
+	}
+	in.MustRun("supervisor", "stop")
+	<-exited
+	b, _ := os.ReadFile(logFile.Name())
+	log := string(b)
+	if ready, reload := strings.Index(log, `msg="instance ready"`), strings.Index(log, `msg="reloading the configuration"`); ready < 0 || reload < ready {
+		t.Errorf("the reload did not wait for the start:\n%s", log)
+	}
+}
