@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -477,8 +479,16 @@ func (s *Supervisor) remove(c *component) {
 // "saturn" means this very binary.
 func (s *Supervisor) appSpec(command, env []string, dir string) launchSpec {
 	path := command[0]
-	if path == "saturn" {
+	switch {
+	case path == "saturn":
 		path = s.opts.Binary
+	case !strings.Contains(path, "/"):
+		// A bare name is looked up in the supervisor's PATH, as a shell
+		// would (exec does not search): `command = ["sleep", "600"]`.
+		// Not found, it stays as it is and the start says so.
+		if found, err := exec.LookPath(path); err == nil {
+			path = found
+		}
 	}
 	return launchSpec{path: path, args: slices.Clone(command), env: env, dir: dir}
 }
