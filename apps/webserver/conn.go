@@ -36,9 +36,12 @@ type parker interface {
 }
 
 // Connection states, for Shutdown: an idle connection holds no part of a
-// request and may be closed; a busy one is finished first.
+// request and may be closed; a busy one is finished first. A new one, not
+// yet waiting for its first head, is left alone as a busy one is: fill
+// sees the shutdown before it waits.
 const (
-	stateBusy int32 = iota
+	stateNew int32 = iota
+	stateBusy
 	stateIdle
 )
 

@@ -301,17 +301,11 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%
 	}
 	logPath := filepath.Join(in.Dir(), "logs", "web.log")
 	var logText string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		b, _ := os.ReadFile(logPath)
-		if logText = string(b); strings.Contains(logText, marker) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the access log line of %s never reached %s:\n%s", marker, logPath, logText)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		logText = string(b)
+		return strings.Contains(logText, marker)
+	}, "the access log line of %s in %s", marker, logPath)
 	for _, line := range strings.Split(logText, "\n") {
 		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
 			t.Errorf("web logged: %s", line)

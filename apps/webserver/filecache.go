@@ -31,6 +31,10 @@ type fileCache struct {
 
 	maxData, maxFileData int64 // contents kept, in all and per file; 0: none
 
+	// clock is the time entries are checked against: time.Now, or a
+	// test's own, set before the server serves.
+	clock func() time.Time
+
 	mu        sync.Mutex
 	entries   map[string]*cachedFile
 	lru       *list.List // of *cachedFile, most recently used at the front
@@ -51,7 +55,7 @@ type cachedFile struct {
 
 func newFileCache(root fs.FS, validity time.Duration, max int, maxData, maxFileData int64) *fileCache {
 	return &fileCache{root: root, validity: validity, max: max, maxData: maxData, maxFileData: min(maxFileData, maxData),
-		entries: map[string]*cachedFile{}, lru: list.New()}
+		clock: time.Now, entries: map[string]*cachedFile{}, lru: list.New()}
 }
 
 // get returns name's cached file (release it when done), or, for a file it

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"saturn/internal/testkit"
 )
 
 // countingFS counts opens, stats and closes, and lets a test change files.
@@ -59,8 +61,11 @@ func TestOpenFileCache(t *testing.T) {
 	t0 := time.Unix(1700000000, 0)
 	cfs := &countingFS{m: fstest.MapFS{}}
 	cfs.set("a.txt", "first", t0)
-	_, addr := startServer(t, Config{Root: cfs, OpenFileCache: 100 * time.Millisecond, OpenFileCacheSize: 2})
-	url := "http://" + addr
+	const validity = time.Minute
+	s := newServer(t, Config{Root: cfs, OpenFileCache: validity, OpenFileCacheSize: 2})
+	clock := newTestClock(t0)
+	s.cache.clock = clock.now
+	url := "http://" + serveOn(t, s, kernelListen(t))
 	get := func(path string) string {
 		t.Helper()
 		resp, err := http.Get(url + path)
@@ -79,9 +84,14 @@ func TestOpenFileCache(t *testing.T) {
 	if n := cfs.opens.Load(); n != 1 {
 		t.Fatalf("10 requests opened the file %d times, want 1", n)
 	}
-	// A change is seen once the entry is older than the validity.
+	// A change is not seen while the entry is fresh, and is seen once it
+	// is older than the validity.
 	cfs.set("a.txt", "second!", t0.Add(time.Second))
-	time.Sleep(150 * time.Millisecond)
+	clock.advance(validity - time.Second)
+	if got := get("/a.txt"); got != "first" {
+		t.Fatalf("a fresh entry was checked: %q", got)
+	}
+	clock.advance(time.Second)
 	if got := get("/a.txt"); got != "second!" {
 		t.Fatalf("after a change: %q", got)
 	}
@@ -89,29 +99,29 @@ func TestOpenFileCache(t *testing.T) {
 		t.Fatalf("stats %d opens %d: a stale entry must be checked and reopened", cfs.stats.Load(), cfs.opens.Load())
 	}
 	// Unchanged and stale: one Stat, no open.
-	time.Sleep(150 * time.Millisecond)
+	clock.advance(validity)
+	stats := cfs.stats.Load()
 	get("/a.txt")
-	if cfs.opens.Load() != 2 {
-		t.Fatalf("an unchanged stale entry was reopened")
+	if cfs.opens.Load() != 2 || cfs.stats.Load() != stats+1 {
+		t.Fatalf("an unchanged stale entry: %d stats, %d opens; want one stat and no open", cfs.stats.Load()-stats, cfs.opens.Load()-2)
 	}
 	// Eviction past the size closes files.
 	cfs.set("b.txt", "b", t0)
 	cfs.set("c.txt", "c", t0)
 	get("/b.txt")
 	get("/c.txt")
-	deadline := time.Now().Add(2 * time.Second)
-	for cfs.closes.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if cfs.closes.Load() < 2 {
-		t.Fatalf("closes %d: the replaced and the evicted file must be closed", cfs.closes.Load())
-	}
+	// The cache closes an evicted file on a goroutine of its own.
+	testkit.Eventually(t, 5*time.Second, func() bool { return cfs.closes.Load() >= 2 },
+		"the replaced and the evicted file to be closed (closed %d)", cfs.closes.Load())
 	// A file that is gone answers 404 once stale.
 	cfs.mu.Lock()
 	delete(cfs.m, "c.txt")
 	cfs.mu.Unlock()
-	time.Sleep(150 * time.Millisecond)
-	resp, _ := http.Get(url + "/c.txt")
+	clock.advance(validity)
+	resp, err := http.Get(url + "/c.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("a deleted file: %d", resp.StatusCode)
@@ -153,7 +163,11 @@ func TestContentCache(t *testing.T) {
 	rfs.set("a.txt", "first", t0)
 	rfs.set("big.txt", "0123456789abcdef", t0)
 	rfs.set("b.txt", "bbbbbb", t0)
-	_, addr := startServer(t, Config{Root: rfs, OpenFileCache: 100 * time.Millisecond, ContentCache: 12, ContentCacheFileMax: 8})
+	const validity = time.Minute
+	s := newServer(t, Config{Root: rfs, OpenFileCache: validity, ContentCache: 12, ContentCacheFileMax: 8})
+	clock := newTestClock(t0)
+	s.cache.clock = clock.now
+	addr := serveOn(t, s, kernelListen(t))
 	get := func(path string, header ...string) string {
 		t.Helper()
 		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
@@ -194,7 +208,10 @@ func TestContentCache(t *testing.T) {
 	rfs.mu.Lock()
 	copy(rfs.m["a.txt"].Data, "FIRST")
 	rfs.mu.Unlock()
-	time.Sleep(150 * time.Millisecond)
+	if got := get("/a.txt"); got != "first" {
+		t.Fatalf("before the check: %q, want the kept contents", got)
+	}
+	clock.advance(validity)
 	get("/a.txt") // the check
 	if got := get("/a.txt"); got != "FIRST" {
 		t.Fatalf("after the check: %q, want the new contents", got)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -126,6 +127,14 @@ func appprocListen(t testing.TB) net.Listener {
 // address.
 func startServerOn(t testing.TB, cfg Config, ln net.Listener) (*Server, string) {
 	t.Helper()
+	s := newServer(t, cfg)
+	return s, serveOn(t, s, ln)
+}
+
+// newServer is New(cfg) with testFS as the default root, for a test that
+// sets something up before serveOn.
+func newServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
 	if cfg.Root == nil {
 		cfg.Root = testFS()
 	}
@@ -133,6 +142,12 @@ func startServerOn(t testing.TB, cfg Config, ln net.Listener) (*Server, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// serveOn serves s on ln until the test ends and returns the address.
+func serveOn(t testing.TB, s *Server, ln net.Listener) string {
+	t.Helper()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -145,7 +160,34 @@ func startServerOn(t testing.TB, cfg Config, ln net.Listener) (*Server, string) 
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return s, ln.Addr().String()
+	return ln.Addr().String()
+}
+
+// testClock is a clock that moves only when the test says, for the
+// open-file cache's checks (fileCache.clock). It is safe for concurrent
+// use: the connections' goroutines read it.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock(t0 time.Time) *testClock {
+	c := &testClock{}
+	c.ns.Store(t0.UnixNano())
+	return c
+}
+
+func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// connStates counts s's connections by state (stateNew, stateBusy,
+// stateIdle), for a test that waits until a connection is where it wants
+// it before acting.
+func connStates(s *Server) map[int32]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := map[int32]int{}
+	for c := range s.active {
+		n[c.state.Load()]++
+	}
+	return n
 }
 
 // exchange writes raw to a new connection to addr, half-closes it, and

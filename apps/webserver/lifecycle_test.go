@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"saturn/internal/testkit"
 )
 
 // TestSlowSenders: a client that sends its head too slowly is answered 408
@@ -41,6 +43,9 @@ func testSlowSenders(t *testing.T, ln net.Listener) {
 				if _, err := c.Write([]byte{b}); err != nil {
 					return
 				}
+				// Deliberate: this client is the slow peer under test,
+				// whose bytes keep coming but whose head takes longer
+				// than HeaderTimeout in all.
 				time.Sleep(timeout / 20)
 			}
 		}, "HTTP/1.1 408 ", 3 * timeout},
@@ -117,7 +122,12 @@ func testShutdown(t *testing.T, ln net.Listener) {
 	// partial: has sent half a head.
 	partial := dial()
 	io.WriteString(partial, "GET /hello.txt HTTP/1.1\r\n")
-	time.Sleep(100 * time.Millisecond)
+	// Shutdown must find them so: idle waiting, busy and partial each
+	// with a request begun.
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		n := connStates(s)
+		return n[stateIdle] == 1 && n[stateBusy] == 2
+	}, "one idle connection and two busy ones (have %v)", connStates(s))
 
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()
@@ -125,7 +135,10 @@ func testShutdown(t *testing.T, ln net.Listener) {
 	if _, err := idleR.ReadByte(); err != io.EOF {
 		t.Errorf("idle connection: %v, want EOF", err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Shutdown went through every connection under s.mu: once it can be
+	// taken, partial has been left to finish (or wrongly interrupted).
+	s.mu.Lock()
+	s.mu.Unlock()
 	io.WriteString(partial, "Host: x\r\n\r\n")
 	if out, err := io.ReadAll(partial); err != nil || !strings.HasPrefix(string(out), "HTTP/1.1 200 ") || !strings.Contains(string(out), "Connection: close") {
 		t.Errorf("partial head: %q, %v", out, err)
@@ -174,7 +187,8 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 	defer c.Close()
 	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\n") // never finished
-	time.Sleep(50 * time.Millisecond)
+	testkit.Eventually(t, 10*time.Second, func() bool { return connStates(s)[stateBusy] == 1 },
+		"the server to read the head's first line (have %v)", connStates(s))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -353,10 +367,7 @@ func TestIdleConnectionsPark(t *testing.T) {
 	}
 	// Parked: no goroutine per idle connection (a little slack for the
 	// goroutines of wake-ups in flight).
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine()-before > idle/10 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Until(5*time.Second, func() bool { return runtime.NumGoroutine()-before <= idle/10 })
 	if grown := runtime.NumGoroutine() - before; grown > idle/10 {
 		t.Errorf("%d idle connections hold %d goroutines; want them parked", idle, grown)
 	}

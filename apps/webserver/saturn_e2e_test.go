@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -172,6 +171,9 @@ func TestWebRestartRefusesNothing(t *testing.T) {
 	var refused, served, cut atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	defer halt() // when a wait below fails
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -206,9 +208,17 @@ func TestWebRestartRefusesNothing(t *testing.T) {
 			}
 		}()
 	}
-	const kills = 3
+	// Between kills, the clients get some requests through, so that each
+	// kill meets them mid-loop.
+	const kills, between = 3, 20
+	servedSome := func() {
+		t.Helper()
+		from := served.Load()
+		testkit.Eventually(t, 10*time.Second, func() bool { return served.Load() >= from+between },
+			"%d more requests served (served %d)", between, served.Load())
+	}
 	for i := 1; i <= kills; i++ {
-		time.Sleep(300 * time.Millisecond)
+		servedSome()
 		in.MustRun("kill", "web")
 		if _, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
 			c := testkit.Component(st, "web")
@@ -217,9 +227,8 @@ func TestWebRestartRefusesNothing(t *testing.T) {
 			t.Fatalf("web not back after kill %d", i)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	servedSome()
+	halt()
 	t.Logf("served %d, cut off by kills %d, refused %d", served.Load(), cut.Load(), refused.Load())
 	if refused.Load() != 0 {
 		t.Fatalf("%d connections refused across %d restarts of the web server", refused.Load(), kills)
@@ -229,8 +238,4 @@ func TestWebRestartRefusesNothing(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }

@@ -116,7 +116,7 @@ func (c *conn) serveNameOnce(name string, dirForm bool) error {
 	if cache := c.srv.cache; cache != nil && dirForm && c.srv.cfg.IndexFile != "" {
 		// A folder's URL: its index file, if it has one, comes from the
 		// cache like any file (the folder need not be opened at all).
-		e, f, _, err := cache.get(indexName(name, c.srv.cfg.IndexFile), time.Now())
+		e, f, _, err := cache.get(indexName(name, c.srv.cfg.IndexFile), cache.clock())
 		if f != nil {
 			f.Close() // not a regular file: the folder's own path decides
 		}
@@ -131,7 +131,7 @@ func (c *conn) serveNameOnce(name string, dirForm bool) error {
 	}
 	if cache := c.srv.cache; cache != nil {
 		var e *cachedFile
-		e, f, fi, err = cache.get(name, time.Now())
+		e, f, fi, err = cache.get(name, cache.clock())
 		if err != nil {
 			c.writeOpenError(err, name)
 			return nil
