@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"os"
+	"reflect"
 	"sync/atomic"
 	"unsafe"
 
@@ -36,6 +39,7 @@ import (
 //	  56 incarnation uint64 bumped by every netproc that opens the table
 //	  64 secret     [16]byte ISN, timestamp-offset and SYN-cookie key
 //	  80 used       uint32  records ever used: those past it were never touched
+//	  88 layout     uint64  connLayout: a hash of tcp.Conn's fields
 //	  96 netns      [32]byte the namespace a netproc of this instance created
 //	                        (a length byte, then the name), removed at stop;
 //	                        package leftover fixes this record and the magic
@@ -60,8 +64,11 @@ import (
 // it lies. Pages of the memfd cost memory only once written, so a large
 // capacity is free until used; the reclaimer punches the pages of buffers
 // that have emptied (see reclaim.go). The header is checked as hostile:
-// another layout (version, sizes, the core's struct size) is discarded as a
-// whole, and every record found in use is checked with tcp.Conn.Check.
+// another layout (version, sizes, the core's struct size and field layout)
+// is discarded as a whole, and every record found in use is checked with
+// tcp.Conn.Check. The version covers what this file lays out by hand (the
+// header and the record's first bytes); the core's struct is covered by
+// connLayout, which no one has to remember to bump.
 const (
 	tableMagic   = leftover.Magic
 	tableVersion = 2
@@ -74,6 +81,42 @@ const (
 // The record must hold the core's connection: this fails to compile if
 // tcp.Conn outgrows it.
 var _ [recordSize - connOffset - int(unsafe.Sizeof(tcp.Conn{}))]byte
+
+// connLayout is the layout of tcp.Conn as this binary compiled it, hashed:
+// every field, nested ones included, by name, offset, size, alignment and
+// type (a struct's type by its fields, not its name). Its size alone would let through a change that keeps the size (two
+// fields swapped, a uint32 become an int32 or a [4]byte); a table with
+// another hash is discarded, as one with another version is. A field
+// renamed changes it too, which discards a table that could have been
+// kept: the safe side of a mistake, and rare.
+var connLayout = layoutHash(reflect.TypeFor[tcp.Conn]())
+
+// layoutHash hashes typ's layout (FNV-1a over a line per type and field).
+func layoutHash(typ reflect.Type) uint64 {
+	h := fnv.New64a()
+	writeLayout(h, typ, "", 0)
+	return h.Sum64()
+}
+
+// writeLayout writes one line for typ found at off under the name path, then
+// one for each of its fields or, for an array, for its element (the
+// array's length is in its type's name).
+func writeLayout(w io.Writer, typ reflect.Type, path string, off uintptr) {
+	name := typ.String()
+	if typ.Kind() == reflect.Struct {
+		name = "struct" // its fields follow
+	}
+	fmt.Fprintf(w, "%s @%d %s %s size %d align %d\n", path, off, name, typ.Kind(), typ.Size(), typ.Align())
+	switch typ.Kind() {
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			writeLayout(w, f.Type, path+"."+f.Name, off+f.Offset)
+		}
+	case reflect.Array:
+		writeLayout(w, typ.Elem(), path+"[0]", off)
+	}
+}
 
 // Record states.
 const (
@@ -97,6 +140,7 @@ const (
 	hIncarnation = 56
 	hSecret      = 64
 	hUsed        = 80
+	hLayout      = 88
 	hNetns       = leftover.NetnsOffset
 )
 
@@ -127,6 +171,7 @@ type table struct {
 	free []int32 // free records below used, most recently freed last
 	used int32   // records ever used (mirrored in the header)
 
+	layout      uint64 // the tcp.Conn layout hash this binary wants: connLayout
 	secret      tcp.Secret
 	incarnation uint64
 	// found is what an earlier incarnation left: records in use, to be
@@ -149,6 +194,12 @@ func alignDown(v, a int) int { return v / a * a }
 // openTable maps f (a private memfd when nil), growing it to the layout's
 // size (a memfd grows sparse), and checks or initialises its header.
 func openTable(f *os.File, records, sndCap, rcvCap int) (*table, error) {
+	return openTableLayout(f, records, sndCap, rcvCap, connLayout)
+}
+
+// openTableLayout is openTable for a binary whose tcp.Conn has the layout
+// hash layout: a test's way to be another binary.
+func openTableLayout(f *os.File, records, sndCap, rcvCap int, layout uint64) (*table, error) {
 	if records <= 0 || sndCap <= 0 || rcvCap <= 0 || sndCap%pageSize != 0 || rcvCap%pageSize != 0 {
 		return nil, fmt.Errorf("usertcp: bad table geometry: %d records, slots %d+%d", records, sndCap, rcvCap)
 	}
@@ -157,7 +208,7 @@ func openTable(f *os.File, records, sndCap, rcvCap int) (*table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("usertcp: %w", err)
 	}
-	t := &table{file: f, mem: mem, records: records, sndCap: sndCap, rcvCap: rcvCap, recOff: recOff, bufOff: bufOff, size: size}
+	t := &table{file: f, mem: mem, records: records, sndCap: sndCap, rcvCap: rcvCap, recOff: recOff, bufOff: bufOff, size: size, layout: layout}
 	switch verdict, what := t.header().Check(mem); verdict {
 	case serverkit.PersistFresh:
 		t.init()
@@ -183,6 +234,7 @@ func (t *table) header() *serverkit.PersistHeader {
 		{Name: "version", Off: hVersion, Size: 4, Want: tableVersion},
 		{Name: "record size", Off: hRecord, Size: 4, Want: recordSize},
 		{Name: "tcp.Conn size", Off: hConnSize, Size: 4, Want: uint64(unsafe.Sizeof(tcp.Conn{}))},
+		{Name: "tcp.Conn layout hash", Off: hLayout, Size: 8, Want: t.layout},
 		{Name: "records", Off: hRecords, Size: 4, Want: uint64(t.records)},
 		{Name: "send slot", Off: hSndCap, Size: 4, Want: uint64(t.sndCap)},
 		{Name: "receive slot", Off: hRcvCap, Size: 4, Want: uint64(t.rcvCap)},
