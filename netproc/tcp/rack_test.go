@@ -29,17 +29,17 @@ func TestTxLogAgainstModel(t *testing.T) {
 		window int
 		exact  bool
 		trials int
-	}{{"small", 1200, true, 50}, {"large", 20000, false, 8}} {
+	}{{"small", 1200, true, 20}, {"large", 20000, false, 20}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(7, uint64(tc.window)))
 			for trial := 0; trial < tc.trials; trial++ {
-				runTxTrial(t, r, tc.window, tc.exact)
+				runTxTrial(t, r, tc.window, tc.exact, 2000)
 			}
 		})
 	}
 }
 
-func runTxTrial(t *testing.T, r *rand.Rand, window int, exact bool) {
+func runTxTrial(t *testing.T, r *rand.Rand, window int, exact bool, ops int) {
 	t.Helper()
 	var c Conn
 	c.cfg.FastLossRecovery = true
@@ -51,7 +51,7 @@ func runTxTrial(t *testing.T, r *rand.Rand, window int, exact bool) {
 	var st Stats
 	now := Time(time.Second)
 	e := env{now: now, st: &st}
-	for op := 0; op < 2000; op++ {
+	for op := 0; op < ops; op++ {
 		now = now.Add(time.Duration(1+r.IntN(3)) * time.Microsecond)
 		e.now = now
 		out := uint32(c.snd.una.Size(c.snd.nxt))
@@ -97,6 +97,9 @@ func runTxTrial(t *testing.T, r *rand.Rand, window int, exact bool) {
 			c.rackDetect(&e)
 			c.rec.mode = modeOpen
 			for i := range m.flag {
+				if !exact {
+					break // only the exact case follows loss marks
+				}
 				if m.flag[i]&(txSACKed|txLost) == 0 && usDur(usec(now)-m.sent[i]) >= usDur(c.rack.rtt)+wnd {
 					m.flag[i] |= txLost
 				}
@@ -120,6 +123,9 @@ func checkTxLog(c *Conn, m *txModel, exact bool) string {
 		}
 		prev = r.end
 		for s := r.start; s.LessThan(r.end); s++ {
+			if !exact && s != r.start {
+				s = r.end - 1 // the large case checks each range's ends only
+			}
 			j := m.una.Size(s)
 			covered++
 			if r.flags&txSACKed != 0 && m.flag[j]&txSACKed == 0 {
