@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,10 +129,16 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatal("supervisor still running after stop")
 	}
 
-	// Journal lines have no time; they still have the level and message.
+	// Journal lines have no time, and start with their syslog priority;
+	// they still have the level and message.
 	out, _ := os.ReadFile(stderr.Name())
-	if bytes.Contains(out, []byte("time=")) || !bytes.Contains(out, []byte("level=INFO msg=\"instance ready\"")) {
+	if bytes.Contains(out, []byte("time=")) || !bytes.Contains(out, []byte("\n<6>level=INFO msg=\"instance ready\"")) {
 		t.Errorf("log under JOURNAL_STREAM:\n%s", out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.Contains(line, "level=") && !regexp.MustCompile(`^<[3467]>level=`).MatchString(line) {
+			t.Errorf("a journal line without its priority: %q", line)
+		}
 	}
 }
 

@@ -240,7 +240,7 @@ func (s *Supervisor) planApps(old, cfg *configs.Config) (*appPlan, error) {
 		switch {
 		case c != nil && c.kind == proto.KindServer:
 			return nil, fmt.Errorf("app %s: a server has that name", a.Name)
-		case c != nil && !listed:
+		case c != nil && (!listed || c.attached):
 			return nil, fmt.Errorf("app %s: a component of that name runs that the config did not start (saturn attach, or self-attached): detach it first", a.Name)
 		}
 		tmp := &component{name: a.Name, kind: proto.KindApp, spec: s.appSpec(a.Command, a.EnvList(), a.Dir)}

@@ -186,6 +186,18 @@ func TestInstanceConfigFile(t *testing.T) {
 	if st, ok = in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool { return generation(st) == 2 && running("one", "two")(st) }); !ok {
 		t.Fatalf("after the reload: %+v %+v", st.Config, st.Components)
 	}
+
+	// A config that lists an app attached from the command line is
+	// refused: the reload would take over a process it did not start.
+	in.MustRun("attach", "--name", "three", "--", "sleep", "600")
+	if err := os.WriteFile(file, []byte(reloadConfig(t, "", "one=600", "two=600", "three=600")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hup(t, in)
+	st, ok = in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool { return st.Config != nil && st.Config.ReloadError != "" })
+	if !ok || generation(st) != 2 || !strings.Contains(st.Config.ReloadError, "three") || !strings.Contains(st.Config.ReloadError, "detach it first") {
+		t.Fatalf("a config naming an attached app: %+v", st.Config)
+	}
 }
 
 // TestReloadDuringStart: a SIGHUP that comes while the instance starts

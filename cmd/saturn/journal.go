@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,10 +12,13 @@ import (
 
 // supervisorLogger is the logger of `saturn supervisor start`: text lines
 // on w (standard error) at the level in level. Under systemd, when w is the
-// stream JOURNAL_STREAM names, the lines carry no time: the journal stamps
-// every line itself, and a second time would only make them longer.
+// stream JOURNAL_STREAM names, the lines carry no time (the journal stamps
+// every line itself, and a second time would only make them longer) and
+// start with their syslog priority, as sd-daemon(3) has it, so that
+// `journalctl -p warning` finds the warnings and errors.
 func supervisorLogger(w *os.File, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
+	var out io.Writer = w
 	if toJournal(w) {
 		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
@@ -22,8 +26,30 @@ func supervisorLogger(w *os.File, level slog.Leveler) *slog.Logger {
 			}
 			return a
 		}
+		out = priorityWriter{w}
 	}
-	return slog.New(slog.NewTextHandler(io.Writer(w), opts))
+	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+// priorityWriter prefixes each record with its syslog priority ("<3>" for
+// an error). slog's text handler writes a record in one Write, which
+// starts with its level once the time is gone.
+type priorityWriter struct{ w io.Writer }
+
+func (p priorityWriter) Write(b []byte) (int, error) {
+	prio := "<6>" // info
+	switch {
+	case bytes.HasPrefix(b, []byte("level=ERROR")):
+		prio = "<3>"
+	case bytes.HasPrefix(b, []byte("level=WARN")):
+		prio = "<4>"
+	case bytes.HasPrefix(b, []byte("level=DEBUG")):
+		prio = "<7>"
+	}
+	if _, err := p.w.Write(append([]byte(prio), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // toJournal reports whether f is connected to systemd's journal: systemd
