@@ -66,6 +66,27 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rec := &recorder{}
+	wait := startTraffic(ctx, t, o, rec)
+
+	rep := &Report{Outcomes: map[string][numOutcomes]int{}}
+	restarts := rep.killInTurn(t, in, o)
+	time.Sleep(o.Gap[0]) // let the last recovery carry traffic
+	cancel()
+	rep.Load = wait()
+
+	rep.judge(rec.snapshot())
+	rep.Broken = append(rep.Broken, checkRestarts(in, o.Victims, restarts)...)
+	for _, b := range rep.Broken {
+		t.Error(b)
+	}
+	return rep
+}
+
+// startTraffic starts the checking clients (o.Clients in Go, and one curl
+// client when curl exists) and the load generator (when o.Load), which
+// record into rec until ctx ends. wait waits for them all, after ctx has
+// ended, and returns the load generator's report (nil without one).
+func startTraffic(ctx context.Context, t testing.TB, o Options, rec *recorder) (wait func() *loadgen.Report) {
 	var wg sync.WaitGroup
 	for i := range o.Clients {
 		wg.Add(1)
@@ -91,8 +112,21 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 			loadDone <- r
 		}()
 	}
+	return func() *loadgen.Report {
+		wg.Wait()
+		if o.Load > 0 {
+			return <-loadDone
+		}
+		return nil
+	}
+}
 
-	rep := &Report{Outcomes: map[string][numOutcomes]int{}}
+// killInTurn makes o.Kills kills, each after a random gap, of the victims
+// in an order shuffled per cycle, recording each kill in rep.Kills and what
+// went wrong in rep.Broken; it stops at the first kill that the instance
+// does not recover from. It returns the restart count it expects in status
+// per victim.
+func (rep *Report) killInTurn(t testing.TB, in *testkit.Instance, o Options) map[string]int {
 	rng := rand.New(rand.NewPCG(o.Seed, 1))
 	var order []string
 	restarts := map[string]int{}
@@ -111,37 +145,45 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 		kill := Kill{Victim: victim, At: time.Now()}
 		in.MustRun("kill", victim)
 		restarts[victim]++
-		want := restarts[victim]
-		if _, ok := in.WaitFor(o.Recover, func(st *proto.StatusReply) bool {
-			c := testkit.Component(st, victim)
-			return c.State == proto.StateRunning && c.Restarts == want
-		}); !ok {
-			rep.Broken = append(rep.Broken, fmt.Sprintf("kill %d: %s not running again within %v", k+1, victim, o.Recover))
-			break
-		}
-		kill.Back = time.Since(kill.At)
-		if victim == "netproc" {
-			rep.Broken = append(rep.Broken, checkInfo(in, k+1, o.NetprocInfo)...)
-		}
-		served, ok := probe(o, kill.At, o.Recover)
+		broken, ok := recoverFrom(in, o, k+1, &kill, restarts[victim])
+		rep.Broken = append(rep.Broken, broken...)
 		if !ok {
-			rep.Broken = append(rep.Broken, fmt.Sprintf("kill %d (%s): nothing served within %v", k+1, victim, o.Recover))
 			break
 		}
-		kill.Recovery = served.Sub(kill.At)
 		rep.Kills = append(rep.Kills, kill)
-		t.Logf("kill %d: %s back in %v, serving after %v", k+1, victim, kill.Back.Round(time.Millisecond), kill.Recovery.Round(time.Millisecond))
+		t.Logf("kill %d: %s back in %v, serving after %v", k+1, kill.Victim, kill.Back.Round(time.Millisecond), kill.Recovery.Round(time.Millisecond))
 	}
-	time.Sleep(o.Gap[0]) // let the last recovery carry traffic
-	cancel()
-	wg.Wait()
-	if o.Load > 0 {
-		rep.Load = <-loadDone
-	}
+	return restarts
+}
 
-	// Count failures between each kill and its recovery, and check every
-	// promise about single requests.
-	events := rec.snapshot()
+// recoverFrom waits for the instance to recover from kill number n: the
+// victim running again with restarts restarts (kill.Back), then a request
+// served (kill.Recovery). It returns the promises broken meanwhile, and
+// false if the instance did not recover within o.Recover.
+func recoverFrom(in *testkit.Instance, o Options, n int, kill *Kill, restarts int) (broken []string, ok bool) {
+	victim := kill.Victim
+	if _, ok := in.WaitFor(o.Recover, func(st *proto.StatusReply) bool {
+		c := testkit.Component(st, victim)
+		return c.State == proto.StateRunning && c.Restarts == restarts
+	}); !ok {
+		return []string{fmt.Sprintf("kill %d: %s not running again within %v", n, victim, o.Recover)}, false
+	}
+	kill.Back = time.Since(kill.At)
+	if victim == "netproc" {
+		broken = checkInfo(in, n, o.NetprocInfo)
+	}
+	served, ok := probe(o, kill.At, o.Recover)
+	if !ok {
+		return append(broken, fmt.Sprintf("kill %d (%s): nothing served within %v", n, victim, o.Recover)), false
+	}
+	kill.Recovery = served.Sub(kill.At)
+	return broken, true
+}
+
+// judge counts the outcomes of the clients' requests per client, reports
+// every request that broke a promise, and counts the failures between each
+// kill and its recovery.
+func (rep *Report) judge(events []event) {
 	for _, e := range events {
 		c := rep.Outcomes[e.client]
 		c[e.outcome]++
@@ -159,17 +201,19 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 			}
 		}
 	}
-	// The restart counters equal the kills.
-	st = in.Status()
-	for _, v := range o.Victims {
-		if got := testkit.Component(st, v).Restarts; got != restarts[v] {
-			rep.Broken = append(rep.Broken, fmt.Sprintf("%s: status says %d restarts, we killed it to %d", v, got, restarts[v]))
+}
+
+// checkRestarts checks that the restart counters in status equal the
+// kills: want, per victim.
+func checkRestarts(in *testkit.Instance, victims []string, want map[string]int) []string {
+	var broken []string
+	st := in.Status()
+	for _, v := range victims {
+		if got := testkit.Component(st, v).Restarts; got != want[v] {
+			broken = append(broken, fmt.Sprintf("%s: status says %d restarts, we killed it to %d", v, got, want[v]))
 		}
 	}
-	for _, b := range rep.Broken {
-		t.Error(b)
-	}
-	return rep
+	return broken
 }
 
 // probe fetches a small file on fresh connections until one is served
