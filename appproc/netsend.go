@@ -225,87 +225,117 @@ func (c *TCPConn) sendSection(head []byte, sr *io.SectionReader) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	off, left := base+pos, size-pos
-	if left <= 0 {
+	if size-pos <= 0 {
 		if len(head) > 0 {
 			_, err = c.write(head)
 		}
 		return 0, err
 	}
-	var queue [maxWriteBehind]*sectionFill
-	q := queue[:0]
+	s := &sectionSend{c: c, at: at, head: head, off: base + pos, left: size - pos}
+	s.q = s.queue[:0]
 	var sent int64
-	var stop error // why no more is sent: a failure, or a read that came up short
 	for {
-		for left > 0 && stop == nil && len(q) < maxWriteBehind {
-			var res reservation
-			if len(q) == 0 {
-				if res, err = c.reserve(); err != nil {
-					stop = err
-					break
-				}
-			} else {
-				var ok bool
-				if res, ok = c.tryReserve(); !ok {
-					break
-				}
-			}
-			h := copy(res.data, head)
-			head = head[h:]
-			k := int(min(int64(len(res.data)-h), left))
-			f := &sectionFill{res: res, head: h, want: h + k, n: h}
-			dst, at0 := res.data[h:h+k], off
-			if int64(k) == left {
-				// The last piece: read it here while the others run.
-				m, err := at.ReadAt(dst, at0)
-				f.n += m
-				f.err = err
-			} else {
-				f.done = make(chan struct{})
-				go func() {
-					m, err := at.ReadAt(dst, at0)
-					f.n += m
-					f.err = err
-					close(f.done)
-				}()
-			}
-			off += int64(k)
-			left -= int64(k)
-			q = append(q, f)
-		}
-		if len(q) == 0 {
+		s.fill()
+		if len(s.q) == 0 {
 			break
 		}
-		f := q[0]
-		q = q[1:]
-		if f.done != nil {
-			<-f.done // its ReadAt writes into the buffer: wait, whatever happened
-		}
-		n := f.n
-		switch {
-		case stop != nil:
-			n = 0 // past a failure or the end: the buffer only goes back
-		case f.n < f.want:
-			// The source ended early (the file shrank) or failed: send
-			// what came, and nothing after it.
-			stop = f.err
-			if stop == nil {
-				stop = io.ErrUnexpectedEOF // a ReadAt must say why it is short
-			}
-		}
-		if err := c.sendReserved(f.res, n); err != nil {
-			if stop == nil || stop == io.EOF {
-				stop = err
-			}
-			continue
-		}
-		sent += int64(max(n-f.head, 0))
+		sent += s.sendNext()
 	}
 	sr.Seek(pos+sent, io.SeekStart)
-	if stop == io.EOF {
-		stop = nil // a short section is an end, as io.Copy sees it
+	if s.stop == io.EOF {
+		return sent, nil // a short section is an end, as io.Copy sees it
 	}
-	return sent, stop
+	return sent, s.stop
+}
+
+// sectionSend is sendSection's state: the part of the section not yet
+// asked for, and the buffers asked for, in order.
+type sectionSend struct {
+	c         *TCPConn
+	at        io.ReaderAt
+	head      []byte // not yet copied into a buffer
+	off, left int64  // the section's bytes not yet asked for
+	queue     [maxWriteBehind]*sectionFill
+	q         []*sectionFill // of queue: the buffers being read or read
+	stop      error          // why no more is sent: a failure, or a read that came up short
+}
+
+// fill reserves buffers and starts reading the section into them, up to
+// maxWriteBehind in all. It waits for room only with no buffer queued.
+func (s *sectionSend) fill() {
+	for s.left > 0 && s.stop == nil && len(s.q) < maxWriteBehind {
+		var res reservation
+		if len(s.q) == 0 {
+			var err error
+			if res, err = s.c.reserve(); err != nil {
+				s.stop = err
+				return
+			}
+		} else {
+			var ok bool
+			if res, ok = s.c.tryReserve(); !ok {
+				return
+			}
+		}
+		s.q = append(s.q, s.start(res))
+	}
+}
+
+// start fills res with what is left of the head, then starts reading the
+// next bytes of the section after it: on a goroutine of its own, or here
+// for the last piece, which is read while the others run.
+func (s *sectionSend) start(res reservation) *sectionFill {
+	h := copy(res.data, s.head)
+	s.head = s.head[h:]
+	k := int(min(int64(len(res.data)-h), s.left))
+	f := &sectionFill{res: res, head: h, want: h + k, n: h}
+	dst, off := res.data[h:h+k], s.off
+	if int64(k) == s.left {
+		m, err := s.at.ReadAt(dst, off)
+		f.n += m
+		f.err = err
+	} else {
+		f.done = make(chan struct{})
+		go func() {
+			m, err := s.at.ReadAt(dst, off)
+			f.n += m
+			f.err = err
+			close(f.done)
+		}()
+	}
+	s.off += int64(k)
+	s.left -= int64(k)
+	return f
+}
+
+// sendNext waits for the first queued buffer to fill and sends it, or
+// only gives it back once the send has stopped; it returns the section's
+// bytes it sent.
+func (s *sectionSend) sendNext() int64 {
+	f := s.q[0]
+	s.q = s.q[1:]
+	if f.done != nil {
+		<-f.done // its ReadAt writes into the buffer: wait, whatever happened
+	}
+	n := f.n
+	switch {
+	case s.stop != nil:
+		n = 0 // past a failure or the end: the buffer only goes back
+	case f.n < f.want:
+		// The source ended early (the file shrank) or failed: send
+		// what came, and nothing after it.
+		s.stop = f.err
+		if s.stop == nil {
+			s.stop = io.ErrUnexpectedEOF // a ReadAt must say why it is short
+		}
+	}
+	if err := s.c.sendReserved(f.res, n); err != nil {
+		if s.stop == nil || s.stop == io.EOF {
+			s.stop = err
+		}
+		return 0
+	}
+	return int64(max(n-f.head, 0))
 }
 
 // copyFrom sends r through a buffer of its own, as io.Copy does, for a
