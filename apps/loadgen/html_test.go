@@ -161,6 +161,18 @@ func TestReportHTML(t *testing.T) {
 		t.Errorf("last point %+v; want 100%% at the max %v over %d requests", last, rep.Latency.Max, rep.Requests)
 	}
 
+	// The report's own keys appear once in its JSON, timeline and all:
+	// scripts grep them.
+	js, err := rep.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"requests_per_sec"`, `"requests"`, `"errors"`, `"p50_ns"`, `"p99_ns"`, `"max_ns"`, `"bytes_per_sec"`} {
+		if n := bytes.Count(js, []byte(key)); n != 1 {
+			t.Errorf("%s appears %d times in the report's JSON", key, n)
+		}
+	}
+
 	var html bytes.Buffer
 	if err := rep.WriteHTML(&html); err != nil {
 		t.Fatal(err)

@@ -89,16 +89,19 @@ func (tl *timeline) halve() {
 }
 
 // Interval is one step of the run's timeline in the report. Latencies are
-// of the responses that ended in it (zero when none did).
+// of the responses that ended in it (zero when none did). Its JSON keys
+// differ from the report's own, so that a script that greps the report's
+// JSON for "requests_per_sec" (as bench/webserver.sh does) still finds one
+// line.
 type Interval struct {
 	Start          time.Duration `json:"start_ns"`
-	Requests       int64         `json:"requests"`
-	Errors         int64         `json:"errors"`
-	RequestsPerSec float64       `json:"requests_per_sec"`
-	P50            time.Duration `json:"p50_ns"`
-	P90            time.Duration `json:"p90_ns"`
-	P99            time.Duration `json:"p99_ns"`
-	Max            time.Duration `json:"max_ns"`
+	Requests       int64         `json:"responses"`
+	Errors         int64         `json:"failures"`
+	RequestsPerSec float64       `json:"responses_per_sec"`
+	P50            time.Duration `json:"lat_p50_ns"`
+	P90            time.Duration `json:"lat_p90_ns"`
+	P99            time.Duration `json:"lat_p99_ns"`
+	Max            time.Duration `json:"lat_max_ns"`
 }
 
 // report turns the timeline into the report's intervals, up to elapsed
