@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ func main() {
 	flag.Float64Var(&cfg.Rate, "rate", 0, "open loop at this many requests/s in total (0: closed loop)")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	progress := flag.Bool("progress", false, "draw a progress bar on standard error")
+	page := flag.String("report", "", "also write the report as a self-contained HTML page to this file")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		log.Fatal("usage: lgrun [flags] URL")
@@ -34,7 +36,7 @@ func main() {
 	if *progress {
 		cfg.Progress = func(p loadgen.Progress) {
 			n := int(p.Fraction * 40)
-			fmt.Fprintf(os.Stderr, "\r[%s%s] %3.0f%% %d responses, %d errors", strings.Repeat("=", n), strings.Repeat(" ", 40-n), 100*p.Fraction, p.Responses, p.Errors)
+			fmt.Fprintf(os.Stderr, "\r[%s%s] %3.0f%% %d responses, %.0f/s, %d errors", strings.Repeat("=", n), strings.Repeat(" ", 40-n), 100*p.Fraction, p.Responses, p.Rate, p.Errors)
 			if p.Final {
 				fmt.Fprintln(os.Stderr)
 			}
@@ -45,6 +47,15 @@ func main() {
 	rep, err := loadgen.Run(ctx, cfg)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *page != "" {
+		var b bytes.Buffer
+		if err := rep.WriteHTML(&b); err != nil {
+			log.Fatal(err)
+		}
+		if err := os.WriteFile(*page, b.Bytes(), 0o644); err != nil {
+			log.Fatal(err)
+		}
 	}
 	if *asJSON {
 		js, _ := rep.JSON()
