@@ -40,6 +40,7 @@ type TCPListener struct {
 	h       uint64 // the socket; replaced when listening again after a netproc restart
 	epoch   uint32 // the netproc incarnation that made h
 	closed  bool
+	left    bool // closed by Leave
 	closing chan struct{}
 	dl      deadline
 }
@@ -170,6 +171,11 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		}
 		switch {
 		case r.err == nil && l.isClosed():
+			if l.hasLeft() {
+				// Accepted before the leave reached netproc: a client
+				// like any other, which the app serves as it goes.
+				return newTCPConn(l.ch, r.h, r.local, r.peer), nil
+			}
 			netOp(l.ch, &Request{Op: proto.OpClose, Handle: r.h}) // raced with Close
 			return nil, l.opErr(net.ErrClosed)
 		case r.err == nil:
@@ -211,6 +217,12 @@ func (l *TCPListener) relisten(epoch uint32) error {
 	return err
 }
 
+func (l *TCPListener) hasLeft() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.left
+}
+
 func (l *TCPListener) isClosed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -240,17 +252,30 @@ func (t temporary) Unwrap() error   { return t.error }
 // Close implements net.Listener: a pending Accept returns net.ErrClosed,
 // and netproc closes the socket (it does not keep it for a next
 // incarnation: that is only for an app that goes away without closing).
-func (l *TCPListener) Close() error {
+func (l *TCPListener) Close() error { return l.close(0) }
+
+// Leave closes the listener for this process but leaves the listening
+// socket to the app's next incarnation: netproc keeps it, still queueing
+// connections, and the next incarnation's ListenTCP on the same address
+// adopts it (Adopted reports true), with what queued meanwhile; if no
+// incarnation comes within netproc's linger (30 s), it is closed. An app
+// that stops gracefully because the supervisor restarts it calls Leave
+// rather than Close, so that no client is refused while it is gone. An
+// Accept that was waiting may still return a connection netproc handed
+// over before the leave reached it: serve it like any other.
+func (l *TCPListener) Leave() error { return l.close(proto.CloseKeep) }
+
+func (l *TCPListener) close(how uint64) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return opError("close", "tcp", nil, l.addr, net.ErrClosed)
 	}
-	l.closed = true
+	l.closed, l.left = true, how == proto.CloseKeep
 	h := l.h
 	l.mu.Unlock()
 	close(l.closing)
-	_, err := netOp(l.ch, &Request{Op: proto.OpClose, Handle: h})
+	_, err := netOp(l.ch, &Request{Op: proto.OpClose, Handle: h, Args: [3]uint64{how}})
 	if errors.Is(err, syscall.ECONNRESET) {
 		err = nil
 	}

@@ -52,6 +52,24 @@ func (h *Handler) orphan(s *sock) {
 	})
 }
 
+// maxKeptPerApp bounds the listeners one app (name and user) may leave
+// for its next incarnation with proto.CloseKeep while it runs: a kept
+// listener no longer counts against the app's sockets, so without a bound
+// an app could listen and leave, port after port, and hold any number.
+// Past it, a close with CloseKeep closes.
+const maxKeptPerApp = 64
+
+// keptBy counts the kept listeners of the app that key names.
+func (h *Handler) keptBy(key orphanKey) int {
+	n := 0
+	for k, socks := range h.orphans {
+		if k.app == key.app && k.uid == key.uid {
+			n += len(socks)
+		}
+	}
+	return n
+}
+
 // adopt hands app a listener its previous incarnation left under key, or
 // nil if there is none.
 func (h *Handler) adopt(app *appState, key orphanKey) *sock {

@@ -211,6 +211,14 @@ func (h *Handler) closeOp(o *op) {
 			return
 		}
 	}
+	if s.ln != nil && o.sub.Args[0]&proto.CloseKeep != 0 && h.opts.Linger > 0 && h.keptBy(s.key) < maxKeptPerApp {
+		// Left to the app's next incarnation (graceful restart).
+		delete(o.app.socks, s.handle)
+		h.orphan(s)
+		h.log.Info("listener kept for the app's next incarnation", "app", o.app.name, "addr", s.key.addr)
+		h.complete(o, 0, 0)
+		return
+	}
 	if len(s.sends) > 0 {
 		s.closeAfterSends()
 	} else {

@@ -68,6 +68,15 @@ const MaxBacklog = 65535
 // the connections that queued while no incarnation was accepting.
 const ListenAdopted = 1
 
+// CloseKeep in OpClose's Args[0] on a listener: leave it to the app's
+// next incarnation instead of closing it, as when the app dies. netproc
+// keeps it under the app's name and user, still queueing connections, and
+// the next incarnation's listen on the same address adopts it
+// (ListenAdopted); if none comes within netproc's linger, it is closed. A
+// graceful restart closes its listeners this way, so that no client is
+// refused while the app is between incarnations.
+const CloseKeep = 1
+
 // RecvFlag is OpRecv's Args[0].
 type RecvFlag uint64
 

@@ -49,6 +49,15 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful part of the package-level Serve's
 	// shutdown; Server.Shutdown takes a context instead. Default 30s.
 	ShutdownTimeout time.Duration
+	// ShutdownGrace is how long Shutdown lets an idle keep-alive
+	// connection bring one more request, which is answered with
+	// Connection: close, before it closes the connection. A client that
+	// sent its next request as the shutdown began (a load generator, a
+	// browser reusing its connection) is answered rather than cut off;
+	// it reconnects, to the next incarnation when the supervisor is
+	// restarting the server. Default 250ms; negative: none, idle
+	// connections close at once.
+	ShutdownGrace time.Duration
 
 	// AccessLog, when set, receives one line per response in
 	// AccessLogFormat. Writes are serialised by the server, one Write per
@@ -102,6 +111,7 @@ const (
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultWriteTimeout    = 60 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	DefaultShutdownGrace   = 250 * time.Millisecond
 	// DefaultOpenFileCacheSize is OpenFileCacheSize's default.
 	DefaultOpenFileCacheSize = 1024
 	// DefaultContentCacheFileMax is ContentCacheFileMax's default.
@@ -140,6 +150,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	if c.ErrorLog == nil {
 		c.ErrorLog = slog.New(slog.DiscardHandler)

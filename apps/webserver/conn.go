@@ -285,9 +285,17 @@ func (c *conn) fill() error {
 		// idle, so that Shutdown's interruption cannot be overwritten.
 		c.state.Store(stateIdle)
 		if c.srv.shutting.Load() {
-			return net.ErrClosed
-		}
-		if c.park() {
+			// Shutting down: one more request within the grace is
+			// answered (with Connection: close); then the connection
+			// closes. Never parked: nothing would wake it in time.
+			end := c.srv.graceDeadline()
+			if !end.After(time.Now()) {
+				return net.ErrClosed
+			}
+			if end.Before(deadline) {
+				c.nc.SetReadDeadline(end)
+			}
+		} else if c.park() {
 			return errParked
 		}
 		// Woken from park, the connection reads under the deadline it
@@ -330,7 +338,7 @@ func (c *conn) fill() error {
 // interruptIfIdle is Shutdown's half of the idle handshake; see fill.
 func (c *conn) interruptIfIdle() {
 	if c.state.Load() == stateIdle {
-		c.nc.SetReadDeadline(aLongTimeAgo)
+		c.nc.SetReadDeadline(c.srv.graceDeadline())
 	}
 }
 

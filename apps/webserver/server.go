@@ -26,6 +26,9 @@ type Server struct {
 	cache *fileCache // nil unless Config.OpenFileCache
 
 	shutting atomic.Bool
+	// graceEnd is when Shutdown's grace for idle connections ends, in
+	// UnixNano; set before shutting.
+	graceEnd atomic.Int64
 	conns    sync.WaitGroup // one count per live connection goroutine
 	busyLog  everySecond    // paces the log of 503s
 
@@ -129,10 +132,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		c := newConn(s, nc)
-		if !s.add(c) {
-			nc.Close()
-			return ErrServerClosed
-		}
+		s.add(c)
 		go c.serve()
 	}
 }
@@ -148,6 +148,7 @@ func isTemporary(err error) bool {
 // them. If ctx ends first, the remaining connections are closed and ctx's
 // error returned.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.graceEnd.Store(time.Now().Add(max(s.cfg.ShutdownGrace, 0)).UnixNano())
 	s.shutting.Store(true)
 	s.mu.Lock()
 	for ln := range s.listeners {
@@ -169,6 +170,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		return ctx.Err()
 	}
+}
+
+// graceDeadline is when an idle connection closes during Shutdown: the end
+// of ShutdownGrace, or a time long past when there is none.
+func (s *Server) graceDeadline() time.Time {
+	if s.cfg.ShutdownGrace < 0 {
+		return aLongTimeAgo
+	}
+	return time.Unix(0, s.graceEnd.Load())
 }
 
 func (s *Server) closeCache() {
@@ -201,6 +211,10 @@ func (s *Server) track(ln net.Listener) bool {
 		return false
 	}
 	s.listeners[ln] = struct{}{}
+	// While Serve runs, Shutdown waits for it as for a connection: so a
+	// connection its Accept returns during the shutdown is added and
+	// served, not dropped (see add).
+	s.conns.Add(1)
 	return true
 }
 
@@ -209,18 +223,20 @@ func (s *Server) untrack(ln net.Listener) {
 	delete(s.listeners, ln)
 	s.mu.Unlock()
 	ln.Close()
+	s.conns.Done()
 }
 
-// add registers a new connection, unless the server is shutting down.
-func (s *Server) add(c *conn) bool {
+// add registers a new connection. During a shutdown too: a client that
+// Accept returned as the listener closed (or that netproc handed over as
+// the app left its listener) is served within the shutdown's grace, with
+// Connection: close, rather than dropped; Serve holds Shutdown's wait
+// open meanwhile (track), so the WaitGroup is never added to after it
+// reached zero.
+func (s *Server) add(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutting.Load() {
-		return false
-	}
 	s.active[c] = struct{}{}
 	s.conns.Add(1)
-	return true
 }
 
 func (s *Server) remove(c *conn) {

@@ -140,7 +140,7 @@ func runWebserver(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		lns = append(lns, ln)
+		lns = append(lns, leaving{ln})
 		info["listen"] = ln.Addr().String()
 		adopted = ln.Adopted()
 	}
@@ -152,7 +152,7 @@ func runWebserver(c *cli.Context) error {
 			}
 			return fmt.Errorf("--tls-listen: %w", err)
 		}
-		lns = append(lns, tls.NewListener(ln, cert.TLSConfig()))
+		lns = append(lns, tls.NewListener(leaving{ln}, cert.TLSConfig()))
 		info["tls_listen"] = ln.Addr().String()
 		log.Info("HTTPS", "listen", ln.Addr().String(), "cert", c.String("tls-cert"), "not_after", cert.NotAfter())
 		warnExpired(log, cert)
@@ -180,6 +180,16 @@ func runWebserver(c *cli.Context) error {
 	log.Info("stopped", "err", err)
 	return err
 }
+
+// leaving is a listener that the web server's shutdown leaves to its next
+// incarnation rather than closes (appproc's TCPListener.Leave): the web
+// server closes its listeners only when it stops, and it stops when the
+// supervisor restarts it or stops it. Between incarnations netproc keeps
+// the socket and clients queue on it instead of being refused; a web
+// server that does not come back has it closed after netproc's linger.
+type leaving struct{ *appproc.TCPListener }
+
+func (l leaving) Close() error { return l.Leave() }
 
 // reloadWebserver is SIGHUP: the access log reopened, then the
 // certificate read again (the old one stays if the new one cannot be

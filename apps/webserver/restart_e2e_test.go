@@ -1,0 +1,132 @@
+package webserver_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"saturn/proto"
+)
+
+// TestGracefulRestartLosesNothing: `saturn restart web` twice under two
+// kinds of load at once, the load generator's keep-alive connections (a
+// closed loop: a request always on its way) and clients that open a new
+// connection per request, and not one request fails. The old web server
+// leaves its listener to netproc (appproc's TCPListener.Leave), so new
+// connections queue rather than being refused; it answers what each
+// keep-alive connection sends within its shutdown grace, with Connection:
+// close, so clients reconnect, to the new incarnation.
+func TestGracefulRestartLosesNothing(t *testing.T) {
+	in, url, _ := mainJob(t)
+	file := url + "files/1k.bin"
+
+	load := in.Command("app", "loadgen", "--kernel", "--json", "-c", "8", "-d", "5s", file)
+	var out strings.Builder
+	load.Stdout = &out
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	host := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
+	var perConn, perConnFailed atomic.Int64
+	var failures sync.Map
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := oneRequest(host, "/files/1k.bin"); err != nil {
+					perConnFailed.Add(1)
+					failures.Store(err.Error(), true)
+				}
+				perConn.Add(1)
+			}
+		}()
+	}
+
+	for i := range 2 {
+		time.Sleep(1500 * time.Millisecond) // load on the old incarnation, then the restart
+		before := in.Status()
+		in.MustRun("restart", "web")
+		st := in.Status()
+		b, a := componentPID(before, "web"), componentPID(st, "web")
+		if a == 0 || a == b {
+			t.Fatalf("restart %d: web pid %d then %d", i+1, b, a)
+		}
+	}
+	if err := load.Wait(); err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, out.String())
+	}
+	close(stop)
+	wg.Wait()
+
+	var rep struct {
+		Requests int64            `json:"requests"`
+		Errors   map[string]int64 `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("loadgen's report: %v\n%s", err, out.String())
+	}
+	t.Logf("keep-alive: %d requests, errors %v; a connection per request: %d requests, %d failed", rep.Requests, rep.Errors, perConn.Load(), perConnFailed.Load())
+	for kind, n := range rep.Errors {
+		if n != 0 {
+			t.Errorf("keep-alive load: %d %s errors across two graceful restarts", n, kind)
+		}
+	}
+	if rep.Requests == 0 || perConn.Load() == 0 {
+		t.Errorf("no load got through: %d and %d requests", rep.Requests, perConn.Load())
+	}
+	if perConnFailed.Load() != 0 {
+		var errs []string
+		failures.Range(func(k, _ any) bool { errs = append(errs, k.(string)); return len(errs) < 5 })
+		t.Errorf("a connection per request: %d of %d failed across two graceful restarts: %v", perConnFailed.Load(), perConn.Load(), errs)
+	}
+}
+
+// oneRequest opens a connection, asks for path with Connection: close and
+// reads the whole response: what a client making one request does.
+func oneRequest(host, path string) error {
+	c, err := net.DialTimeout("tcp", host, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || resp.StatusCode != 200 || n != 1024 {
+		return fmt.Errorf("status %d, %d bytes, %v", resp.StatusCode, n, err)
+	}
+	return nil
+}
+
+func componentPID(st *proto.StatusReply, name string) int {
+	for _, c := range st.Components {
+		if c.Name == name {
+			return c.PID
+		}
+	}
+	return 0
+}
