@@ -107,6 +107,11 @@ type Config struct {
 	// make, lost retransmissions among them. Off by default, so that most
 	// golden scripts pin RFC 6675 alone; netproc's usertcp turns it on.
 	FastLossRecovery bool
+
+	// ECN offers Explicit Congestion Notification (RFC 3168) in the
+	// handshake and uses it if the peer agrees (see ecn.go). Off by
+	// default; the shell must then carry Segment.CE and Segment.ECT.
+	ECN bool
 }
 
 // Defaults used for zero Config fields.

@@ -73,6 +73,7 @@ type Conn struct {
 	rtt  rttState
 	rec  recovery
 	rack rackState
+	ecn  ecnState
 	cc   CCState
 	tm   timers
 	lim  limits

@@ -160,7 +160,9 @@
 //
 // Not implemented: F-RTO (RFC 5682; a spurious timeout is found only by
 // timestamps, so not without them); undo and PRR without RACK (RFC 6675
-// recovery sets cwnd to ssthresh at once); ECN (RFC 3168); congestion
-// window validation (RFC 7661; only the restart after idle of RFC 5681,
-// 4.1); path-MTU discovery (RFC 1191, RFC 8899); TCP-AO.
+// recovery sets cwnd to ssthresh at once); congestion window validation
+// (RFC 7661; only the restart after idle of RFC 5681, 4.1); path-MTU
+// discovery (RFC 1191, RFC 8899); TCP-AO. ECN (RFC 3168, ecn.go) is in the
+// core, off by default (Config.ECN); the shell must carry the CE and ECT
+// bits between the IP header and Segment.
 package tcp

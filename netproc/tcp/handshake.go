@@ -74,6 +74,7 @@ func (c *Conn) sendSYN(e *env) {
 			o.TSEcr = c.ts.recent
 		}
 	}
+	seg.Flags |= c.ecnSYNFlags()
 	if c.state == StateSynReceived {
 		seg.Flags |= FlagACK
 		c.rcv.adv = c.rcv.nxt.Add(seqnum.Size(seg.Window))
@@ -158,6 +159,7 @@ func (c *Conn) synSentArrived(e *env, seg *Segment) {
 	c.snd.wnd = uint32(seg.Window) // unscaled in a SYN (RFC 7323, 2.2)
 	c.snd.maxWnd = c.snd.wnd
 	c.snd.wl1, c.snd.wl2 = seg.Seq, seg.Ack
+	c.ecnNegotiated(seg, true)
 	c.synAcked(e, seg)
 	c.rcv.ackNow = true
 	// Data or FIN carried with the SYN-ACK follows the SYN.

@@ -154,6 +154,7 @@ func (c *Conn) acceptSYN(e *env, syn *Segment) {
 	c.rcv.nxt = syn.Seq + 1
 	c.rcv.lastAckSent = c.rcv.nxt
 	c.negotiate(e, &syn.Options)
+	c.ecnNegotiated(syn, false)
 	c.snd.wnd = uint32(syn.Window) // unscaled in a SYN (RFC 7323, 2.2)
 	c.snd.maxWnd = c.snd.wnd
 	c.snd.wl1 = syn.Seq
@@ -192,6 +193,7 @@ func (l *Listener) sendCookie(e *env, in *ListenInput) {
 	s.Options = opts
 	tmp.open(l.cfg.Conn, in.Tuple, l.cfg.SendBuf, l.cfg.RecvBuf, iss, TSOffset(l.cfg.Secret, in.Tuple))
 	tmp.acceptSYN(e, &s)
+	tmp.ecn.ok = false // a cookie cannot remember ECN
 	start := len(e.out.Segments)
 	tmp.sendSYN(e)
 	if o := &e.out.Segments[start].Options; o.TS {

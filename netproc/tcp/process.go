@@ -153,6 +153,7 @@ func (c *Conn) synchronizedArrived(e *env, seg *Segment) {
 	if ackNow {
 		c.rcv.ackNow = true
 	}
+	c.ecnArrived(e, seg)
 	c.heardFromPeer(e)
 	if c.state == StateSynReceived {
 		c.snd.wnd = uint32(seg.Window) << c.snd.shift

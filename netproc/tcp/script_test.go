@@ -252,6 +252,8 @@ func (h *harness) config(t *testing.T, kv map[string]string) (Config, int, int) 
 			cfg.NoDelay = true
 		case "fast":
 			cfg.FastLossRecovery = true
+		case "ecn":
+			cfg.ECN = true
 		case "delack":
 			if v == "off" {
 				cfg.DelayedACK = -1
@@ -333,7 +335,8 @@ func (h *harness) num(t *testing.T, s string) int64 {
 func (h *harness) segment(t *testing.T, args []string) Segment {
 	seg := Segment{Options: NoOptions()}
 	for _, f := range strings.Split(args[0], "|") {
-		m := map[string]Flags{"SYN": FlagSYN, "ACK": FlagACK, "FIN": FlagFIN, "RST": FlagRST, "PSH": FlagPSH, "URG": FlagURG}
+		m := map[string]Flags{"SYN": FlagSYN, "ACK": FlagACK, "FIN": FlagFIN, "RST": FlagRST, "PSH": FlagPSH, "URG": FlagURG,
+			"ECE": FlagECE, "CWR": FlagCWR}
 		fl, ok := m[f]
 		if !ok && f != "none" {
 			t.Fatalf("bad flag %q", f)
@@ -373,6 +376,8 @@ func (h *harness) segment(t *testing.T, args []string) Segment {
 			for i := range seg.Payload {
 				seg.Payload[i] = 'A' + byte(i%26)
 			}
+		case "ce":
+			seg.CE = true
 		case "halfopen":
 		default:
 			t.Fatalf("bad segment field %q", k)

@@ -58,6 +58,11 @@ type Segment struct {
 	// buffer, it continues in Payload2, which is always nil on input.
 	Payload  []byte
 	Payload2 []byte
+
+	// CE (input): the IP header carried Congestion Experienced. ECT
+	// (output): the shell marks the IP header ECN-Capable, ECT(0).
+	// RFC 3168; both only with Config.ECN.
+	CE, ECT bool
 }
 
 // PayloadLen returns the number of data bytes.
@@ -117,6 +122,12 @@ func (s Segment) String() string {
 	}
 	if n := s.PayloadLen(); n > 0 {
 		fmt.Fprintf(&b, " len=%d", n)
+	}
+	if s.ECT {
+		b.WriteString(" ect")
+	}
+	if s.CE {
+		b.WriteString(" ce")
 	}
 	return b.String()
 }

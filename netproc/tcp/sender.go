@@ -188,6 +188,7 @@ func (c *Conn) sendRange(e *env, s, end seqnum.Value) {
 	if c.snd.finQueued && end.GreaterThan(dataEnd) {
 		seg.Flags |= FlagFIN
 	}
+	c.ecnMark(&seg, !s.LessThan(c.snd.nxt))
 	c.transmit(e, seg)
 	if c.rackOn() {
 		c.rackSent(e, s, s.Add(seg.SeqLen()))
@@ -286,7 +287,9 @@ func (c *Conn) fillSACK(o *header.TCPOptions, e *env) {
 
 // sendACK sends a bare ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
 func (c *Conn) sendACK(e *env) {
-	c.transmit(e, Segment{Seq: c.snd.nxt, Flags: FlagACK})
+	seg := Segment{Seq: c.snd.nxt, Flags: FlagACK}
+	c.ecnMark(&seg, false)
+	c.transmit(e, seg)
 }
 
 // sendRST sends <SEQ=SND.NXT><CTL=RST>, as an abort does

@@ -40,6 +40,8 @@ type Stats struct {
 	DSACKsSent         uint64 // ACKs sent with a D-SACK block (RFC 2883)
 	SpuriousRTOs       uint64 // timeouts undone by the Eifel test (RFC 3522)
 	SpuriousRecoveries uint64 // fast recoveries undone by D-SACKs (RFC 3708)
+	ECNCEReceived      uint64 // segments received with Congestion Experienced (RFC 3168)
+	ECNReductions      uint64 // window reductions for an ECN-Echo (RFC 3168, 6.1.2)
 
 	// Drops counts discarded segments by reason.
 	Drops [NumDropReasons]uint64
@@ -116,6 +118,8 @@ func (s *Stats) Add(o *Stats) {
 	s.DSACKsSent += o.DSACKsSent
 	s.SpuriousRTOs += o.SpuriousRTOs
 	s.SpuriousRecoveries += o.SpuriousRecoveries
+	s.ECNCEReceived += o.ECNCEReceived
+	s.ECNReductions += o.ECNReductions
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}

@@ -24,6 +24,10 @@ type LinkConfig struct {
 	Jitter    time.Duration // uniform extra delay per packet
 	Bandwidth int64         // bytes per second; 0 means unlimited
 	Queue     time.Duration // a packet that would wait longer than this for the link is dropped
+	// CE is the probability that an ECN-capable packet (Segment.ECT) is
+	// marked Congestion Experienced (RFC 3168) instead of going through
+	// unmarked.
+	CE float64
 }
 
 // packet is a segment in flight, with its payload copied out of the
@@ -76,7 +80,7 @@ type link struct {
 	cfg                                           LinkConfig
 	rng                                           *rand.Rand
 	busy                                          [2]tcp.Time // when each direction's transmitter is free again
-	sent, lost, duplicated, reordered, queueDrops int
+	sent, lost, duplicated, reordered, queueDrops, marked int
 }
 
 // wireSize approximates the packet's size on the wire: IPv4 and TCP
@@ -114,6 +118,11 @@ func (l *link) transmit(w *world, from int, p *packet) {
 	} else {
 		l.busy[from] = start
 	}
+	if l.cfg.CE > 0 && p.seg.ECT && l.rng.Float64() < l.cfg.CE {
+		p.seg.CE = true
+		l.marked++
+	}
+	p.seg.ECT = false // the receiving core sees only CE
 	copies := 1
 	if l.rng.Float64() < l.cfg.Duplicate {
 		copies = 2

@@ -69,5 +69,8 @@ func RandomScenario(seed uint64, maxBytes int) Scenario {
 		sc.ReadChunk = 256 + r.IntN(4096)
 		sc.AppDelay = dur(10*time.Millisecond, 200*time.Millisecond)
 	}
+	// Drawn last, so that the fields above are what they were before ECN.
+	sc.Client.ECN, sc.Server.ECN = pick(0.3), pick(0.3)
+	sc.Link.CE = []float64{0, 0.01, 0.1}[r.IntN(3)]
 	return sc
 }

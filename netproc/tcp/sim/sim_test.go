@@ -157,3 +157,27 @@ func TestLossyBulkFewTimeouts(t *testing.T) {
 		t.Errorf("%d retransmission timeouts in %d runs of %d MB at 5%% loss, want at most %d", total, seeds, mb, seeds)
 	}
 }
+
+// TestECN runs a transfer over a link that marks 5% of ECN-capable
+// packets Congestion Experienced and loses none (RFC 3168): the sender
+// must reduce its window on the receiver's echoes, so neither end
+// retransmits anything nor times out, and every byte arrives.
+func TestECN(t *testing.T) {
+	cfg := tcp.Config{MSS: 1460, NoDelay: true, FastLossRecovery: true, ECN: true, TimeWait: 10 * time.Millisecond}
+	sc := Scenario{Seed: 1, Limit: time.Hour,
+		Link:   LinkConfig{CE: 0.05, Delay: time.Millisecond, Bandwidth: 50_000_000, Queue: time.Second},
+		Client: cfg, Server: cfg, Conns: 1, ClientBytes: 2 << 20,
+		ClientSndBuf: 256 << 10, ClientRcvBuf: 256 << 10, ServerSndBuf: 256 << 10, ServerRcvBuf: 256 << 10}
+	res, err := Run(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := res.Stats[0], res.Stats[1]
+	t.Logf("client: %d reductions, %d retransmissions; server: %d CE received", c.ECNReductions, c.RetransSegs, s.ECNCEReceived)
+	if c.ECNReductions == 0 || s.ECNCEReceived == 0 {
+		t.Errorf("no ECN reaction: %d CE marks received, %d reductions", s.ECNCEReceived, c.ECNReductions)
+	}
+	if c.RetransSegs != 0 || c.Timeouts != 0 {
+		t.Errorf("%d retransmissions and %d timeouts on a link that loses nothing", c.RetransSegs, c.Timeouts)
+	}
+}
