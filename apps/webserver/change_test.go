@@ -88,18 +88,21 @@ func TestCachedFileChanges(t *testing.T) {
 				}
 				small, big := pattern('a', 5000), pattern('A', 300<<10) // big does not fit the write buffer
 
-				t.Run("small truncated", func(t *testing.T) {
-					cached("s1", small)
-					os.Truncate(filepath.Join(dir, "s1"), 100)
-					st, got := fetchWhole(t, client, url+"s1")
+				// truncated caches name with data, cuts it to size, and
+				// checks that it is served whole as it was or as it is.
+				truncated := func(t *testing.T, name string, data []byte, size int) {
+					cached(name, data)
+					os.Truncate(filepath.Join(dir, name), int64(size))
+					st, got := fetchWhole(t, client, url+name)
 					if st != 200 {
 						t.Fatalf("status %d", st)
 					}
-					wholeOneOf(t, "s1", got, small, small[:100])
-					if content == 0 && !bytes.Equal(got, small[:100]) {
+					wholeOneOf(t, name, got, data, data[:size])
+					if content == 0 && !bytes.Equal(got, data[:size]) {
 						t.Error("without kept contents, the file can only be served as it is now")
 					}
-				})
+				}
+				t.Run("small truncated", func(t *testing.T) { truncated(t, "s1", small, 100) })
 				t.Run("small rewritten shorter", func(t *testing.T) {
 					cached("s2", small)
 					write("s2", pattern('x', 50))
@@ -112,18 +115,7 @@ func TestCachedFileChanges(t *testing.T) {
 					_, got := fetchWhole(t, client, url+"s3")
 					wholeOneOf(t, "s3", got, small, nil)
 				})
-				t.Run("big truncated", func(t *testing.T) {
-					cached("b1", big)
-					os.Truncate(filepath.Join(dir, "b1"), 150000)
-					st, got := fetchWhole(t, client, url+"b1")
-					if st != 200 {
-						t.Fatalf("status %d", st)
-					}
-					wholeOneOf(t, "b1", got, big, big[:150000])
-					if content == 0 && !bytes.Equal(got, big[:150000]) {
-						t.Error("without kept contents, the file can only be served as it is now")
-					}
-				})
+				t.Run("big truncated", func(t *testing.T) { truncated(t, "b1", big, 150000) })
 				t.Run("big replaced", func(t *testing.T) {
 					cached("b2", big)
 					next := pattern('0', 200<<10)

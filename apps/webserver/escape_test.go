@@ -194,6 +194,23 @@ var escapeCases = []struct {
 	{"/hello.txt", 200},
 }
 
+// checkEscapes asks the server at addr for every escape case, and fails t
+// on a status other than the case's or a response that shows a file from
+// outside the root.
+func checkEscapes(t *testing.T, addr string) {
+	t.Helper()
+	for _, c := range escapeCases {
+		out := exchange(t, addr, "GET "+c.target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		rs := parseResponses(t, out)
+		if len(rs) != 1 || rs[0].StatusCode != c.status {
+			t.Errorf("%s: %.80q, want %d", c.target, out, c.status)
+		}
+		if strings.Contains(out, "root:") || strings.Contains(out, "outside the root") {
+			t.Errorf("%s: sent a file from outside the root:\n%s", c.target, out)
+		}
+	}
+}
+
 // TestEscapeThroughDiskproc serves a root holding links out of it through
 // a real diskproc (in this process): every link out is 404 and its target
 // never sent, nothing is logged as an error, and links that stay inside
@@ -207,16 +224,7 @@ func TestEscapeThroughDiskproc(t *testing.T) {
 			log := newLevelCounter()
 			_, addr := startServer(t, Config{Root: srv.FS(), IndexFile: "index.html", Listing: true, ErrorLog: slog.New(log), OpenFileCache: cache})
 			for range 3 {
-				for _, c := range escapeCases {
-					out := exchange(t, addr, "GET "+c.target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-					rs := parseResponses(t, out)
-					if len(rs) != 1 || rs[0].StatusCode != c.status {
-						t.Errorf("%s: %.80q, want %d", c.target, out, c.status)
-					}
-					if strings.Contains(out, "root:") || strings.Contains(out, "outside the root") {
-						t.Errorf("%s: sent a file from outside the root:\n%s", c.target, out)
-					}
-				}
+				checkEscapes(t, addr)
 			}
 			if n := log.count(slog.LevelError); n != 0 {
 				t.Errorf("%d errors logged: %q", n, log.msgs)
@@ -281,16 +289,7 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%
 		t.Fatalf("web did not come up: %+v", st)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for _, c := range escapeCases {
-		out := exchange(t, addr, "GET "+c.target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		rs := parseResponses(t, out)
-		if len(rs) != 1 || rs[0].StatusCode != c.status {
-			t.Errorf("%s: %.80q, want %d", c.target, out, c.status)
-		}
-		if strings.Contains(out, "root:") || strings.Contains(out, "outside the root") {
-			t.Errorf("%s: sent a file from outside the root:\n%s", c.target, out)
-		}
-	}
+	checkEscapes(t, addr)
 	// The web server's standard output and error share its log file. An
 	// error about a request is written before its response, its access
 	// log line after it: once the last request's line is there, every

@@ -57,6 +57,26 @@ type countedFile struct {
 
 func (f *countedFile) Close() error { f.fs.closes.Add(1); return f.readAtFile.Close() }
 
+// getBody GETs url with the header's name, value pairs, and returns the
+// body (whatever the status).
+func getBody(t *testing.T, url string, header ...string) string {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 func TestOpenFileCache(t *testing.T) {
 	t0 := time.Unix(1700000000, 0)
 	cfs := &countingFS{m: fstest.MapFS{}}
@@ -66,16 +86,7 @@ func TestOpenFileCache(t *testing.T) {
 	clock := newTestClock(t0)
 	s.cache.clock = clock.now
 	url := "http://" + serveOn(t, s, kernelListen(t))
-	get := func(path string) string {
-		t.Helper()
-		resp, err := http.Get(url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	get := func(path string) string { t.Helper(); return getBody(t, url+path) }
 	for range 10 {
 		if got := get("/a.txt"); got != "first" {
 			t.Fatalf("got %q", got)
@@ -170,17 +181,7 @@ func TestContentCache(t *testing.T) {
 	addr := serveOn(t, s, kernelListen(t))
 	get := func(path string, header ...string) string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+		return getBody(t, "http://"+addr+path, header...)
 	}
 	for range 5 {
 		if got := get("/a.txt"); got != "first" {
