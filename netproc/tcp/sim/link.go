@@ -77,9 +77,9 @@ func (q *eventQueue) Pop() any {
 
 // link carries packets between the two hosts.
 type link struct {
-	cfg                                           LinkConfig
-	rng                                           *rand.Rand
-	busy                                          [2]tcp.Time // when each direction's transmitter is free again
+	cfg                                                   LinkConfig
+	rng                                                   *rand.Rand
+	busy                                                  [2]tcp.Time // when each direction's transmitter is free again
 	sent, lost, duplicated, reordered, queueDrops, marked int
 }
 
