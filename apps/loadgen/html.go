@@ -32,6 +32,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		Mode:     "closed loop",
 		Summary:  strings.TrimRight(r.String(), "\n"),
 		JSON:     template.JS(js),
+		Elapsed:  round(r.Elapsed).String(),
 		Generate: time.Now().UTC().Format(time.RFC3339),
 	}
 	if r.Rate > 0 {
@@ -52,6 +53,7 @@ type htmlPage struct {
 	Mode     string
 	Summary  string
 	JSON     template.JS
+	Elapsed  string
 	Generate string
 	Plots    []svgPlot
 }
@@ -105,23 +107,25 @@ type point struct {
 func (p *svgPlot) addSeries(name, color string, pts []point, xmax, ymax float64) {
 	var b strings.Builder
 	n := 0
-	pen := false
-	for _, pt := range pts {
+	for i, pt := range pts {
 		if !pt.ok {
-			pen = false
 			continue
 		}
 		x := plotX0 + pt.x/xmax*innerW
 		y := plotY1 - pt.y/ymax*innerH
 		cmd := "L"
-		if !pen {
+		if i == 0 || !pts[i-1].ok {
 			cmd = "M"
 		}
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
 		fmt.Fprintf(&b, "%s%.2f,%.2f", cmd, x, y)
-		pen = true
+		if cmd == "M" && (i+1 == len(pts) || !pts[i+1].ok) {
+			// A point alone: a segment of no length, which the round
+			// cap draws as a dot.
+			b.WriteString(" l0,0")
+		}
 		n++
 	}
 	p.Series = append(p.Series, svgSeries{Name: name, Color: color, Path: b.String(), Points: n,
@@ -245,7 +249,7 @@ func throughputPlot(r *Report) svgPlot {
 	xmax := p.timeAxis(r)
 	var peak float64
 	for _, iv := range r.Timeline {
-		peak = max(peak, iv.RequestsPerSec, perSec(iv.Errors, r.TimelineStep))
+		peak = max(peak, iv.RequestsPerSec, iv.ErrorsPerSec)
 	}
 	top := p.yAxis(peak, func(v float64) string { return trimFloat(v) })
 	reqs := make([]point, len(r.Timeline))
@@ -253,7 +257,7 @@ func throughputPlot(r *Report) svgPlot {
 	anyErr := false
 	for i, iv := range r.Timeline {
 		reqs[i] = point{x: mid(r, iv), y: iv.RequestsPerSec, ok: true}
-		errs[i] = point{x: mid(r, iv), y: perSec(iv.Errors, r.TimelineStep), ok: true}
+		errs[i] = point{x: mid(r, iv), y: iv.ErrorsPerSec, ok: true}
 		anyErr = anyErr || iv.Errors > 0
 	}
 	p.addSeries("requests/s", "#1f77b4", reqs, xmax, top)
@@ -261,13 +265,6 @@ func throughputPlot(r *Report) svgPlot {
 		p.addSeries("errors/s", "#d62728", errs, xmax, top)
 	}
 	return p
-}
-
-func perSec(n int64, step time.Duration) float64 {
-	if step <= 0 {
-		return 0
-	}
-	return float64(n) / step.Seconds()
 }
 
 func latencyPlot(r *Report) svgPlot {
@@ -319,14 +316,14 @@ svg { display: block; background: #fff; }
 .axis { stroke: #444; stroke-width: 1; }
 .tick { font-size: 12px; fill: #444; }
 .label { font-size: 13px; fill: #222; }
-.series { fill: none; stroke-width: 2; stroke-linejoin: round; }
+.series { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
 .empty { font-size: 16px; fill: #888; }
 footer { margin-top: 2em; font-size: 0.8em; color: #777; }
 </style>
 </head>
 <body>
 <h1>{{.Title}}</h1>
-<p>{{.R.Connections}} connections, {{.Mode}}, {{.R.Elapsed}}.</p>
+<p>{{.R.Connections}} connections, {{.Mode}}, {{.Elapsed}}.</p>
 <pre id="summary">{{.Summary}}</pre>
 {{range .Plots}}
 <h2>{{.Title}}</h2>

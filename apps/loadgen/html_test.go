@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,9 @@ func parsePath(t *testing.T, d string) []point {
 	t.Helper()
 	var pts []point
 	for _, f := range strings.Fields(d) {
+		if f == "l0,0" {
+			continue // a lone point's dot
+		}
 		var x, y float64
 		if _, err := fmt.Sscanf(f[1:], "%g,%g", &x, &y); err != nil || (f[0] != 'M' && f[0] != 'L') {
 			t.Fatalf("path step %q: %v", f, err)
@@ -382,6 +386,38 @@ func TestProgressRate(t *testing.T) {
 		w.responses.Store(step.responses)
 		if p := r.progress(step.final, t0.Add(step.at)); p.Rate != step.want || p.Responses != step.responses || p.Elapsed != step.at {
 			t.Errorf("at %v with %d responses: %+v, want a rate of %g", step.at, step.responses, p, step.want)
+		}
+	}
+}
+
+// TestTimelineTail: a tail shorter than half a step joins the last whole
+// interval, whose rate is then over its whole length; a longer one is an
+// interval of its own, its rate over what it lasted.
+func TestTimelineTail(t *testing.T) {
+	for _, tt := range []struct {
+		elapsed  time.Duration
+		n        int
+		lastRate float64
+	}{
+		{1020 * time.Millisecond, 10, 12 / 0.12}, // 10 ms per response: 12 in the last 120 ms
+		{1070 * time.Millisecond, 11, 7 / 0.07},
+		{0, 1, 0},
+	} {
+		tl := newTimeline()
+		var n int64
+		for at := time.Duration(0); at < tt.elapsed; at += 10 * time.Millisecond {
+			tl.add(sample{at: at, latency: 5})
+			n++
+		}
+		ivs := tl.report(tt.elapsed)
+		var sum int64
+		for _, iv := range ivs {
+			sum += iv.Requests
+		}
+		last := ivs[len(ivs)-1]
+		if len(ivs) != tt.n || sum != n || math.Abs(last.RequestsPerSec-tt.lastRate) > 0.01 {
+			t.Errorf("run of %v: %d intervals, %d of %d requests, last %+v; want %d intervals, the last at %g/s",
+				tt.elapsed, len(ivs), sum, n, last, tt.n, tt.lastRate)
 		}
 	}
 }

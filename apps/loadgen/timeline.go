@@ -98,33 +98,48 @@ type Interval struct {
 	Requests       int64         `json:"responses"`
 	Errors         int64         `json:"failures"`
 	RequestsPerSec float64       `json:"responses_per_sec"`
+	ErrorsPerSec   float64       `json:"failures_per_sec"`
 	P50            time.Duration `json:"lat_p50_ns"`
 	P90            time.Duration `json:"lat_p90_ns"`
 	P99            time.Duration `json:"lat_p99_ns"`
 	Max            time.Duration `json:"lat_max_ns"`
 }
 
-// report turns the timeline into the report's intervals, up to elapsed
-// (the last one may be short: its rate is over its own length).
+// report turns the timeline into the report's intervals, over elapsed. A
+// tail shorter than half a step is folded into the last whole interval
+// (with anything that ended after elapsed), so that the last point's rate
+// is over at least half a step rather than a sliver of one. It is called
+// once, at the end of the run: it may merge the timeline's histograms.
 func (tl *timeline) report(elapsed time.Duration) []Interval {
-	n := int((elapsed + tl.step - 1) / tl.step)
-	n = max(n, len(tl.intervals))
+	n := max(int((elapsed+tl.step/2)/tl.step), 1)
+	for len(tl.intervals) > n {
+		last := len(tl.intervals) - 1
+		tail, into := tl.intervals[last], &tl.intervals[last-1]
+		into.responses += tail.responses
+		into.errors += tail.errors
+		switch {
+		case into.hist == nil:
+			into.hist = tail.hist
+		case tail.hist != nil:
+			into.hist.Merge(tail.hist)
+		}
+		tl.intervals = tl.intervals[:last]
+	}
 	out := make([]Interval, n)
 	for i := range out {
 		start := time.Duration(i) * tl.step
 		out[i].Start = start
-		length := min(tl.step, elapsed-start)
-		if length <= 0 {
-			length = tl.step // a response that ended just after the run did
+		length := tl.step
+		if i == n-1 && elapsed-start > 0 {
+			length = elapsed - start
 		}
 		if i >= len(tl.intervals) {
 			continue
 		}
 		iv := tl.intervals[i]
 		out[i].Requests, out[i].Errors = iv.responses, iv.errors
-		if length > 0 {
-			out[i].RequestsPerSec = float64(iv.responses) / length.Seconds()
-		}
+		out[i].RequestsPerSec = float64(iv.responses) / length.Seconds()
+		out[i].ErrorsPerSec = float64(iv.errors) / length.Seconds()
 		if h := iv.hist; h != nil {
 			out[i].P50 = us(h.ValueAtQuantile(50))
 			out[i].P90 = us(h.ValueAtQuantile(90))
