@@ -231,12 +231,11 @@ func (c *TCPConn) sendSection(head []byte, sr *io.SectionReader) (int64, error) 
 		}
 		return 0, err
 	}
-	s := &sectionSend{c: c, at: at, head: head, off: base + pos, left: size - pos}
-	s.q = s.queue[:0]
+	s := sectionSend{c: c, at: at, head: head, off: base + pos, left: size - pos}
 	var sent int64
 	for {
 		s.fill()
-		if len(s.q) == 0 {
+		if s.queued == 0 {
 			break
 		}
 		sent += s.sendNext()
@@ -255,17 +254,19 @@ type sectionSend struct {
 	at        io.ReaderAt
 	head      []byte // not yet copied into a buffer
 	off, left int64  // the section's bytes not yet asked for
-	queue     [maxWriteBehind]*sectionFill
-	q         []*sectionFill // of queue: the buffers being read or read
-	stop      error          // why no more is sent: a failure, or a read that came up short
+	// The buffers being read or read, in order: queued of them from
+	// queue[first] on, wrapping around.
+	queue         [maxWriteBehind]*sectionFill
+	first, queued int
+	stop          error // why no more is sent: a failure, or a read that came up short
 }
 
 // fill reserves buffers and starts reading the section into them, up to
 // maxWriteBehind in all. It waits for room only with no buffer queued.
 func (s *sectionSend) fill() {
-	for s.left > 0 && s.stop == nil && len(s.q) < maxWriteBehind {
+	for s.left > 0 && s.stop == nil && s.queued < maxWriteBehind {
 		var res reservation
-		if len(s.q) == 0 {
+		if s.queued == 0 {
 			var err error
 			if res, err = s.c.reserve(); err != nil {
 				s.stop = err
@@ -277,7 +278,8 @@ func (s *sectionSend) fill() {
 				return
 			}
 		}
-		s.q = append(s.q, s.start(res))
+		s.queue[(s.first+s.queued)%maxWriteBehind] = s.start(res)
+		s.queued++
 	}
 }
 
@@ -289,15 +291,15 @@ func (s *sectionSend) start(res reservation) *sectionFill {
 	s.head = s.head[h:]
 	k := int(min(int64(len(res.data)-h), s.left))
 	f := &sectionFill{res: res, head: h, want: h + k, n: h}
-	dst, off := res.data[h:h+k], s.off
+	at, dst, off := s.at, res.data[h:h+k], s.off
 	if int64(k) == s.left {
-		m, err := s.at.ReadAt(dst, off)
+		m, err := at.ReadAt(dst, off)
 		f.n += m
 		f.err = err
 	} else {
 		f.done = make(chan struct{})
 		go func() {
-			m, err := s.at.ReadAt(dst, off)
+			m, err := at.ReadAt(dst, off)
 			f.n += m
 			f.err = err
 			close(f.done)
@@ -312,8 +314,10 @@ func (s *sectionSend) start(res reservation) *sectionFill {
 // only gives it back once the send has stopped; it returns the section's
 // bytes it sent.
 func (s *sectionSend) sendNext() int64 {
-	f := s.q[0]
-	s.q = s.q[1:]
+	f := s.queue[s.first]
+	s.queue[s.first] = nil
+	s.first = (s.first + 1) % maxWriteBehind
+	s.queued--
 	if f.done != nil {
 		<-f.done // its ReadAt writes into the buffer: wait, whatever happened
 	}
