@@ -49,6 +49,10 @@ type ConfigStatus struct {
 	Generation  int       `msgpack:"gen" json:"generation"`
 	LoadedAt    time.Time `msgpack:"loaded" json:"loaded_at"`
 	ReloadError string    `msgpack:"reload_err,omitempty" json:"reload_error,omitempty"`
+	// NeedsRestart names the keys ("netproc.backend") whose new values
+	// the running instance kept as they were: they take effect at its
+	// next start.
+	NeedsRestart []string `msgpack:"needs_restart,omitempty" json:"needs_restart,omitempty"`
 }
 
 // Component kinds and states as status reports them.
@@ -109,6 +113,24 @@ type Kill struct {
 // Restart asks for a graceful stop and a fresh start of a component.
 type Restart struct {
 	Name string `msgpack:"name"`
+}
+
+// Upgrade asks for a component to be restarted as Restart does, from
+// Binary (an absolute path) when it is set: the new program replaces the
+// old one for every later start, until the supervisor stops.
+type Upgrade struct {
+	Name   string `msgpack:"name"`
+	Binary string `msgpack:"binary,omitempty"`
+}
+
+// UpgradeReply says what an upgrade did: the program now running, its
+// pid, and the blackout, from the old incarnation's exit to the new one's
+// readiness (an app that leaves its listeners to netproc has clients wait
+// in the backlog meanwhile rather than be refused).
+type UpgradeReply struct {
+	Binary     string `msgpack:"binary" json:"binary"`
+	PID        int    `msgpack:"pid" json:"pid"`
+	BlackoutNS int64  `msgpack:"blackout_ns" json:"blackout_ns"`
 }
 
 // Stop asks the supervisor to stop the instance.

@@ -53,6 +53,7 @@ type reloadState struct {
 	generation int       // 1 for the config the instance started with
 	loadedAt   time.Time // when the generation in force was read
 	lastErr    string    // why the last reload failed, "" if it did not
+	kept       []string  // keys of the file in force that wait for a new start
 }
 
 // ReloadOn makes the signals sigs (SIGHUP) reload the configuration, until
@@ -189,7 +190,7 @@ func (s *Supervisor) applyConfig(cfg *configs.Config) error {
 	old.Netproc.Policy, old.Diskproc.Policy = cfg.Netproc.Policy, cfg.Diskproc.Policy
 	old.Apps, old.Source = cfg.Apps, cfg.Source
 	s.applyApps(plan)
-	s.reload.generation, s.reload.loadedAt = gen, time.Now()
+	s.reload.generation, s.reload.loadedAt, s.reload.kept = gen, time.Now(), kept
 	if printed, err := configs.Print(old); err != nil {
 		s.log.Warn("reload: cannot print the effective configuration", "err", err)
 	} else if err := os.WriteFile(s.opts.Paths.Config, printed, 0o600); err != nil {
@@ -376,7 +377,7 @@ func sourceName(src string) string {
 func (s *Supervisor) configStatus() *proto.ConfigStatus {
 	return &proto.ConfigStatus{
 		Source: sourceName(s.cfg.Source), Generation: s.reload.generation,
-		LoadedAt: s.reload.loadedAt, ReloadError: s.reload.lastErr,
+		LoadedAt: s.reload.loadedAt, ReloadError: s.reload.lastErr, NeedsRestart: s.reload.kept,
 	}
 }
 

@@ -108,8 +108,11 @@ func TestReloadSIGHUP(t *testing.T) {
 			t.Errorf("supervisor's log lacks %q:\n%s", want, b)
 		}
 	}
-	if out := in.MustRun("status"); !strings.Contains(out, "generation 2") {
-		t.Errorf("status does not show the generation:\n%s", out)
+	if out := in.MustRun("status"); !strings.Contains(out, "generation 2") || !strings.Contains(out, "kept until the instance is started again: channel.buffers") {
+		t.Errorf("status does not show the generation and the key kept:\n%s", out)
+	}
+	if k := st.Config.NeedsRestart; len(k) != 1 || k[0] != "channel.buffers" {
+		t.Errorf("status --json: needs_restart %q, want [channel.buffers]", k)
 	}
 
 	// A config with an error: nothing changes, and status says why.

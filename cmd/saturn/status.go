@@ -54,6 +54,9 @@ func printStatus(w io.Writer, st *proto.StatusReply) {
 	}
 	if cs := st.Config; cs != nil {
 		fmt.Fprintf(w, "config %s, generation %d, loaded %s\n", cs.Source, cs.Generation, cs.LoadedAt.Local().Format(time.DateTime))
+		if len(cs.NeedsRestart) > 0 {
+			fmt.Fprintf(w, "kept until the instance is started again: %s\n", strings.Join(cs.NeedsRestart, ", "))
+		}
 		if cs.ReloadError != "" {
 			fmt.Fprintf(w, "last reload failed, generation %d still in force: %s\n", cs.Generation, cs.ReloadError)
 		}
