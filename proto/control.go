@@ -43,6 +43,7 @@ const (
 	MsgStatus  MsgType = "status"  // Status → StatusReply
 	MsgKill    MsgType = "kill"    // Kill → OK
 	MsgRestart MsgType = "restart" // Restart → OK
+	MsgUpgrade MsgType = "upgrade" // Upgrade → UpgradeReply
 	MsgStop    MsgType = "stop"    // Stop → OK, then the supervisor stops
 	MsgLaunch  MsgType = "launch"  // Launch → OK: supervise a new app process
 	MsgDetach  MsgType = "detach"  // Detach → OK: stop and forget an app

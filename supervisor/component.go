@@ -26,6 +26,7 @@ type component struct {
 	proc        *os.Process
 	pid         int
 	startedAt   time.Time
+	exitedAt    time.Time // when the last incarnation exited
 	restarts    int
 	lastExit    string
 	reason      string

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -216,6 +218,13 @@ func (s *Supervisor) onControlRequest(sess *proto.Session, cred *unix.Ucred, r *
 		if decode(r, &m) {
 			s.do(func() { s.handleKill(r, &m) })
 		}
+	case proto.MsgUpgrade:
+		var m proto.Upgrade
+		if err := r.Decode(&m); err != nil {
+			r.Error(proto.CodeBadRequest, err.Error())
+			return
+		}
+		s.do(func() { s.handleUpgrade(sess, r, &m) })
 	case proto.MsgRestart:
 		var m proto.Restart
 		if decode(r, &m) {
@@ -344,6 +353,52 @@ func (s *Supervisor) handleKill(r *proto.Request, m *proto.Kill) {
 // handleRestart stops c gracefully and starts it afresh, whatever its
 // policy, and answers once the new incarnation is ready.
 func (s *Supervisor) handleRestart(sess *proto.Session, r *proto.Request, name string) {
+	s.restartAndReply(sess, r, name, nil)
+}
+
+// handleUpgrade is a restart from another program: every later start of
+// the component runs m.Binary (checked before anything stops), and the
+// reply says the blackout the restart caused. Servers and apps alike: a
+// server's blackout is a kill's (docs/restart.md), an app's a graceful
+// restart's.
+func (s *Supervisor) handleUpgrade(sess *proto.Session, r *proto.Request, m *proto.Upgrade) {
+	c := s.find(m.Name)
+	if c != nil && m.Binary != "" {
+		if err := checkBinary(m.Binary, c.spec.cred); err != nil {
+			r.Error(proto.CodeBadRequest, fmt.Sprintf("upgrade %s: %v", m.Name, err))
+			return
+		}
+	}
+	s.restartAndReply(sess, r, m.Name, func(c *component) {
+		if m.Binary != "" {
+			s.log.Info("upgrading", "name", c.name, "from", c.spec.path, "to", m.Binary)
+			c.spec.path = m.Binary
+		}
+	})
+}
+
+// checkBinary reports a program that cannot replace a component's: not an
+// absolute path, not a regular file, not executable (by cred's user, when
+// the component runs as one).
+func checkBinary(path string, cred *syscall.Credential) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s is not an absolute path", path)
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", path)
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%s is not executable", path)
+	}
+	return checkRunnable(cred, path, "")
+}
+
+// restartAndReply restarts the named component; before, upgrade (when
+// set) changes what it runs, and the reply then carries an UpgradeReply.
+func (s *Supervisor) restartAndReply(sess *proto.Session, r *proto.Request, name string, upgrade func(*component)) {
 	c := s.find(name)
 	switch {
 	case c == nil:
@@ -361,6 +416,9 @@ func (s *Supervisor) handleRestart(sess *proto.Session, r *proto.Request, name s
 		return
 	}
 	after := c.incarnation // the reply waits for a newer one
+	if upgrade != nil {
+		upgrade(c)
+	}
 	if c.alive() {
 		c.restartAsk = true // the exit that follows starts it again
 		s.stop(c)
@@ -371,7 +429,13 @@ func (s *Supervisor) handleRestart(sess *proto.Session, r *proto.Request, name s
 	}
 	go func() {
 		defer answered()
-		s.replyWhenReady(r, name, after)
+		if upgrade == nil {
+			s.replyWhenReady(r, name, after)
+			return
+		}
+		s.replyWhenReadyWith(r, name, after, func(c *component) any {
+			return &proto.UpgradeReply{Binary: c.spec.path, PID: c.pid, BlackoutNS: time.Since(c.exitedAt).Nanoseconds()}
+		})
 	}()
 }
 
@@ -380,6 +444,13 @@ func (s *Supervisor) handleRestart(sess *proto.Session, r *proto.Request, name s
 // simple app once started, a notify app that stays silent at ready_timeout:
 // see awaitReady), or once it failed or stopped.
 func (s *Supervisor) replyWhenReady(r *proto.Request, name string, after int) {
+	s.replyWhenReadyWith(r, name, after, nil)
+}
+
+// replyWhenReadyWith is replyWhenReady whose OK carries what body says of
+// the component (on the loop, as it became ready).
+func (s *Supervisor) replyWhenReadyWith(r *proto.Request, name string, after int, body func(*component) any) {
+	var reply any
 	timeout := s.cfg.Supervisor.ReadyTimeout.D() + s.cfg.Supervisor.StopGrace.D()
 	var state, reason string
 	ok := s.waitFor(timeout, func() bool {
@@ -390,11 +461,15 @@ func (s *Supervisor) replyWhenReady(r *proto.Request, name string, after int) {
 		}
 		state, reason = c.state, c.reason
 		newer := c.incarnation > after
-		return newer && (c.state == proto.StateRunning || c.state == proto.StateStopped) || c.state == proto.StateFailed
+		done := newer && (c.state == proto.StateRunning || c.state == proto.StateStopped) || c.state == proto.StateFailed
+		if done && body != nil {
+			reply = body(c)
+		}
+		return done
 	})
 	switch {
 	case ok && state == proto.StateRunning:
-		r.Reply(proto.MsgOK, nil)
+		r.Reply(proto.MsgOK, reply)
 	case ok:
 		r.Error(proto.CodeFailed, fmt.Sprintf("%s is %s: %s (see `saturn logs %s`)", name, state, reason, name))
 	default:

@@ -142,7 +142,7 @@ func (s *Supervisor) exited(c *component, inc int, exit Exit) {
 	}
 	uptime := time.Since(c.startedAt).Round(time.Millisecond)
 	c.proc, c.pid, c.ready = nil, 0, false
-	c.lastExit = exit.String()
+	c.lastExit, c.exitedAt = exit.String(), time.Now()
 	if c.killTimer != nil {
 		c.killTimer.Stop()
 		c.killTimer = nil

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +18,8 @@ import (
 	"saturn/proto"
 )
 
-// TestGracefulRestartLosesNothing: `saturn restart web` twice under two
+// TestGracefulRestartLosesNothing: `saturn restart web`, then `saturn
+// upgrade web` to another copy of the program, under two
 // kinds of load at once, the load generator's keep-alive connections (a
 // closed loop: a request always on its way) and clients that open a new
 // connection per request, and not one request fails. The old web server
@@ -59,14 +62,33 @@ func TestGracefulRestartLosesNothing(t *testing.T) {
 		}()
 	}
 
+	// The second event is an upgrade: a restart from another copy of the
+	// program, which reports its blackout.
+	upgraded := filepath.Join(t.TempDir(), "saturn-next")
+	copyFile(t, in.Bin, upgraded)
+	os.Chmod(upgraded, 0o755)
+	os.Chmod(filepath.Dir(upgraded), 0o755) // web runs as its own user
 	for i := range 2 {
 		time.Sleep(1500 * time.Millisecond) // load on the old incarnation, then the restart
 		before := in.Status()
-		in.MustRun("restart", "web")
+		if i == 0 {
+			in.MustRun("restart", "web")
+		} else {
+			out := in.MustRun("upgrade", "web", "--binary", upgraded)
+			var ms float64
+			if _, err := fmt.Sscanf(out[strings.Index(out, "blackout ")+len("blackout "):], "%gms", &ms); err != nil || ms <= 0 || ms > 5000 {
+				t.Errorf("upgrade's report %q: want a blackout in milliseconds, under 5 s", out)
+			}
+		}
 		st := in.Status()
 		b, a := componentPID(before, "web"), componentPID(st, "web")
 		if a == 0 || a == b {
-			t.Fatalf("restart %d: web pid %d then %d", i+1, b, a)
+			t.Fatalf("event %d: web pid %d then %d", i+1, b, a)
+		}
+		if i == 1 {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", a)); exe != upgraded {
+				t.Errorf("after the upgrade web runs %q, want %q", exe, upgraded)
+			}
 		}
 	}
 	if err := load.Wait(); err != nil {

@@ -57,6 +57,41 @@ func restartCommand() *cli.Command {
 	}
 }
 
+func upgradeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "upgrade",
+		Usage: "restart a component from a new program (or its own, rebuilt) and report the blackout",
+		Description: "A restart as `saturn restart` does it, from --binary when it is given: every\n" +
+			"later start of the component runs that program, until the supervisor stops\n" +
+			"(the config is not changed). For netproc and diskproc, and apps started as\n" +
+			"\"saturn ...\", the program is a saturn binary. The program is checked before\n" +
+			"anything stops. It returns once the new incarnation is ready and prints the\n" +
+			"blackout: from the old incarnation's exit to the new one's readiness. A server\n" +
+			"keeps what a kill keeps, an app what a graceful restart keeps (docs/restart.md).",
+		ArgsUsage: "NAME",
+		Flags: withInstance(&cli.StringFlag{Name: "binary", Usage: "the program to run from now on (default: the one it runs, as it is on disk now)"}),
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "NAME")
+			if err != nil {
+				return err
+			}
+			bin := c.String("binary")
+			if bin != "" {
+				if bin, err = filepath.Abs(bin); err != nil {
+					return err
+				}
+			}
+			var rep proto.UpgradeReply
+			if err := request(c, proto.MsgUpgrade, &proto.Upgrade{Name: name, Binary: bin}, &rep, 2*time.Minute); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "saturn: %s upgraded: %s, pid %d, blackout %v\n", name, rep.Binary, rep.PID,
+				time.Duration(rep.BlackoutNS).Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
 func attachCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "attach",

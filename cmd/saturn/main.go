@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			topCommand(),
 			killCommand(),
 			restartCommand(),
+			upgradeCommand(),
 			attachCommand(),
 			detachCommand(),
 			logsCommand(),
