@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -39,12 +38,8 @@ func TestExpectContinue(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					c, err := net.Dial("tcp", addr)
-					if err != nil {
-						t.Fatal(err)
-					}
+					c := dialRaw(t, addr)
 					defer c.Close()
-					c.SetDeadline(time.Now().Add(10 * time.Second))
 					if _, err := io.WriteString(c, tt.head); err != nil {
 						t.Fatal(err)
 					}

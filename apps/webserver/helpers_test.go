@@ -190,16 +190,26 @@ func connStates(s *Server) map[int32]int {
 	return n
 }
 
-// exchange writes raw to a new connection to addr, half-closes it, and
-// returns everything the server sends until it closes the connection.
-func exchange(t testing.TB, addr, raw string) string {
+// dialRaw connects to addr for a test that speaks HTTP by hand, with a
+// deadline 10 s from now for every read and write, so that a server that
+// fails to answer fails the test rather than hangs it. The caller closes
+// the connection.
+func dialRaw(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// exchange writes raw to a new connection to addr, half-closes it, and
+// returns everything the server sends until it closes the connection.
+func exchange(t testing.TB, addr, raw string) string {
+	t.Helper()
+	c := dialRaw(t, addr)
+	defer c.Close()
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}

@@ -55,14 +55,10 @@ func testSlowSenders(t *testing.T, ln net.Listener) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialRaw(t, addr)
 			defer c.Close()
 			start := time.Now()
 			go tt.send(c)
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			out, err := io.ReadAll(c)
 			elapsed := time.Since(start)
 			if err != nil {
@@ -97,11 +93,7 @@ func testShutdown(t *testing.T, ln net.Listener) {
 	go func() { served <- s.Serve(ln) }()
 
 	dial := func() net.Conn {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := dialRaw(t, addr)
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
@@ -181,10 +173,7 @@ func testShutdown(t *testing.T, ln net.Listener) {
 // is left and says so.
 func TestShutdownDeadline(t *testing.T) {
 	s, addr := startServer(t, Config{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialRaw(t, addr)
 	defer c.Close()
 	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\n") // never finished
 	testkit.Eventually(t, 10*time.Second, func() bool { return connStates(s)[stateBusy] == 1 },
@@ -372,12 +361,8 @@ func TestIdleConnectionsPark(t *testing.T) {
 		t.Errorf("%d idle connections hold %d goroutines; want them parked", idle, grown)
 	}
 	// A new client is served while they are held.
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialRaw(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	if out, err := io.ReadAll(c); err != nil || !strings.HasPrefix(string(out), "HTTP/1.1 200 ") {
 		t.Fatalf("a new client beside %d idle ones: %q, %v", idle, out, err)

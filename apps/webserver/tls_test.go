@@ -145,12 +145,8 @@ func TestTLS(t *testing.T) {
 				}
 			}
 
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialRaw(t, addr)
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
 			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil || resp.StatusCode != 400 {
@@ -251,12 +247,8 @@ func TestLoadCertificateErrors(t *testing.T) {
 // mid-handshake.
 func TestTLSHandshakeTimeout(t *testing.T) {
 	_, _, addr := startTLS(t, kernelListen, Config{HeaderTimeout: 200 * time.Millisecond})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialRaw(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read %d, %v; want the server to hang up", n, err)
 	}
