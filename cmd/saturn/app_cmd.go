@@ -73,7 +73,7 @@ func loadgenCommand() *cli.Command {
 	}
 }
 
-func runLoadgen(c *cli.Context) error {
+func runLoadgen(c *cli.Context) (err error) {
 	url, err := oneArg(c, "URL")
 	if err != nil {
 		return err
@@ -88,7 +88,14 @@ func runLoadgen(c *cli.Context) error {
 		if page, err = os.Create(name); err != nil {
 			return fmt.Errorf("loadgen: --report: %w", err)
 		}
-		defer page.Close()
+		written := false
+		defer func() {
+			page.Close()
+			if !written { // no run, no page: leave no empty file behind
+				os.Remove(name)
+			}
+		}()
+		defer func() { written = err == nil }()
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

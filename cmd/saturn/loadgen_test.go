@@ -112,6 +112,17 @@ func TestLoadgenProgressAndReport(t *testing.T) {
 		}
 	})
 
+	t.Run("no run, no page", func(t *testing.T) {
+		page := filepath.Join(dir, "never.html")
+		out, err := exec.Command(bin, "app", "loadgen", "--kernel", "-n", "1", "--report", page, "ftp://127.0.0.1/").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "http:// URL") {
+			t.Errorf("a URL loadgen cannot run: %v\n%s", err, out)
+		}
+		if _, err := os.Stat(page); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a run that never ran left %s: %v", page, err)
+		}
+	})
+
 	t.Run("bad report path", func(t *testing.T) {
 		out, err := exec.Command(bin, "app", "loadgen", "--kernel", "-n", "1", "--report", filepath.Join(dir, "no", "such", "dir.html"), srv.URL+"/").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "--report") || strings.Contains(string(out), "requests") {
