@@ -80,6 +80,7 @@ func (s *Stack) tcpIn(d header.IPv4, csumValid bool) {
 	seg := tcp.Segment{
 		Seq: seqnum.Value(th.SequenceNumber()), Ack: seqnum.Value(th.AckNumber()), Flags: f,
 		Window: th.WindowSize(), Options: opts, Payload: th.Payload(),
+		CE: d.TOS()&ecnMask == ecnCE,
 	}
 	s.segmentIn(tupleKey{laddr: dst, raddr: src, lport: th.DestinationPort(), rport: th.SourcePort()}, &seg)
 }

@@ -39,6 +39,13 @@ func (b *txBatch) next() []byte {
 	return b.bufs[i]
 }
 
+// The ECN field of the IP header (RFC 3168, 5): its two low bits.
+const (
+	ecnMask = 0b11
+	ecnECT0 = 0b10
+	ecnCE   = 0b11
+)
+
 // emit transmits the segments a Step produced for the connection k (duty 3
 // of package tcp). Payloads are copied into packets at once, so nothing
 // aliases the send buffer afterwards. Consecutive full-sized data
@@ -76,7 +83,7 @@ func (s *Stack) gsoRun(segs []tcp.Segment, i int) int {
 		n := next.PayloadLen()
 		if n == 0 || n > size || total+n > header.IPv4MaximumSize ||
 			next.Seq != prev.Seq.Add(seqnum.Size(prev.PayloadLen())) ||
-			next.Ack != first.Ack || next.Window != first.Window || next.Options != first.Options ||
+			next.Ack != first.Ack || next.Window != first.Window || next.Options != first.Options || next.ECT != first.ECT ||
 			next.Flags&^(tcp.FlagPSH|tcp.FlagFIN) != tcp.FlagACK {
 			break
 		}
@@ -105,7 +112,11 @@ func (s *Stack) buildTCP(k tupleKey, segs []tcp.Segment) {
 	}
 	hr := s.headroom
 	pkt := buf[hr : hr+total]
-	s.ip.WriteHeader(pkt, ipv4.Outgoing{Protocol: header.TCPProtocolNumber, Dst: k.raddr, TotalLength: total, DontFragment: true})
+	var tos uint8
+	if first.ECT {
+		tos = ecnECT0 // RFC 3168, 5: the core asked for an ECN-capable packet
+	}
+	s.ip.WriteHeader(pkt, ipv4.Outgoing{Protocol: header.TCPProtocolNumber, Dst: k.raddr, TotalLength: total, TOS: tos, DontFragment: true})
 	th := header.TCP(pkt[header.IPv4MinimumSize:])
 	th.EncodeWithOptions(&header.TCPFields{
 		SrcPort: k.lport, DstPort: k.rport, SeqNum: uint32(first.Seq), AckNum: uint32(first.Ack),

@@ -66,6 +66,14 @@ func (s *Stack) counters() map[string]uint64 {
 	add("tcp.syncookies_failed", t.SyncookiesFailed)
 	add("tcp.listen_overflows", t.ListenOverflows)
 	add("tcp.time_wait_recycled", t.TimeWaitRecycled)
+	add("tcp.lost_retransmits", t.LostRetransmits)
+	add("tcp.loss_probes", t.LossProbes)
+	add("tcp.dsacks_recv", t.DSACKsRecv)
+	add("tcp.dsacks_sent", t.DSACKsSent)
+	add("tcp.spurious_rtos", t.SpuriousRTOs)
+	add("tcp.spurious_recoveries", t.SpuriousRecoveries)
+	add("tcp.ecn_ce_received", t.ECNCEReceived)
+	add("tcp.ecn_reductions", t.ECNReductions)
 	for r := tcp.DropReason(0); r < tcp.NumDropReasons; r++ {
 		add("tcp.drop_"+strings.ReplaceAll(r.String(), "-", "_"), t.Drops[r])
 	}
