@@ -43,6 +43,9 @@ func TestGracefulRestartLosesNothing(t *testing.T) {
 	var failures sync.Map
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	stopClients := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	defer stopClients() // also when the test fails early
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -94,8 +97,7 @@ func TestGracefulRestartLosesNothing(t *testing.T) {
 	if err := load.Wait(); err != nil {
 		t.Fatalf("loadgen: %v\n%s", err, out.String())
 	}
-	close(stop)
-	wg.Wait()
+	stopClients()
 
 	var rep struct {
 		Requests int64            `json:"requests"`

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# What `saturn upgrade` costs each component: for each of web, diskproc and
+# netproc, ROUNDS upgrades (to a copy of the same saturn binary) while the
+# load generator keeps CONNS keep-alive connections busy (closed loop, 1 KiB
+# file, kernel sockets), and the upgrade's own report of its blackout (from
+# the old incarnation's exit to the new one's readiness). Printed: per
+# component, the failed requests per upgrade (the load's errors over the
+# run, divided by the upgrades) and the median and worst blackout.
+#
+#   bench/upgrade.sh                          # kernel backend, 5 upgrades each
+#   BACKEND=usertcp bench/upgrade.sh          # saturn's own stack (needs TUN)
+#   ROUNDS=3 CONNS=8 bench/upgrade.sh
+#
+# Needs root for usertcp (a TUN device and a namespace); on usertcp the load
+# goes from the host to saturn's address by the host route, after `ip route
+# get` says it leads into the instance's own link. Everything it makes goes
+# when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-5}
+CONNS=${CONNS:-16}
+BACKEND=${BACKEND:-kernel}
+work=$(mktemp -d)
+export SATURN_STATE_DIR="$work/state" SATURN_INSTANCE="upgrade$$"
+go build -o "$work/saturn" ./cmd/saturn
+cp "$work/saturn" "$work/saturn-next"
+saturn="$work/saturn"
+cleanup() { "$saturn" supervisor stop >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+mkdir -p "$work/site/files" && head -c 1024 /dev/urandom >"$work/site/files/1k.bin"
+chmod -R o+rX "$work/site" && chmod o+x "$work"
+
+port=$(( 20000 + $$ % 20000 ))
+case $BACKEND in
+kernel)
+	netproc='backend = "kernel"'
+	host=127.0.0.1 listen="127.0.0.1:$port" ;;
+usertcp)
+	host="10.$(( 200 + $$ % 50 )).$(( $$ % 250 )).2"
+	netproc="backend = \"usertcp\"
+netns = \"satup$(( $$ % 100000 ))\"
+address = \"$host/24\""
+	listen=":$port" ;;
+*) echo "bench/upgrade.sh: BACKEND is kernel or usertcp" >&2; exit 1 ;;
+esac
+cat >"$work/upgrade.toml" <<TOML
+[netproc]
+$netproc
+[diskproc]
+root = "$work/site"
+[[app]]
+name = "web"
+command = ["saturn", "app", "webserver", "--root", "/", "--listen", "$listen"]
+TOML
+"$saturn" supervisor start --detach --config "$work/upgrade.toml" >/dev/null
+if [ "$BACKEND" = usertcp ]; then
+	link=$("$saturn" status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print([c for c in d["components"] if c["name"]=="netproc"][0]["info"]["host_route"].split(" via ")[1])')
+	ip route get "$host" | grep -q "dev $link " || { echo "bench/upgrade.sh: the host does not route $host into $link; not sending" >&2; exit 1; }
+fi
+url="http://$host:$port/files/1k.bin"
+
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); backend $BACKEND; $ROUNDS upgrades each under $CONNS keep-alive connections"
+echo "| component | upgrades | failed requests per upgrade | blackout median | blackout worst | requests |"
+echo "| --- | --- | --- | --- | --- | --- |"
+for comp in web diskproc netproc; do
+	secs=$(( ROUNDS * 2 + 3 ))
+	"$saturn" app loadgen --kernel --json -c "$CONNS" -d "${secs}s" "$url" >"$work/load.json" &
+	load=$!
+	sleep 2
+	: >"$work/blackouts"
+	for i in $(seq "$ROUNDS"); do
+		bin="$work/saturn-next"; [ $(( i % 2 )) = 0 ] && bin="$work/saturn"
+		"$saturn" upgrade "$comp" --binary "$bin" | sed -n 's/.*blackout \([0-9.]*\)\(m\?s\).*/\1 \2/p' >>"$work/blackouts"
+		sleep 1.5
+	done
+	wait "$load"
+	python3 - "$comp" "$ROUNDS" "$work/load.json" "$work/blackouts" <<'PY'
+import json, sys, statistics as st
+comp, rounds, load, bl = sys.argv[1], int(sys.argv[2]), json.load(open(sys.argv[3])), sys.argv[4]
+ms = [float(v) * (1000 if unit == "s" else 1) for v, unit in (l.split() for l in open(bl) if l.strip())]
+errs = sum(load["errors"].values())
+print(f"| {comp} | {len(ms)} | {errs / rounds:g} ({load['errors']}) | {st.median(ms):.0f} ms | {max(ms):.0f} ms | {load['requests']:,} |")
+PY
+done
