@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 
@@ -53,7 +54,7 @@ func TestLoadgenProgressAndReport(t *testing.T) {
 		if err != nil && !errors.Is(err, syscall.EIO) {
 			t.Fatal(err)
 		}
-		var elapsed []string
+		var elapsed []time.Duration
 		var requests []int
 		finals := 0
 		for _, m := range progressRE.FindAllStringSubmatch(out.String(), -1) {
@@ -62,18 +63,22 @@ func TestLoadgenProgressAndReport(t *testing.T) {
 				continue
 			}
 			n, _ := strconv.Atoi(m[2])
-			elapsed, requests = append(elapsed, m[1]), append(requests, n)
+			d, err := time.ParseDuration(m[1])
+			if err != nil {
+				t.Fatalf("elapsed %q: %v", m[1], err)
+			}
+			elapsed, requests = append(elapsed, d), append(requests, n)
 		}
 		if len(requests) < 3 || finals != 1 {
 			t.Fatalf("%d progress refreshes and %d final lines, want 3 or more and 1:\n%q", len(requests), finals, out.String())
 		}
 		for i := 1; i < len(requests); i++ {
-			if requests[i] < requests[i-1] || elapsed[i] == elapsed[i-1] {
-				t.Errorf("refresh %d: %s %d after %s %d", i, elapsed[i], requests[i], elapsed[i-1], requests[i-1])
+			if requests[i] < requests[i-1] || elapsed[i] < elapsed[i-1] {
+				t.Errorf("refresh %d: %v %d after %v %d", i, elapsed[i], requests[i], elapsed[i-1], requests[i-1])
 			}
 		}
-		if requests[0] == requests[len(requests)-1] {
-			t.Errorf("the request count never moved: %v", requests)
+		if requests[0] == requests[len(requests)-1] || elapsed[0] == elapsed[len(elapsed)-1] {
+			t.Errorf("the numbers never moved: elapsed %v, requests %v", elapsed, requests)
 		}
 		if strings.Count(out.String(), "\r") < len(requests) {
 			t.Errorf("the line is not rewritten in place:\n%q", out.String())
