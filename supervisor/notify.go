@@ -56,37 +56,41 @@ func sdSend(addr, msg string) error {
 }
 
 // sdReady tells systemd the instance is ready, then keeps its STATUS line
-// current until the loop stops. Called once, after the start.
+// current until the instance stops. Called once, after the start. The
+// messages are sent from the loop, so that none can follow STOPPING=1.
 func (s *Supervisor) sdReady() {
 	if os.Getenv(notifySocketEnv) == "" {
 		return
 	}
-	type snap struct {
-		line    string
-		changed chan struct{}
+	last := "" // the STATUS sent last; the loop's
+	// update sends READY=1 (first) or a STATUS that changed, and says what
+	// to wait on next: nil once the instance stops.
+	update := func(first bool) chan struct{} {
+		if s.shutdown {
+			return nil // STOPPING=1 has been sent; its STATUS stays
+		}
+		line := statusLine(s.components)
+		switch {
+		case first:
+			s.sdNotify("READY=1", "STATUS="+line)
+		case line != last:
+			s.sdNotify("STATUS=" + line)
+		}
+		last = line
+		return s.changed
 	}
-	first, ok := call(s, func() snap { return snap{statusLine(s.components), s.changed} })
-	if !ok {
+	changed, _ := call(s, func() chan struct{} { return update(true) })
+	if changed == nil {
 		return
 	}
-	s.sdNotify("READY=1", "STATUS="+first.line)
 	go func() {
-		last, changed := first.line, first.changed
-		for {
+		for changed != nil {
 			select {
 			case <-changed:
 			case <-s.stopped:
 				return
 			}
-			v, ok := call(s, func() snap { return snap{statusLine(s.components), s.changed} })
-			if !ok {
-				return
-			}
-			if v.line != last {
-				s.sdNotify("STATUS=" + v.line)
-				last = v.line
-			}
-			changed = v.changed
+			changed, _ = call(s, func() chan struct{} { return update(false) })
 		}
 	}()
 }
