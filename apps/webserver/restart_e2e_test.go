@@ -41,29 +41,14 @@ func TestGracefulRestartLosesNothing(t *testing.T) {
 	host := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
 	var perConn, perConnFailed atomic.Int64
 	var failures sync.Map
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var stopOnce sync.Once
-	stopClients := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	stopClients := inLoop(4, func() {
+		if err := oneRequest(host, "/files/1k.bin"); err != nil {
+			perConnFailed.Add(1)
+			failures.Store(err.Error(), true)
+		}
+		perConn.Add(1)
+	})
 	defer stopClients() // also when the test fails early
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := oneRequest(host, "/files/1k.bin"); err != nil {
-					perConnFailed.Add(1)
-					failures.Store(err.Error(), true)
-				}
-				perConn.Add(1)
-			}
-		}()
-	}
 
 	// The second event is an upgrade: a restart from another copy of the
 	// program, which reports its blackout.
@@ -120,6 +105,29 @@ func TestGracefulRestartLosesNothing(t *testing.T) {
 		failures.Range(func(k, _ any) bool { errs = append(errs, k.(string)); return len(errs) < 5 })
 		t.Errorf("a connection per request: %d of %d failed across two graceful restarts: %v", perConnFailed.Load(), perConn.Load(), errs)
 	}
+}
+
+// inLoop runs fn over and over on n goroutines until the returned stop is
+// called (once or more), which waits for them.
+func inLoop(n int, fn func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					fn()
+				}
+			}
+		}()
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }); wg.Wait() }
 }
 
 // oneRequest opens a connection, asks for path with Connection: close and

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,45 +168,30 @@ func TestWebRestartRefusesNothing(t *testing.T) {
 	in, url, _ := mainJob(t)
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
 	var refused, served, cut atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var stopOnce sync.Once
-	halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
-	defer halt() // when a wait below fails
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-				if err != nil {
-					if strings.Contains(err.Error(), "refused") {
-						refused.Add(1)
-					}
-					continue
-				}
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				io.WriteString(c, "GET /files/1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-				if err == nil {
-					b, err := io.ReadAll(resp.Body)
-					if err == nil && bytes.Equal(b, configs.SamplePattern(1<<10)) {
-						served.Add(1)
-					} else {
-						cut.Add(1)
-					}
-				} else {
-					cut.Add(1)
-				}
-				c.Close()
+	halt := inLoop(4, func() {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			if strings.Contains(err.Error(), "refused") {
+				refused.Add(1)
 			}
-		}()
-	}
+			return
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /files/1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			if err == nil && bytes.Equal(b, configs.SamplePattern(1<<10)) {
+				served.Add(1)
+			} else {
+				cut.Add(1)
+			}
+		} else {
+			cut.Add(1)
+		}
+		c.Close()
+	})
+	defer halt() // when a wait below fails
 	// Between kills, the clients get some requests through, so that each
 	// kill meets them mid-loop.
 	const kills, between = 3, 20
