@@ -86,6 +86,23 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":8080"]
 			t.Errorf("from the host: %v", err)
 		}
 	}
+	// And with curl, as a user on the host would (the route checked by
+	// get's first call above, and again here).
+	if _, err := exec.LookPath("curl"); err == nil {
+		for _, url := range []string{published, fmt.Sprintf("http://%s:8080/", addr)} {
+			if strings.Contains(url, addr) {
+				if route, _ := exec.Command("ip", "route", "get", addr).CombinedOutput(); !strings.Contains(string(route), "dev "+linkName+" ") {
+					t.Fatalf("the host does not route %s into %s; not sending: %s", addr, linkName, route)
+				}
+			}
+			out, err := exec.Command("curl", "-sS", "--max-time", "10", url).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "saturn is serving") {
+				t.Errorf("curl %s: %v\n%s", url, err, out)
+			}
+		}
+	} else {
+		t.Log("curl is not installed; fetched with Go's client only")
+	}
 
 	before := np.PID
 	in.MustRun("kill", "netproc")
