@@ -69,7 +69,7 @@ func upgradeCommand() *cli.Command {
 			"blackout: from the old incarnation's exit to the new one's readiness. A server\n" +
 			"keeps what a kill keeps, an app what a graceful restart keeps (docs/restart.md).",
 		ArgsUsage: "NAME",
-		Flags: withInstance(&cli.StringFlag{Name: "binary", Usage: "the program to run from now on (default: the one it runs, as it is on disk now)"}),
+		Flags:     withInstance(&cli.StringFlag{Name: "binary", Usage: "the program to run from now on (default: the one it runs, as it is on disk now)"}),
 		Action: func(c *cli.Context) error {
 			name, err := oneArg(c, "NAME")
 			if err != nil {
