@@ -102,8 +102,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Conn.MSS = uint16(c.MTU - 40)
 	}
 	// As Go's net and the kernel backend: Nagle off unless an app turns it
-	// on. And the loss detection Linux has (tail loss probes, early
-	// retransmit, lost retransmissions), which real paths need.
+	// on. And the loss recovery Linux has (RACK-TLP with PRR, D-SACK, undo
+	// of spurious reductions; see package tcp), which real paths need.
+	// Conn.ECN stays as the caller set it: off unless asked for.
 	c.Conn.NoDelay = true
 	c.Conn.FastLossRecovery = true
 	if c.SynBacklog <= 0 {
