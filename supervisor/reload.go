@@ -191,10 +191,8 @@ func (s *Supervisor) applyConfig(cfg *configs.Config) error {
 	old.Apps, old.Source = cfg.Apps, cfg.Source
 	s.applyApps(plan)
 	s.reload.generation, s.reload.loadedAt, s.reload.kept = gen, time.Now(), kept
-	if printed, err := configs.Print(old); err != nil {
-		s.log.Warn("reload: cannot print the effective configuration", "err", err)
-	} else if err := os.WriteFile(s.opts.Paths.Config, printed, 0o600); err != nil {
-		s.log.Warn("reload: cannot write the effective configuration", "path", s.opts.Paths.Config, "err", err)
+	if err := s.writeEffectiveConfig(); err != nil {
+		s.log.Warn("reload: cannot write the effective configuration; components started from now on read the old one", "path", s.opts.Paths.Config, "err", err)
 	}
 	s.log.Info("configuration reloaded", "generation", gen, "source", sourceName(cfg.Source),
 		"started", len(plan.add), "stopped", len(plan.remove), "restarted", len(plan.restart), "policies", len(plan.policy), "unchanged", plan.unchanged)
@@ -205,6 +203,27 @@ func (s *Supervisor) applyConfig(cfg *configs.Config) error {
 		s.reload.level.Set(level)
 	}
 	s.notify()
+	return nil
+}
+
+// writeEffectiveConfig replaces the effective configuration that
+// components read at their start with s.cfg, by a rename, so that a server
+// starting meanwhile reads the old file or the new one, never half of one.
+// Loop only.
+func (s *Supervisor) writeEffectiveConfig() error {
+	printed, err := configs.Print(s.cfg)
+	if err != nil {
+		return err
+	}
+	path := s.opts.Paths.Config
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, printed, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
 	return nil
 }
 

@@ -114,6 +114,15 @@ func TestReloadSIGHUP(t *testing.T) {
 	if k := st.Config.NeedsRestart; len(k) != 1 || k[0] != "channel.buffers" {
 		t.Errorf("status --json: needs_restart %q, want [channel.buffers]", k)
 	}
+	// The effective config that components read is the one in force: the
+	// new apps, the old channel geometry.
+	eff, err := os.ReadFile(filepath.Join(in.Dir(), "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := string(eff); !strings.Contains(e, "name = 'add'") || strings.Contains(e, "name = 'drop'") || strings.Contains(e, "buffers = 64") {
+		t.Errorf("effective config after the reload:\n%s", e)
+	}
 
 	// A config with an error: nothing changes, and status says why.
 	if err := os.WriteFile(in.Config, []byte("[netproc]\nbackend = \"dpdk\"\n"), 0o644); err != nil {
