@@ -50,6 +50,10 @@
 #   LOSS        drop percentages of phase loss (default "1 5")
 #   LOSS_BYTES  bytes per lossy run (default 256M)
 #   IMPAIR_SEED the impairment's seed (default 1)
+#   LINUX_CC    Linux's congestion control as the sender in phase loss, set
+#               on the route to saturn (default: the namespace's, which is
+#               the host's: bbr on some machines, which does not slow down
+#               for random loss; cubic compares like for like with saturn)
 #   CHANNEL_BUFFER  the instances' [channel] buffer_size (default: saturn's,
 #               64 KiB); the most one recv or send moves between app and
 #               netproc
@@ -69,6 +73,7 @@ PHASES=${PHASES:-bulk,http,conns}
 LOSS=${LOSS:-1 5}
 LOSS_BYTES=${LOSS_BYTES:-256M}
 IMPAIR_SEED=${IMPAIR_SEED:-1}
+LINUX_CC=${LINUX_CC:-}
 CHANNEL_BUFFER=${CHANNEL_BUFFER:-}
 LOCK=/tmp/saturn-bench.lock
 
@@ -209,6 +214,15 @@ if phase loss; then
 	for rate in $LOSS; do
 		inst="loss$rate-$id"
 		instance "$inst" "$(printf '[netproc]\nbackend = "usertcp"\nnetns = "%s"\naddress = "%s.2/24"\nimpair_drop = %s\nimpair_seed = %s\n' "$ns_loss" "$lossnet" "$rate" "$IMPAIR_SEED")"
+		cc=$(ip netns exec "$ns_loss" sysctl -n net.ipv4.tcp_congestion_control)
+		if [ -n "$LINUX_CC" ]; then
+			# A namespace may only pick the congestion controls the host
+			# allows; a route may name any the kernel has.
+			ldev=$(ip -n "$ns_loss" -o -4 addr show | awk -v a="$lossnet.1/" 'index($4, a) == 1 { print $2 }')
+			ip -n "$ns_loss" route add "$lossnet.2/32" dev "$ldev" src "$lossnet.1" congctl "$LINUX_CC"
+			cc=$LINUX_CC
+		fi
+		echo "# loss $rate%: Linux's congestion control: $cc"
 		server "lsink-saturn$rate" "$inst" "$work/usertcpbench" sink -impl saturn -listen "$lossnet.2:5001"
 		server "lsink-kernel$rate" - ip netns exec "$ns_loss" "$work/usertcpbench" sink -impl net -listen "$lossnet.1:5002"
 		for _ in $(seq "$RUNS"); do
