@@ -127,6 +127,12 @@ type Netproc struct {
 	// docs/restart.md): a restarted netproc resumes them, and apps replay
 	// what the dead one took. Off by default.
 	Resume bool `toml:"resume"`
+	// usertcp: ECN offers Explicit Congestion Notification (RFC 3168) on
+	// every connection: negotiated in the handshake, and a mark the
+	// network sets is answered as a loss would be, without a
+	// retransmission. Off by default, as Linux leaves it for the
+	// connections it opens.
+	ECN bool `toml:"ecn,omitempty"`
 	// usertcp: HostRoute joins saturn's namespace to the host (a veth
 	// pair, and a route on the host for saturn's prefix through it), so
 	// that the host reaches saturn's address without `ip netns exec`.

@@ -145,7 +145,7 @@ func FromConfig(np configs.Netproc) (Config, error) {
 		MTU:       np.MTU,
 		MaxConns:  np.MaxConnections,
 		Resume:    np.Resume,
-		Conn:      tcp.Config{Congestion: cc, TimeWait: time.Duration(np.TimeWait)},
+		Conn:      tcp.Config{Congestion: cc, TimeWait: time.Duration(np.TimeWait), ECN: np.ECN},
 		Impair: link.ImpairOptions{
 			Seed:             np.ImpairSeed,
 			DropPercent:      np.ImpairDrop,
