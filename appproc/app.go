@@ -145,7 +145,7 @@ func connect(opts Options) (*proto.Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("appproc: no saturn instance at %s (is `saturn supervisor start` running?): %w", path, err)
 	}
-	s := proto.NewSession(proto.NewConn(uc), nil)
+	s := proto.NewSession(proto.NewControlConn(uc), nil)
 	go s.Run()
 	return s, nil
 }

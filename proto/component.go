@@ -70,7 +70,7 @@ func LinkFromEnv(handler func(*Request)) (*Link, error) {
 		return nil, fmt.Errorf("proto: control link is not a Unix socket")
 	}
 	os.Unsetenv(EnvControlFD)
-	s := NewSession(NewConn(uc), handler)
+	s := NewSession(NewControlConn(uc), handler)
 	go s.Run()
 	return &Link{Name: os.Getenv(EnvName), Session: s}, nil
 }

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Conn is a control connection over a Unix stream socket: framed envelopes,
+// ControlConn is a control connection over a Unix stream socket: framed envelopes,
 // with file descriptors passed as SCM_RIGHTS. Send is safe for concurrent
 // use; Receive and Call must be used by one goroutine at a time.
 //
@@ -25,7 +25,7 @@ import (
 // descriptors that arrived. A frame that fails a check costs the peer that
 // frame (and the descriptors then waiting, which are closed), never the
 // process; see Receive for which failures end the connection.
-type Conn struct {
+type ControlConn struct {
 	uc *net.UnixConn
 
 	wmu sync.Mutex // serialises writes, so frames never interleave
@@ -40,35 +40,37 @@ type Conn struct {
 // A frame longer than this is gathered over several reads.
 const readSize = 64 << 10
 
-// NewConn wraps a Unix stream connection.
-func NewConn(uc *net.UnixConn) *Conn { return &Conn{uc: uc, in: inbox{closeFD: closeFD}} }
+// NewControlConn wraps a Unix stream connection.
+func NewControlConn(uc *net.UnixConn) *ControlConn {
+	return &ControlConn{uc: uc, in: inbox{closeFD: closeFD}}
+}
 
 func closeFD(fd int) { unix.Close(fd) }
 
 // Dial connects to a control socket.
-func Dial(path string) (*Conn, error) {
+func Dial(path string) (*ControlConn, error) {
 	uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, err
 	}
-	return NewConn(uc), nil
+	return NewControlConn(uc), nil
 }
 
 // UnixConn is the underlying socket.
-func (c *Conn) UnixConn() *net.UnixConn { return c.uc }
+func (c *ControlConn) UnixConn() *net.UnixConn { return c.uc }
 
 // Close closes the socket. A Receive in progress returns an error, and
 // closes any received descriptors no frame claimed.
-func (c *Conn) Close() error { return c.uc.Close() }
+func (c *ControlConn) Close() error { return c.uc.Close() }
 
 // NextID returns a fresh request ID for this connection.
-func (c *Conn) NextID() uint64 { return c.nextID.Add(1) }
+func (c *ControlConn) NextID() uint64 { return c.nextID.Add(1) }
 
 // Send writes one frame, with files passed as SCM_RIGHTS in the same
 // sendmsg. e.FDs is set to len(files). The files stay open on this side.
 // Send waits for as long as the peer takes to read; a writer that must not
 // wait uses a Session, which queues and writes with a deadline.
-func (c *Conn) Send(e *Envelope, files ...*os.File) error {
+func (c *ControlConn) Send(e *Envelope, files ...*os.File) error {
 	frame, err := buildFrame(e, len(files))
 	if err != nil {
 		return err
@@ -140,7 +142,7 @@ var ErrTooManyFDs = errors.New("proto: too many descriptors")
 // writeFrame writes frame, with fds as SCM_RIGHTS on its first bytes, by
 // deadline (none if zero). A write cut short by the deadline leaves the
 // stream out of step: the caller must then close the connection.
-func (c *Conn) writeFrame(frame []byte, fds []int, deadline time.Time) error {
+func (c *ControlConn) writeFrame(frame []byte, fds []int, deadline time.Time) error {
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
@@ -161,7 +163,7 @@ func (c *Conn) writeFrame(frame []byte, fds []int, deadline time.Time) error {
 }
 
 // Reply sends a reply of type t with body to the request req.
-func (c *Conn) Reply(req *Envelope, t MsgType, body any, files ...*os.File) error {
+func (c *ControlConn) Reply(req *Envelope, t MsgType, body any, files ...*os.File) error {
 	e, err := NewEnvelope(t, req.ID, body)
 	if err != nil {
 		return err
@@ -171,7 +173,7 @@ func (c *Conn) Reply(req *Envelope, t MsgType, body any, files ...*os.File) erro
 }
 
 // ReplyError answers req with an ErrorReply.
-func (c *Conn) ReplyError(req *Envelope, code, msg string) error {
+func (c *ControlConn) ReplyError(req *Envelope, code, msg string) error {
 	return c.Send(errorEnvelope(req, code, msg))
 }
 
@@ -197,7 +199,7 @@ func errorEnvelope(req *Envelope, code, msg string) *Envelope {
 // confuses only itself). An error wrapping ErrFrameTooLarge, or an I/O
 // error, means the connection is done; every unclaimed descriptor is
 // closed then too.
-func (c *Conn) Receive() (*Envelope, []*os.File, error) {
+func (c *ControlConn) Receive() (*Envelope, []*os.File, error) {
 	for {
 		e, fds, err, ok := c.in.next()
 		if ok {
@@ -290,7 +292,7 @@ func (in *inbox) want() int {
 	return int(n) + 4 - len(in.buf)
 }
 
-func (c *Conn) fill() error {
+func (c *ControlConn) fill() error {
 	if c.raw == nil {
 		c.raw = make([]byte, readSize)
 		c.oob = make([]byte, unix.CmsgSpace(MaxFDs*4))
@@ -331,7 +333,7 @@ func (c *Conn) fill() error {
 // Call sends a request and waits for its reply, decoding the reply body
 // into reply (which may be nil). An ErrorReply comes back as a
 // *ErrorReply error. Descriptors that came with the reply are returned.
-func (c *Conn) Call(t MsgType, body, reply any, files ...*os.File) ([]*os.File, error) {
+func (c *ControlConn) Call(t MsgType, body, reply any, files ...*os.File) ([]*os.File, error) {
 	e, err := NewEnvelope(t, c.NextID(), body)
 	if err != nil {
 		return nil, err

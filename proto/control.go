@@ -19,7 +19,7 @@ import (
 // msgpack-encoded Envelope. Frames longer than MaxFrame are refused before
 // anything is read past the length. A request and its reply share an ID.
 // File descriptors travel as SCM_RIGHTS ancillary data with the frame's
-// bytes (see Conn); Envelope.FDs says how many belong to the frame.
+// bytes (see ControlConn); Envelope.FDs says how many belong to the frame.
 
 // ControlVersion is the control protocol's version. A message of another
 // version is refused with an ErrorReply.

@@ -67,20 +67,20 @@ func TestFrameRefusals(t *testing.T) {
 	}
 }
 
-func socketPair(t *testing.T) (*Conn, *Conn) {
+func socketPair(t *testing.T) (*ControlConn, *ControlConn) {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := func(fd int) *Conn {
+	conn := func(fd int) *ControlConn {
 		f := os.NewFile(uintptr(fd), "sock")
 		c, err := net.FileConn(f)
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return NewConn(c.(*net.UnixConn))
+		return NewControlConn(c.(*net.UnixConn))
 	}
 	a, b := conn(fds[0]), conn(fds[1])
 	t.Cleanup(func() { a.Close(); b.Close() })

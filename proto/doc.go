@@ -32,6 +32,6 @@
 //
 // Control messages are msgpack Envelopes in length-prefixed frames, with a
 // protocol version, a type, a request ID that the reply echoes, and file
-// descriptors passed alongside (Conn). Malformed bytes, an unknown version
-// and an oversized frame are refused with errors; see ReadFrame and Conn.
+// descriptors passed alongside (ControlConn). Malformed bytes, an unknown version
+// and an oversized frame are refused with errors; see ReadFrame and ControlConn.
 package proto

@@ -33,7 +33,7 @@ import (
 // ErrPeerNotReading. Descriptors sent are duplicated when queued, so the
 // caller may close its files as soon as the call returns.
 type Session struct {
-	conn    *Conn
+	conn    *ControlConn
 	handler func(*Request)
 	timeout time.Duration // for each frame's write
 
@@ -121,7 +121,7 @@ func (r *Request) Error(code, msg string) error {
 func (r *Request) Session() *Session { return r.s }
 
 // NewSession wraps c. handler may be nil for a session that only calls.
-func NewSession(c *Conn, handler func(*Request)) *Session {
+func NewSession(c *ControlConn, handler func(*Request)) *Session {
 	return &Session{
 		conn: c, handler: handler, timeout: DefaultWriteTimeout,
 		pending: map[uint64]chan reply{}, wake: make(chan struct{}, 1), done: make(chan struct{}),
@@ -134,7 +134,7 @@ func (s *Session) SetWriteTimeout(d time.Duration) { s.timeout = d }
 
 // Conn is the underlying connection. Writing on it directly bypasses the
 // session's queue and its deadlines.
-func (s *Session) Conn() *Conn { return s.conn }
+func (s *Session) Conn() *ControlConn { return s.conn }
 
 // Done is closed when Run has returned.
 func (s *Session) Done() <-chan struct{} { return s.done }

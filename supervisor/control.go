@@ -92,7 +92,7 @@ func (s *Supervisor) acceptLoop() {
 			continue
 		}
 		var sess *proto.Session
-		sess = proto.NewSession(proto.NewConn(uc), func(r *proto.Request) { s.onControlRequest(sess, cred, r) })
+		sess = proto.NewSession(proto.NewControlConn(uc), func(r *proto.Request) { s.onControlRequest(sess, cred, r) })
 		s.do(func() { s.sessions[sess] = &ctlConn{} })
 		go func() {
 			err := sess.Run() // closes the connection when it returns
@@ -115,7 +115,7 @@ func (s *Supervisor) acceptLoop() {
 // it, without waiting on the peer.
 func refuse(uc *net.UnixConn, code, msg string) {
 	uc.SetWriteDeadline(time.Now().Add(refuseTimeout))
-	c := proto.NewConn(uc)
+	c := proto.NewControlConn(uc)
 	c.ReplyError(nil, code, msg)
 	c.Close()
 }

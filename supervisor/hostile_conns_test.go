@@ -18,7 +18,7 @@ import (
 func TestHostileManyConnections(t *testing.T) {
 	in := testkit.NewInstance(t, "")
 	in.Start()
-	var held []*proto.Conn
+	var held []*proto.ControlConn
 	for range supervisor.MaxControlConns {
 		held = append(held, dialControl(t, in))
 	}

@@ -19,7 +19,7 @@ import (
 
 // dialControl opens a raw control connection to the instance, closed when
 // the test ends.
-func dialControl(t *testing.T, in *testkit.Instance) *proto.Conn {
+func dialControl(t *testing.T, in *testkit.Instance) *proto.ControlConn {
 	t.Helper()
 	c, err := proto.Dial(filepath.Join(in.Dir(), "control.sock"))
 	if err != nil {
@@ -89,7 +89,7 @@ func rawEnvelope(typ string, id byte, fds, body []byte) []byte {
 
 // statusOver makes a status call on c, by a deadline, so that a wedged
 // supervisor fails the test instead of hanging it.
-func statusOver(t *testing.T, c *proto.Conn) (*proto.StatusReply, error) {
+func statusOver(t *testing.T, c *proto.ControlConn) (*proto.StatusReply, error) {
 	t.Helper()
 	c.UnixConn().SetDeadline(time.Now().Add(10 * time.Second))
 	defer c.UnixConn().SetDeadline(time.Time{})

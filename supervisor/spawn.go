@@ -35,7 +35,7 @@ type spawnReq struct {
 
 type spawnResult struct {
 	proc *os.Process
-	link *proto.Conn
+	link *proto.ControlConn
 	err  error
 }
 
@@ -56,14 +56,14 @@ func (sp *spawner) close() { close(sp.reqs) }
 // spawn starts spec with env added to a clean copy of our environment, its
 // output appended to logPath, a control link as descriptor 3, and extra as
 // descriptors 4 and on.
-func (sp *spawner) spawn(spec launchSpec, env []string, logPath string, extra ...*os.File) (*os.Process, *proto.Conn, error) {
+func (sp *spawner) spawn(spec launchSpec, env []string, logPath string, extra ...*os.File) (*os.Process, *proto.ControlConn, error) {
 	reply := make(chan spawnResult, 1)
 	sp.reqs <- spawnReq{spec, env, logPath, extra, reply}
 	r := <-reply
 	return r.proc, r.link, r.err
 }
 
-func spawnNow(req spawnReq) (*os.Process, *proto.Conn, error) {
+func spawnNow(req spawnReq) (*os.Process, *proto.ControlConn, error) {
 	logf, err := os.OpenFile(req.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("log file: %w", err)
@@ -123,7 +123,7 @@ func spawnNow(req spawnReq) (*os.Process, *proto.Conn, error) {
 		proc.Kill()
 		return nil, nil, err
 	}
-	return proc, proto.NewConn(c.(*net.UnixConn)), nil
+	return proc, proto.NewControlConn(c.(*net.UnixConn)), nil
 }
 
 // cleanEnv is our environment without the SATURN_ variables that describe

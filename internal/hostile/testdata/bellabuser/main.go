@@ -54,7 +54,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	sess := proto.NewSession(proto.NewConn(uc), nil)
+	sess := proto.NewSession(proto.NewControlConn(uc), nil)
 	go sess.Run()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
