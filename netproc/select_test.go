@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -215,7 +214,7 @@ func TestWaitsAfterCalls(t *testing.T) {
 // refused with ENOBUFS, queued connections are kept, and netproc says
 // which limit, once.
 func TestMemoryLimit(t *testing.T) {
-	var logged syncBuffer
+	var logged testkit.SyncBuffer
 	cost := int64(6144) // the kernel backend's stated cost of a socket
 	srv := netproctest.Start(t, netproc.Options{
 		Limits: netproc.Limits{Memory: 3 * cost},
@@ -247,31 +246,13 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the loop's goroutine and the test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var _ = netip.AddrPort{}
 
 // TestListenGrants: an app with grants listens only where they let it:
 // never on a port below 1024 that no grant names (EACCES, as the kernel
 // answers a process without CAP_NET_BIND_SERVICE), and netproc says so.
 func TestListenGrants(t *testing.T) {
-	var logged syncBuffer
+	var logged testkit.SyncBuffer
 	srv := netproctest.Start(t, netproc.Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
 	open := func(grants *proto.ChannelGrants) *rawApp {
 		desc, files := srv.ChannelFor(t, proto.ChannelDesc{App: "granted", Grants: grants}, netproctest.Geometry)
@@ -313,7 +294,7 @@ func (c capped) Capacity() int { return c.n }
 // (and netproc says why), and another app still gets its guaranteed
 // share.
 func TestSocketShares(t *testing.T) {
-	var logged syncBuffer
+	var logged testkit.SyncBuffer
 	// Two apps may attach, each guaranteed 64 of 200: 72 are shared.
 	srv := netproctest.Start(t, netproc.Options{Backend: capped{kernel.New(), 200}, MaxApps: 2,
 		Log: slog.New(slog.NewTextHandler(&logged, nil))})

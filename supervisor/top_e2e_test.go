@@ -1,12 +1,10 @@
 package supervisor_test
 
 import (
-	"bytes"
 	"io"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +12,6 @@ import (
 
 	"saturn/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer that a copying goroutine writes while the
-// test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // topRow finds the row of the component called name in the last full
 // frame of out (frames start by clearing the screen) and returns its
@@ -67,7 +46,7 @@ func TestTop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tty.Close()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)

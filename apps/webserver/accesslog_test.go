@@ -4,12 +4,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"saturn/internal/testkit"
 )
 
 // TestAccessLogCommon: the Common Log Format is the combined one without
 // its Referer and User-Agent, with the same escaping.
 func TestAccessLogCommon(t *testing.T) {
-	var log syncBuffer
+	var log testkit.SyncBuffer
 	_, addr := startServer(t, Config{AccessLog: &log, AccessLogFormat: LogCommon})
 	exchange(t, addr, "GET /digits.txt?\"x HTTP/1.1\r\nHost: x\r\nUser-Agent: ua\r\nReferer: http://r/\r\n\r\n"+
 		"HEAD /nope HTTP/1.0\r\n\r\n")

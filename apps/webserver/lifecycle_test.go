@@ -288,7 +288,7 @@ func TestPipeConn(t *testing.T) {
 // TestAccessLog: one combined-format line per response, hostile bytes
 // escaped.
 func TestAccessLog(t *testing.T) {
-	var log syncBuffer
+	var log testkit.SyncBuffer
 	_, addr := startServer(t, Config{AccessLog: &log})
 	exchange(t, addr, "GET /digits.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: a\"b\xff\r\nReferer: http://r/\r\n\r\n"+
 		"HEAD /nope HTTP/1.0\r\n\r\n")
@@ -307,23 +307,6 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("line %d: %q does not match %s", i, lines[i], re)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestIdleConnectionsPark: on appproc's connections an idle keep-alive
