@@ -36,10 +36,8 @@ type publisher struct {
 	log    *slog.Logger
 	dial   func(netip.AddrPort) (*net.TCPConn, error)
 	stop   func() // ends dial's thread
-	to     netip.Addr
-	mu     sync.Mutex
 	ls     []net.Listener
-	status []string
+	status []string // written by startPublish only; String reads it after
 	active atomic.Int64
 	closed atomic.Bool
 	wg     sync.WaitGroup
@@ -64,7 +62,7 @@ func startPublish(cfg configs.Netproc, backendName string, log *slog.Logger) *pu
 		p.status = []string{err.Error()}
 		return p
 	}
-	p.to = pfx.Addr()
+	to := pfx.Addr()
 	if p.dial, p.stop, err = link.DialInNamespace(cfg.Netns); err != nil {
 		log.Warn("publish: cannot reach the namespace; nothing published", "err", err)
 		p.status = []string{"none: " + err.Error()}
@@ -84,9 +82,9 @@ func startPublish(cfg configs.Netproc, backendName string, log *slog.Logger) *pu
 		}
 		p.ls = append(p.ls, l)
 		p.status = append(p.status, pub.String())
-		log.Info("published", "host", pub.Host, "to", netip.AddrPortFrom(p.to, pub.Port))
+		log.Info("published", "host", pub.Host, "to", netip.AddrPortFrom(to, pub.Port))
 		p.wg.Add(1)
-		go p.accept(l, netip.AddrPortFrom(p.to, pub.Port))
+		go p.accept(l, netip.AddrPortFrom(to, pub.Port))
 	}
 	return p
 }
