@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,12 +31,19 @@ func TestHostReachesSaturn(t *testing.T) {
 	_, prefix := testkit.TestNet()
 	ns := fmt.Sprintf("satrch%d", os.Getpid()%100000) // the config allows 15 characters
 	hostPort := testkit.FreePort(t)
+	// A second published port that something else holds: the instance
+	// starts anyway, and status says that port is not published.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	in := testkit.NewInstance(t, fmt.Sprintf(`
 [netproc]
 backend = "usertcp"
 netns = %q
 address = %q
-publish = ["127.0.0.1:%d:8080"]
+publish = ["127.0.0.1:%d:8080", %q]
 backoff = "20ms"
 
 [diskproc]
@@ -44,7 +52,7 @@ sample_site = true
 [[app]]
 name = "web"
 command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":8080"]
-`, ns, prefix, hostPort))
+`, ns, prefix, hostPort, taken.Addr().String()+":8080"))
 	out := in.MustRun("supervisor", "start", "--detach", "--config", in.Config)
 	published := fmt.Sprintf("http://127.0.0.1:%d/", hostPort)
 	if !strings.Contains(out, "open "+published) {
@@ -56,8 +64,8 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":8080"]
 	if !ok || !strings.HasPrefix(hr, prefix.Masked().String()) {
 		t.Fatalf("netproc's host_route is %q: want %v via the instance's link", hr, prefix.Masked())
 	}
-	if np.Info["publish"] != fmt.Sprintf("127.0.0.1:%d->8080", hostPort) {
-		t.Errorf("netproc's publish is %q", np.Info["publish"])
+	if pub := np.Info["publish"]; !strings.HasPrefix(pub, fmt.Sprintf("127.0.0.1:%d->8080, %s->8080 (not published: ", hostPort, taken.Addr())) {
+		t.Errorf("netproc's publish is %q: want the first port published and the taken one said not to be", pub)
 	}
 	addr := prefix.Addr().String()
 	direct := fmt.Sprintf("http://%s:8080/files/1k.bin", addr)
