@@ -69,6 +69,7 @@ type Supervisor struct {
 
 	spawner *spawner
 	lockF   *os.File
+	netnsF  *os.File // the claim on netproc's namespace (netnsclaim.go)
 	ln      *net.UnixListener
 	conns   atomic.Int32 // control connections open (see MaxControlConns)
 	reload  reloadState  // the configuration's generations (reload.go)
@@ -262,6 +263,9 @@ func (s *Supervisor) prepare() error {
 		return fmt.Errorf("instance %q is already running (supervisor pid %s)", p.Instance, trimSpace(pid))
 	}
 	s.lockF = lf
+	if err := s.claimNetns(); err != nil {
+		return err
+	}
 	// We hold the lock, so any socket or pid file here is a dead
 	// supervisor's leftovers.
 	os.Remove(p.Control)
@@ -343,6 +347,7 @@ func (s *Supervisor) cleanup() {
 		s.ln.Close()
 	}
 	s.removeLeftovers()
+	s.releaseNetns()
 	for _, c := range s.components {
 		if c.persist != nil {
 			c.persist.Close()
@@ -435,9 +440,9 @@ func (s *Supervisor) startAndWait(name string, timeout time.Duration, mustReport
 		case c == nil:
 			verdict = fmt.Errorf("%s: removed during start", name)
 		case c.state == proto.StateFailed:
-			verdict = fmt.Errorf("%s failed to start: %s", name, c.reason)
+			verdict = fmt.Errorf("%s failed to start: %s%s", name, c.reason, lastWords(s.opts.Paths.Log(name)))
 		case c.state == proto.StateStopped:
-			verdict = fmt.Errorf("%s stopped during start: %s", name, c.reason)
+			verdict = fmt.Errorf("%s stopped during start: %s%s", name, c.reason, lastWords(s.opts.Paths.Log(name)))
 		case c.state == proto.StateRunning:
 			verdict = nil
 		default:
@@ -458,6 +463,37 @@ func (s *Supervisor) startAndWait(name string, timeout time.Duration, mustReport
 }
 
 var errNotReady = errors.New("not ready")
+
+// lastWords is the last line a component wrote to its log, as "; it said:
+// LINE", or "" when there is none: a start that fails says why in the
+// component's own words (a port in use, a file missing), not only with its
+// exit status.
+func lastWords(log string) string {
+	f, err := os.Open(log)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const tail = 4096
+	buf := make([]byte, tail)
+	off := int64(0)
+	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
+		off = fi.Size() - tail
+	}
+	n, _ := f.ReadAt(buf, off)
+	lines := strings.Split(string(buf[:n]), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "=== saturn:") {
+			continue
+		}
+		if len(l) > 300 {
+			l = l[:300] + "..."
+		}
+		return "; it said: " + l
+	}
+	return ""
+}
 
 // find returns the component called name. Loop only.
 func (s *Supervisor) find(name string) *component {
