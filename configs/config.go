@@ -123,10 +123,10 @@ type Netproc struct {
 	MTU        int      `toml:"mtu"`
 	Congestion string   `toml:"congestion"`
 	TimeWait   Duration `toml:"time_wait"`
-	// usertcp: established connections survive netproc's death (see
+	// usertcp: connections and listeners survive netproc's death (see
 	// docs/restart.md): a restarted netproc resumes them, and apps replay
-	// what the dead one took. Off by default.
-	Resume bool `toml:"resume"`
+	// what the dead one took. On unless false (Resumes).
+	Resume *bool `toml:"resume,omitempty"`
 	// usertcp: ECN offers Explicit Congestion Notification (RFC 3168) on
 	// every connection: negotiated in the handshake, and a mark the
 	// network sets is answered as a loss would be, without a

@@ -47,3 +47,7 @@ func ParsePublish(s string) (Publish, error) {
 // RoutesFromHost reports whether usertcp's namespace is joined to the host
 // ([netproc] host_route, on unless false).
 func (n Netproc) RoutesFromHost() bool { return n.HostRoute == nil || *n.HostRoute }
+
+// Resumes reports whether usertcp's connections and listeners survive
+// netproc's death ([netproc] resume, on unless false).
+func (n Netproc) Resumes() bool { return n.Resume == nil || *n.Resume }

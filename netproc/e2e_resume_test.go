@@ -37,15 +37,15 @@ func pattern(b []byte, off int64) {
 	}
 }
 
-// resumeInstance starts an instance on usertcp with resume on, its
-// namespace ns and address prefix, and the rest of the config.
+// resumeInstance starts an instance on usertcp (resume on, the default),
+// its namespace ns and address prefix, and the rest of the config.
 func resumeInstance(t *testing.T, ns, prefix, rest string) *testkit.Instance {
 	t.Helper()
 	if namespaceExists(ns) {
 		exec.Command("ip", "netns", "delete", ns).Run() // a crashed run's, not ours
 	}
 	policy := "backoff = \"20ms\"\nmax_backoff = \"40ms\"\n"
-	in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = %q\nresume = true\n%s%s", ns, prefix, policy, rest))
+	in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = %q\n%s%s", ns, prefix, policy, rest))
 	t.Cleanup(func() {
 		if namespaceExists(ns) {
 			in.Run("supervisor", "stop")

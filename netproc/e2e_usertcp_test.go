@@ -93,8 +93,9 @@ func namespaceExists(ns string) bool {
 	return err == nil
 }
 
-// TestUserTCPNetprocDeath holds the usertcp backend to what docs/restart.md
-// promises when netproc dies, with examples/echo as the app and the kernel
+// TestUserTCPNetprocDeath holds the usertcp backend with resume off
+// (`resume = false`) to what docs/restart.md promises when netproc dies,
+// with examples/echo as the app and the kernel
 // in saturn's namespace as its peer:
 //
 //   - the app is told at once: its calls on the connections it held fail
@@ -117,7 +118,7 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 	const prefix, peer = "10.96.0.2/24", "10.96.0.1/24"
 	const addr = "10.96.0.2:7007"
 	policy := "backoff = \"20ms\"\nmax_backoff = \"40ms\"\n"
-	in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = %q\n%s", ns, prefix, policy))
+	in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = %q\nresume = false\n%s", ns, prefix, policy))
 	echo := testkit.Build(t, "./examples/echo")
 	in.Start()
 	in.MustRun("attach", "--name", "echo", "--restart", "always", "--", echo, "--listen", ":7007")

@@ -144,7 +144,7 @@ func FromConfig(np configs.Netproc) (Config, error) {
 		HostRoute: np.RoutesFromHost(),
 		MTU:       np.MTU,
 		MaxConns:  np.MaxConnections,
-		Resume:    np.Resume,
+		Resume:    np.Resumes(),
 		Conn:      tcp.Config{Congestion: cc, TimeWait: time.Duration(np.TimeWait), ECN: np.ECN},
 		Impair: link.ImpairOptions{
 			Seed:             np.ImpairSeed,
