@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -58,4 +59,31 @@ func TestNetnsClaim(t *testing.T) {
 		t.Fatalf("claim after release: %v", err)
 	}
 	again.releaseNetns()
+}
+
+// TestLastWords: a failed start quotes the last line the component wrote,
+// past the supervisor's own "=== saturn:" markers, and nothing when the
+// log is missing or empty.
+func TestLastWords(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := dir + "/" + name
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tt := range []struct{ name, log, want string }{
+		{"said", "=== saturn: starting web\nsaturn: listen tcp [::]:8080: address already in use\n=== saturn: exit 1\n\n", "; it said: saturn: listen tcp [::]:8080: address already in use"},
+		{"silent", "=== saturn: starting web\n", ""},
+		{"empty", "", ""},
+		{"long", strings.Repeat("x", 5000) + "\n", "; it said: " + strings.Repeat("x", 300) + "..."},
+	} {
+		if got := lastWords(write(tt.name, tt.log)); got != tt.want {
+			t.Errorf("%s: lastWords = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if got := lastWords(dir + "/missing"); got != "" {
+		t.Errorf("missing log: %q", got)
+	}
 }
