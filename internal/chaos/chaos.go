@@ -24,14 +24,18 @@ import (
 type Options struct {
 	Base    string              // the web server's URL, "http://host:port"
 	Files   map[string][32]byte // paths under Base and their SHA-256
-	Victims []string            // components to kill, in turn (shuffled per cycle)
-	Kills   int                 // total kills
-	Gap     [2]time.Duration    // random pause between kills: [min, max)
-	Recover time.Duration       // each victim must run again within this
-	Hang    time.Duration       // a request unanswered this long is a hang
-	Clients int                 // Go checking clients (plus one curl client when curl exists)
-	Load    int                 // load generator connections (0: none)
-	Seed    uint64
+	Victims []string            // components to kill (SIGKILL), in turn (shuffled per cycle)
+	// Graceful are components restarted with `saturn restart` (SIGTERM,
+	// then the next incarnation), in turn with the kills.
+	Graceful []string
+	Kills    int              // total events, kills and graceful restarts
+	Gap      [2]time.Duration // random pause between kills: [min, max)
+	Recover  time.Duration    // each victim must run again within this
+	Hang     time.Duration    // a request unanswered this long is a hang
+	Clients  int              // Go checking clients (plus one curl client when curl exists)
+	Fresh    int              // Go checking clients that open a new connection per request
+	Load     int              // load generator connections (0: none)
+	Seed     uint64
 	// Dial opens every connection of the Go clients, the probes and the
 	// load generator (nil: this process's own sockets); Prefix goes in
 	// front of curl (ip netns exec NS). With the usertcp backend the web
@@ -41,15 +45,34 @@ type Options struct {
 	// NetprocInfo, when set, is what status must show of netproc after
 	// each of its restarts (its backend, netns and address).
 	NetprocInfo map[string]string
+	// Lossless, when set, says which events must fail no request at all,
+	// of the checking clients or of the load generator: a failed request
+	// after one of them is a broken promise.
+	Lossless func(Kill) bool
 }
 
-// Kill is one kill and what followed.
+// Kill is one event, a kill or a graceful restart, and what followed.
 type Kill struct {
 	Victim   string
+	Graceful bool // `saturn restart`, not `saturn kill`
 	At       time.Time
 	Recovery time.Duration // from the kill to the first request served again
 	Back     time.Duration // from the kill to the victim running again in status
-	Failed   int           // requests that failed (cleanly) between the kill and recovery
+	// Failed counts the checking clients' requests that failed (cleanly)
+	// from the kill to the next event (or the end of the run), LoadFailed
+	// the load generator's: every failure is counted against the event
+	// it followed.
+	Failed, LoadFailed int
+	failures           []string // the first few, for the report of a lossless event
+}
+
+// Event names the event: the victim for a kill, "restart VICTIM" for a
+// graceful restart.
+func (k Kill) Event() string {
+	if k.Graceful {
+		return "restart " + k.Victim
+	}
+	return k.Victim
 }
 
 // Report is a run's result.
@@ -72,9 +95,10 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 	restarts := rep.killInTurn(t, in, o)
 	time.Sleep(o.Gap[0]) // let the last recovery carry traffic
 	cancel()
+	runEnd := time.Now()
 	rep.Load = wait()
 
-	rep.judge(rec.snapshot())
+	rep.judge(rec.snapshot(), rec.loadErrors(), runEnd, o.Lossless)
 	rep.Broken = append(rep.Broken, checkRestarts(in, o.Victims, restarts)...)
 	for _, b := range rep.Broken {
 		t.Error(b)
@@ -82,9 +106,9 @@ func Run(t testing.TB, in *testkit.Instance, o Options) *Report {
 	return rep
 }
 
-// startTraffic starts the checking clients (o.Clients in Go, and one curl
-// client when curl exists) and the load generator (when o.Load), which
-// record into rec until ctx ends. wait waits for them all, after ctx has
+// startTraffic starts the checking clients (o.Clients and o.Fresh in Go,
+// and one curl client when curl exists) and the load generator (when
+// o.Load), which record into rec until ctx ends. wait waits for them all, after ctx has
 // ended, and returns the load generator's report (nil without one).
 func startTraffic(ctx context.Context, t testing.TB, o Options, rec *recorder) (wait func() *loadgen.Report) {
 	var wg sync.WaitGroup
@@ -92,7 +116,14 @@ func startTraffic(ctx context.Context, t testing.TB, o Options, rec *recorder) (
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			goClient(ctx, fmt.Sprintf("go%d", i), o, o.Seed+uint64(i), rec)
+			goClient(ctx, fmt.Sprintf("go%d", i), o, o.Seed+uint64(i), false, rec)
+		}()
+	}
+	for i := range o.Fresh {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			goClient(ctx, fmt.Sprintf("fresh%d", i), o, o.Seed+uint64(50+i), true, rec)
 		}()
 	}
 	if _, err := exec.LookPath("curl"); err == nil {
@@ -105,7 +136,11 @@ func startTraffic(ctx context.Context, t testing.TB, o Options, rec *recorder) (
 	loadDone := make(chan *loadgen.Report, 1)
 	if o.Load > 0 {
 		go func() {
-			r, err := loadgen.Run(ctx, loadgen.Config{URL: o.Base + "/files/1k.bin", Connections: o.Load, Duration: 24 * time.Hour, Timeout: o.Hang, Dial: o.Dial})
+			// Its failures are timed by its progress reports, every
+			// 10 ms, so that each is counted against the event it
+			// followed.
+			r, err := loadgen.Run(ctx, loadgen.Config{URL: o.Base + "/files/1k.bin", Connections: o.Load, Duration: 24 * time.Hour, Timeout: o.Hang, Dial: o.Dial,
+				Progress: rec.loadProgress, ProgressInterval: 10 * time.Millisecond})
 			if err != nil {
 				t.Logf("load generator: %v", err)
 			}
@@ -121,29 +156,40 @@ func startTraffic(ctx context.Context, t testing.TB, o Options, rec *recorder) (
 	}
 }
 
-// killInTurn makes o.Kills kills, each after a random gap, of the victims
-// in an order shuffled per cycle, recording each kill in rep.Kills and what
+// killInTurn makes o.Kills events, each after a random gap: kills of the
+// victims and graceful restarts of o.Graceful, in an order shuffled per
+// cycle, recording each kill in rep.Kills and what
 // went wrong in rep.Broken; it stops at the first kill that the instance
 // does not recover from. It returns the restart count it expects in status
 // per victim.
 func (rep *Report) killInTurn(t testing.TB, in *testkit.Instance, o Options) map[string]int {
 	rng := rand.New(rand.NewPCG(o.Seed, 1))
-	var order []string
+	var events, order []Kill
 	restarts := map[string]int{}
 	st := in.Status()
 	for _, v := range o.Victims {
 		restarts[v] = testkit.Component(st, v).Restarts
+		events = append(events, Kill{Victim: v})
+	}
+	for _, v := range o.Graceful {
+		restarts[v] = testkit.Component(st, v).Restarts
+		events = append(events, Kill{Victim: v, Graceful: true})
 	}
 	for k := 0; k < o.Kills; k++ {
 		if len(order) == 0 {
-			order = slices.Clone(o.Victims)
+			order = slices.Clone(events)
 			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		}
-		victim := order[0]
+		kill := order[0]
 		order = order[1:]
+		victim := kill.Victim
 		time.Sleep(o.Gap[0] + time.Duration(rng.Int64N(int64(o.Gap[1]-o.Gap[0])+1)))
-		kill := Kill{Victim: victim, At: time.Now()}
-		in.MustRun("kill", victim)
+		kill.At = time.Now()
+		if kill.Graceful {
+			in.MustRun("restart", victim) // returns once the next incarnation runs
+		} else {
+			in.MustRun("kill", victim)
+		}
 		restarts[victim]++
 		broken, ok := recoverFrom(in, o, k+1, &kill, restarts[victim])
 		rep.Broken = append(rep.Broken, broken...)
@@ -151,7 +197,7 @@ func (rep *Report) killInTurn(t testing.TB, in *testkit.Instance, o Options) map
 			break
 		}
 		rep.Kills = append(rep.Kills, kill)
-		t.Logf("kill %d: %s back in %v, serving after %v", k+1, kill.Victim, kill.Back.Round(time.Millisecond), kill.Recovery.Round(time.Millisecond))
+		t.Logf("event %d: %s back in %v, serving after %v", k+1, kill.Event(), kill.Back.Round(time.Millisecond), kill.Recovery.Round(time.Millisecond))
 	}
 	return restarts
 }
@@ -169,7 +215,7 @@ func recoverFrom(in *testkit.Instance, o Options, n int, kill *Kill, restarts in
 		return []string{fmt.Sprintf("kill %d: %s not running again within %v", n, victim, o.Recover)}, false
 	}
 	kill.Back = time.Since(kill.At)
-	if victim == "netproc" {
+	if victim == "netproc" && !kill.Graceful {
 		broken = checkInfo(in, n, o.NetprocInfo)
 	}
 	served, ok := probe(o, kill.At, o.Recover)
@@ -181,9 +227,12 @@ func recoverFrom(in *testkit.Instance, o Options, n int, kill *Kill, restarts in
 }
 
 // judge counts the outcomes of the clients' requests per client, reports
-// every request that broke a promise, and counts the failures between each
-// kill and its recovery.
-func (rep *Report) judge(events []event) {
+// every request that broke a promise, and counts the failures that
+// followed each event until the next one (or end, the end of the run):
+// the checking clients' by when each request ended, the load generator's
+// by when it reported them (loadErrs). An event that lossless says must
+// fail nothing and did is a broken promise.
+func (rep *Report) judge(events []event, loadErrs []loadError, end time.Time, lossless func(Kill) bool) {
 	for _, e := range events {
 		c := rep.Outcomes[e.client]
 		c[e.outcome]++
@@ -194,11 +243,26 @@ func (rep *Report) judge(events []event) {
 	}
 	for i := range rep.Kills {
 		k := &rep.Kills[i]
-		until := k.At.Add(k.Recovery)
+		until := end
+		if i+1 < len(rep.Kills) {
+			until = rep.Kills[i+1].At
+		}
 		for _, e := range events {
-			if e.outcome != OK && !e.end.Before(k.At) && !e.start.After(until) {
+			if e.outcome != OK && !e.end.Before(k.At) && e.end.Before(until) {
 				k.Failed++
+				if len(k.failures) < 5 {
+					k.failures = append(k.failures, fmt.Sprintf("%s %s at %s: %s (%s)", e.client, e.path, e.end.Format("15:04:05.000"), e.outcome, e.err))
+				}
 			}
+		}
+		for _, le := range loadErrs {
+			if !le.at.Before(k.At) && le.at.Before(until) {
+				k.LoadFailed += le.n
+			}
+		}
+		if lossless != nil && lossless(*k) && k.Failed+k.LoadFailed > 0 {
+			rep.Broken = append(rep.Broken, fmt.Sprintf("%s at %s must lose nothing: %d checking requests and %d of the load generator failed after it; first: %s",
+				k.Event(), k.At.Format("15:04:05.000"), k.Failed, k.LoadFailed, strings.Join(k.failures, "; ")))
 		}
 	}
 }
@@ -247,30 +311,32 @@ func checkInfo(in *testkit.Instance, kill int, want map[string]string) []string 
 // Table renders the per-component figures.
 func (r *Report) Table() string {
 	var b strings.Builder
-	fmt.Fprintln(&b, "| component | kills | median recovery | worst recovery | median back in status | failed requests per kill |")
-	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(&b, "| event | count | median recovery | worst recovery | median back in status | failed requests per event: checking clients | load generator |")
+	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- | --- |")
 	byVictim := map[string][]Kill{}
 	var names []string
 	for _, k := range r.Kills {
-		if byVictim[k.Victim] == nil {
-			names = append(names, k.Victim)
+		if byVictim[k.Event()] == nil {
+			names = append(names, k.Event())
 		}
-		byVictim[k.Victim] = append(byVictim[k.Victim], k)
+		byVictim[k.Event()] = append(byVictim[k.Event()], k)
 	}
 	slices.Sort(names)
 	for _, n := range names {
 		ks := byVictim[n]
 		var rec, back []time.Duration
-		failed := 0
+		failed, loadFailed := 0, 0
 		for _, k := range ks {
 			rec = append(rec, k.Recovery)
 			back = append(back, k.Back)
 			failed += k.Failed
+			loadFailed += k.LoadFailed
 		}
 		slices.Sort(rec)
 		slices.Sort(back)
-		fmt.Fprintf(&b, "| %s | %d | %v | %v | %v | %.1f |\n", n, len(ks), median(rec).Round(time.Millisecond),
-			rec[len(rec)-1].Round(time.Millisecond), median(back).Round(time.Millisecond), float64(failed)/float64(len(ks)))
+		fmt.Fprintf(&b, "| %s | %d | %v | %v | %v | %.1f | %.1f |\n", n, len(ks), median(rec).Round(time.Millisecond),
+			rec[len(rec)-1].Round(time.Millisecond), median(back).Round(time.Millisecond),
+			float64(failed)/float64(len(ks)), float64(loadFailed)/float64(len(ks)))
 	}
 	fmt.Fprintln(&b)
 	for client, c := range r.Outcomes {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"saturn/apps/loadgen"
 )
 
 // Outcome classifies one request.
@@ -49,10 +51,35 @@ type event struct {
 	client     string
 }
 
-// recorder collects events from every client.
+// recorder collects events from every client, and the load generator's
+// failures as its progress reports them.
 type recorder struct {
-	mu     sync.Mutex
-	events []event
+	mu         sync.Mutex
+	events     []event
+	loadErrs   []loadError
+	loadFailed int64 // the load generator's failures reported so far
+}
+
+// loadError is failures of the load generator, seen by at.
+type loadError struct {
+	at time.Time
+	n  int
+}
+
+// loadProgress is the load generator's progress callback (one goroutine).
+func (r *recorder) loadProgress(p loadgen.Progress) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.Errors > r.loadFailed {
+		r.loadErrs = append(r.loadErrs, loadError{at: time.Now(), n: int(p.Errors - r.loadFailed)})
+		r.loadFailed = p.Errors
+	}
+}
+
+func (r *recorder) loadErrors() []loadError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.loadErrs)
 }
 
 func (r *recorder) add(e event) {
@@ -101,19 +128,20 @@ func isTimeout(err error) bool {
 }
 
 // goClient fetches random files with Go's HTTP client until ctx ends, half
-// the time on a fresh connection, and checks every body against its sum.
-func goClient(ctx context.Context, name string, o Options, seed uint64, rec *recorder) {
+// the time on a fresh connection (always, when fresh), and checks every
+// body against its sum.
+func goClient(ctx context.Context, name string, o Options, seed uint64, fresh bool, rec *recorder) {
 	base, files, hang := o.Base, o.Files, o.Hang
 	rng := rand.New(rand.NewPCG(seed, 7))
 	paths := sortedPaths(files)
 	keep := &http.Transport{MaxIdleConnsPerHost: 1, ResponseHeaderTimeout: hang, DialContext: o.Dial}
-	fresh := &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: hang, DialContext: o.Dial}
+	perRequest := &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: hang, DialContext: o.Dial}
 	defer keep.CloseIdleConnections()
 	for ctx.Err() == nil {
 		path := paths[rng.IntN(len(paths))]
 		tr := keep
-		if rng.IntN(2) == 0 {
-			tr = fresh
+		if fresh || rng.IntN(2) == 0 {
+			tr = perRequest
 		}
 		start := time.Now()
 		out, err := fetch(ctx, &http.Client{Transport: tr, Timeout: hang}, base+path, files[path])
