@@ -250,9 +250,17 @@ func (t temporary) Temporary() bool { return true }
 func (t temporary) Unwrap() error   { return t.error }
 
 // Close implements net.Listener: a pending Accept returns net.ErrClosed,
-// and netproc closes the socket (it does not keep it for a next
-// incarnation: that is only for an app that goes away without closing).
-func (l *TCPListener) Close() error { return l.close(0) }
+// and netproc closes the socket. Once the app is stopping (see Stopping:
+// the supervisor sent SIGTERM, or the app called Stop), Close leaves the
+// socket to the app's next incarnation instead, as Leave does, so that a
+// server's graceful shutdown (net/http's Server.Shutdown closes its
+// listeners) refuses no client across a restart.
+func (l *TCPListener) Close() error {
+	if IsStopping() {
+		return l.Leave()
+	}
+	return l.close(0)
+}
 
 // Leave closes the listener for this process but leaves the listening
 // socket to the app's next incarnation: netproc keeps it, still queueing

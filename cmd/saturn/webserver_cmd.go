@@ -105,8 +105,10 @@ func runWebserver(c *cli.Context) error {
 		accessLog = logFile
 	}
 
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	// SIGTERM (the supervisor's stop, restart or upgrade) or SIGINT ends
+	// ctx, and from then on closing a listener leaves it to the next
+	// incarnation (appproc.Stopping).
+	ctx := appproc.StopContext(c.Context)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("app", "webserver")
 	app, err := attachApp(ctx, c, "web", true)
 	if err != nil {
@@ -140,7 +142,7 @@ func runWebserver(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		lns = append(lns, leaving{ln})
+		lns = append(lns, ln)
 		info["listen"] = ln.Addr().String()
 		adopted = ln.Adopted()
 	}
@@ -152,7 +154,7 @@ func runWebserver(c *cli.Context) error {
 			}
 			return fmt.Errorf("--tls-listen: %w", err)
 		}
-		lns = append(lns, tls.NewListener(leaving{ln}, cert.TLSConfig()))
+		lns = append(lns, tls.NewListener(ln, cert.TLSConfig()))
 		info["tls_listen"] = ln.Addr().String()
 		log.Info("HTTPS", "listen", ln.Addr().String(), "cert", c.String("tls-cert"), "not_after", cert.NotAfter())
 		warnExpired(log, cert)
@@ -180,16 +182,6 @@ func runWebserver(c *cli.Context) error {
 	log.Info("stopped", "err", err)
 	return err
 }
-
-// leaving is a listener that the web server's shutdown leaves to its next
-// incarnation rather than closes (appproc's TCPListener.Leave): the web
-// server closes its listeners only when it stops, and it stops when the
-// supervisor restarts it or stops it. Between incarnations netproc keeps
-// the socket and clients queue on it instead of being refused; a web
-// server that does not come back has it closed after netproc's linger.
-type leaving struct{ *appproc.TCPListener }
-
-func (l leaving) Close() error { return l.Leave() }
 
 // reloadWebserver is SIGHUP: the access log reopened, then the
 // certificate read again (the old one stays if the new one cannot be
