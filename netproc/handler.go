@@ -183,7 +183,9 @@ func (h *Handler) owned(s *sock) {
 }
 
 // Dropped implements serverkit.Handler: the app is gone. Its connections
-// close now; its listeners wait for its next incarnation (orphan).
+// close now, each as close(2) would: with a FIN, or a RST if it holds
+// bytes the app had not read; its listeners wait for its next incarnation
+// (orphan).
 func (h *Handler) Dropped(ch *serverkit.Channel) {
 	app, ok := ch.Data.(*appState)
 	if !ok {
@@ -197,6 +199,7 @@ func (h *Handler) Dropped(ch *serverkit.Channel) {
 			kept++
 			continue
 		}
+		s.releaseReceived()
 		s.close(syscall.ECANCELED)
 	}
 	for s := range app.closing {
@@ -209,6 +212,27 @@ func (h *Handler) Dropped(ch *serverkit.Channel) {
 	clear(app.pending)
 	app.provided, app.starved = nil, nil
 	ch.Data = nil
+}
+
+// releaseReceived is for a connection whose app is gone: its waiting
+// receive's stream offset shows the bytes the app had received, and those
+// leave the receive buffer before the close. Without it a resuming
+// connection (usertcp with resume) would still hold the bytes of the last
+// request the app read, which stay until the app's next call shows it has
+// them (backend.StreamConn), and a close with bytes unread resets the
+// connection. So an idle keep-alive connection of a dead app ends with a
+// FIN, as on the other backends, and its client retries; one holding a
+// request the app had not read is still reset.
+func (s *sock) releaseReceived() {
+	if s.stream == nil {
+		return
+	}
+	for _, o := range s.recvs {
+		if o.sub.Flags&proto.FlagStream != 0 {
+			s.stream.Release(o.sub.Offset)
+			return
+		}
+	}
 }
 
 // Submit implements serverkit.Handler: one valid entry of a socket
