@@ -112,6 +112,12 @@ type Config struct {
 	// handshake and uses it if the peer agrees (see ecn.go). Off by
 	// default; the shell must then carry Segment.CE and Segment.ECT.
 	ECN bool
+
+	// DisableMTUProbing turns off packetization-layer path MTU discovery
+	// (RFC 4821, RFC 8899; pmtu.go): the search for a black hole after
+	// repeated timeouts and the probes that raise the MSS after a
+	// reduction. ICMP's reductions (RFC 1191) apply either way.
+	DisableMTUProbing bool
 }
 
 // Defaults used for zero Config fields.

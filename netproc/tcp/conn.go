@@ -74,6 +74,7 @@ type Conn struct {
 	rec  recovery
 	rack rackState
 	ecn  ecnState
+	pmtu pmtuState
 	cc   CCState
 	tm   timers
 	lim  limits
@@ -175,6 +176,8 @@ func (c *Conn) Step(in Input, now Time, mem Mem, out *Output) error {
 		err = c.appAbort(&e)
 	case InSetOption:
 		err = c.appSetOption(&e, in.Opt, in.Value)
+	case InPacketTooBig:
+		c.packetTooBig(&e, &in.PTB)
 	default:
 		err = ErrInvalid
 	}

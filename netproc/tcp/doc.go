@@ -16,7 +16,8 @@
 //	func (l *Listener) Step(in *ListenInput, now Time, child *Conn, mem Mem, out *Output) ListenResult
 //
 // An Input is a received segment (parsed by package header; the core never
-// parses wire bytes), a timer expiry, or an application call: connect,
+// parses wire bytes), an ICMP "fragmentation needed" about one of the
+// connection's segments, a timer expiry, or an application call: connect,
 // send, read or consume, shutdown, close, abort, set an option. Step
 // appends its effects to an Output: segments to transmit, wake-ups for the
 // application, and the connection's single earliest deadline.
@@ -39,8 +40,10 @@
 //  1. Find the state. A received segment is looked up by its tuple; if no
 //     connection holds it, it goes to the listener of its local port
 //     (Listener.Step), and if there is none, ResetFor gives the answer for a
-//     closed port. A timer expiry, or an application request, names its
-//     connection.
+//     closed port. An ICMP "fragmentation needed" (RFC 1191) goes to the
+//     connection its quoted IP and TCP headers name, as InPacketTooBig,
+//     once the shell has checked that they name one (pmtu.go). A timer
+//     expiry, or an application request, names its connection.
 //  2. Call Step with the input, the current time (monotonic, above zero),
 //     the connection's buffers and the stack's Stats. Step for one
 //     connection must not run concurrently with anything else touching that
@@ -116,6 +119,23 @@
 // Linux, and saturn, wait for the ACK check too, so that a forged or stale
 // segment cannot set the timestamp we echo (testdata/arrival_order.txt).
 //
+// # Path MTU
+//
+// The send MSS the handshake agreed is lowered when the path carries less
+// (pmtu.go), and raised again by probing. In this order: an ICMP
+// "fragmentation needed" whose quoted sequence number is in flight
+// (RFC 5927) and whose MTU is sane lowers it at once (RFC 1191) and what
+// is in flight is resent in segments of the new size, without a congestion
+// response; where no ICMP comes, two timeouts in a row of a segment that a
+// smaller MSS would split make a black hole (RFC 4821), and the MSS falls
+// to 1024, then by halves, never below 536; after either, once the loss is
+// repaired, probes of new data search upward by halving, and a lost probe
+// is resent without a congestion response (RFC 8899, 4.4); the search
+// rests ten minutes once it has converged, then starts again from the
+// handshake's MSS. Probing is on unless Config.DisableMTUProbing: on a
+// clean path it does nothing (testdata/pmtu_icmp.txt,
+// testdata/pmtu_blackhole.txt).
+//
 // # Loss recovery
 //
 // With Config.FastLossRecovery (and SACK), loss detection is RACK-TLP
@@ -161,8 +181,10 @@
 // Not implemented: F-RTO (RFC 5682; a spurious timeout is found only by
 // timestamps, so not without them); undo and PRR without RACK (RFC 6675
 // recovery sets cwnd to ssthresh at once); congestion window validation
-// (RFC 7661; only the restart after idle of RFC 5681, 4.1); path-MTU
-// discovery (RFC 1191, RFC 8899); TCP-AO. ECN (RFC 3168, ecn.go) is in the
+// (RFC 7661; only the restart after idle of RFC 5681, 4.1); TCP-AO; a
+// path MTU kept between connections (each learns it anew; the shell keeps
+// no route cache), and ICMP about a segment in SYN-SENT or
+// SYN-RECEIVED (handshake segments are small). ECN (RFC 3168, ecn.go) is in the
 // core, off by default (Config.ECN); the shell must carry the CE and ECT
 // bits between the IP header and Segment.
 package tcp

@@ -10,16 +10,17 @@ type InputKind uint8
 // The inputs Step accepts: a received segment, a timer expiry, or a call
 // from the application.
 const (
-	InSegment   InputKind = iota + 1 // Seg arrived from the peer
-	InTimer                          // the deadline last reported in Output.Timer passed
-	InConnect                        // active open (Connect)
-	InSend                           // queue Data for sending
-	InRead                           // copy readable bytes into Data and consume them
-	InConsume                        // the app has taken N bytes through ReadableViews
-	InShutdown                       // no more sends: queue a FIN (shutdown(SHUT_WR))
-	InClose                          // the app is done with the connection (close(2))
-	InAbort                          // reset the connection (close with SO_LINGER 0)
-	InSetOption                      // set Opt to Value
+	InSegment      InputKind = iota + 1 // Seg arrived from the peer
+	InTimer                             // the deadline last reported in Output.Timer passed
+	InConnect                           // active open (Connect)
+	InSend                              // queue Data for sending
+	InRead                              // copy readable bytes into Data and consume them
+	InConsume                           // the app has taken N bytes through ReadableViews
+	InShutdown                          // no more sends: queue a FIN (shutdown(SHUT_WR))
+	InClose                             // the app is done with the connection (close(2))
+	InAbort                             // reset the connection (close with SO_LINGER 0)
+	InSetOption                         // set Opt to Value
+	InPacketTooBig                      // an ICMP "fragmentation needed" for this connection (PTB)
 )
 
 // Option names a setting changed with InSetOption.
@@ -66,6 +67,9 @@ type Input struct {
 
 	// Connect holds the arguments of InConnect.
 	Connect ConnectParams
+
+	// PTB is what an ICMP "fragmentation needed" says (InPacketTooBig).
+	PTB PacketTooBig
 }
 
 // Wake is a set of application wake-ups raised by a Step.

@@ -400,6 +400,7 @@ func (c *Conn) newAck(e *env, seg *Segment) {
 		c.rtt.timing = false
 	}
 	c.snd.una = ack
+	c.pmtuOnAck(e)
 	c.tm.tlp, c.tm.tlpSent = 0, 0 // an ACK of new data restarts the probe timer
 	if ack.GreaterThan(c.snd.bufStart) {
 		n := min(uint32(c.snd.bufStart.Size(ack)), c.snd.buffered)

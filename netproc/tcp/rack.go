@@ -480,7 +480,7 @@ func (c *Conn) rackAfterAck(e *env, delivered uint32) {
 		return
 	}
 	c.rackDetect(e)
-	if c.rec.mode == modeOpen && c.rackLost() {
+	if c.rec.mode == modeOpen && c.rackLost() && !c.pmtuProbeLost(e) {
 		c.enterRecovery(e)
 	}
 	if c.rec.mode == modeSACK {
@@ -499,7 +499,7 @@ func (c *Conn) rackTimerFired(e *env) {
 		return
 	}
 	c.rackDetect(e)
-	if c.rec.mode == modeOpen && c.rackLost() {
+	if c.rec.mode == modeOpen && c.rackLost() && !c.pmtuProbeLost(e) {
 		c.enterRecovery(e)
 		c.prrUpdate(0)
 	}

@@ -198,7 +198,7 @@ func (c *Conn) duplicateAck(e *env) {
 			return // RACK decides (rackDetect)
 		}
 		lost := c.sack.ok && c.sack.lostEdge(c.snd.una, uint32(c.snd.mss)).GreaterThan(c.snd.una)
-		if c.rec.dupAcks >= dupThresh || lost || c.earlyRetransmit() {
+		if (c.rec.dupAcks >= dupThresh || lost || c.earlyRetransmit()) && !c.pmtuProbeLost(e) {
 			// RFC 6582, 3.2 step 1: no new recovery until data sent after
 			// the last one began is acknowledged (avoids multiple
 			// reductions for one window); SACK recovery needs no such guard

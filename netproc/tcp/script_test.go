@@ -225,6 +225,19 @@ func (h *harness) run(t *testing.T, line string) string {
 		h.printStats(&b)
 	case "rack":
 		h.printRACK(&b)
+	case "icmp": // an ICMP "fragmentation needed" for the connection
+		h.step(t, &b, Input{Kind: InPacketTooBig, PTB: PacketTooBig{
+			MTU: uint16(h.num(t, kv["mtu"])), Size: uint16(h.num(t, kv["size"])), Seq: seqnum.Value(h.num(t, kv["seq"]))}})
+	case "pmtu":
+		p := &h.c.pmtu
+		fmt.Fprintf(&b, "mss=%d max=%d high=%d probe=%d", h.c.snd.mss, p.max, p.high, p.probeMSS)
+		if p.probeMSS != 0 {
+			fmt.Fprintf(&b, " at %d-%d", p.probe.start, p.probe.end)
+		}
+		if p.next != 0 {
+			fmt.Fprintf(&b, " next=%s", time.Duration(p.next-Time(time.Second)))
+		}
+		b.WriteString("\n")
 	default:
 		return fail("unknown command %q", cmd)
 	}
@@ -254,6 +267,8 @@ func (h *harness) config(t *testing.T, kv map[string]string) (Config, int, int) 
 			cfg.FastLossRecovery = true
 		case "ecn":
 			cfg.ECN = true
+		case "mtuprobe":
+			cfg.DisableMTUProbing = v == "off"
 		case "delack":
 			if v == "off" {
 				cfg.DelayedACK = -1

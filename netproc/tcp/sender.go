@@ -125,7 +125,7 @@ func (c *Conn) sendOne(e *env) bool {
 	if pipe < limit {
 		room = limit - pipe
 	}
-	return c.sendNew(e, mss, room, false)
+	return c.pmtuProbe(e, room) || c.sendNew(e, mss, room, false)
 }
 
 // sendNew sends new data, at most mss bytes and what room (congestion) and

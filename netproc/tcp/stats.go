@@ -42,6 +42,12 @@ type Stats struct {
 	SpuriousRecoveries uint64 // fast recoveries undone by D-SACKs (RFC 3708)
 	ECNCEReceived      uint64 // segments received with Congestion Experienced (RFC 3168)
 	ECNReductions      uint64 // window reductions for an ECN-Echo (RFC 3168, 6.1.2)
+	PMTUMessages       uint64 // ICMP "fragmentation needed" given to connections (RFC 1191)
+	PMTUIgnored        uint64 // of which ignored: not in flight, bogus, or not lowering the MSS (RFC 5927)
+	PMTUReductions     uint64 // MSS reductions by ICMP
+	PMTUBlackholes     uint64 // MSS reductions for a presumed black hole (RFC 4821)
+	PMTUProbes         uint64 // path MTU probes sent (RFC 4821, RFC 8899)
+	PMTUProbeFailures  uint64 // probes lost, or inconclusive too often
 
 	// Drops counts discarded segments by reason.
 	Drops [NumDropReasons]uint64
@@ -120,6 +126,12 @@ func (s *Stats) Add(o *Stats) {
 	s.SpuriousRecoveries += o.SpuriousRecoveries
 	s.ECNCEReceived += o.ECNCEReceived
 	s.ECNReductions += o.ECNReductions
+	s.PMTUMessages += o.PMTUMessages
+	s.PMTUIgnored += o.PMTUIgnored
+	s.PMTUReductions += o.PMTUReductions
+	s.PMTUBlackholes += o.PMTUBlackholes
+	s.PMTUProbes += o.PMTUProbes
+	s.PMTUProbeFailures += o.PMTUProbeFailures
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}

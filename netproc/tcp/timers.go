@@ -170,7 +170,9 @@ func (c *Conn) retransmitTimeout(e *env) {
 	}
 	c.rtt.backoff++
 	e.st.Timeouts++
-	c.enterLoss(e)
+	if !c.pmtuOnTimeout(e) {
+		c.enterLoss(e)
+	}
 	c.output(e)
 	c.armRTO(e)
 }
