@@ -39,7 +39,12 @@ func disktest_backends(t *testing.T) []string {
 func killUnderLoad(t *testing.T, backend string) {
 	root := t.TempDir()
 	os.Mkdir(filepath.Join(root, "load"), 0o755)
+	// netproc on its kernel backend: this test is about diskproc, and
+	// usertcp's network namespace may be another instance's on this host.
 	in := testkit.NewInstance(t, fmt.Sprintf(`
+[netproc]
+backend = "kernel"
+
 [diskproc]
 root = %q
 backend = %q
