@@ -24,6 +24,11 @@ type LinkConfig struct {
 	Jitter    time.Duration // uniform extra delay per packet
 	Bandwidth int64         // bytes per second; 0 means unlimited
 	Queue     time.Duration // a packet that would wait longer than this for the link is dropped
+	// MTU, if set, is the largest packet (wireSize) a hop in the middle
+	// of the path carries: larger ones are dropped there, and with ICMP
+	// the hop tells their sender (RFC 1191; see pmtu.go).
+	MTU  int
+	ICMP bool
 	// CE is the probability that an ECN-capable packet (Segment.ECT) is
 	// marked Congestion Experienced (RFC 3168) instead of going through
 	// unmarked.
@@ -36,6 +41,7 @@ type packet struct {
 	to    int // host index
 	tuple tcp.Tuple
 	seg   tcp.Segment
+	ptb   tcp.PacketTooBig // evICMP: what the hop's ICMP message says
 }
 
 // event is one scheduled happening.
@@ -54,6 +60,7 @@ const (
 	evTimer
 	evApp
 	evConnect
+	evICMP // an ICMP "fragmentation needed" reaches pkt.to
 )
 
 // eventQueue is a min-heap of events by (at, seq).
@@ -102,6 +109,10 @@ func wireSize(s *tcp.Segment) int {
 // transmit schedules the delivery of p (sent by host from at now) on w.
 func (l *link) transmit(w *world, from int, p *packet) {
 	l.sent++
+	if l.cfg.MTU > 0 && wireSize(&p.seg) > l.cfg.MTU {
+		w.packetTooBig(from, p)
+		return
+	}
 	if l.rng.Float64() < l.cfg.Loss {
 		l.lost++
 		return

@@ -55,6 +55,7 @@ type Result struct {
 	Stats       [2]tcp.Stats
 	Connections int
 	Ghosts      int // connections raised by a late duplicate meeting a SYN cookie
+	TooBig      int // packets dropped by the hop of LinkConfig.MTU
 }
 
 const (
@@ -74,6 +75,7 @@ type world struct {
 	all    []*endpoint
 	nevent int
 	ghosts int
+	tooBig int // packets dropped by the hop of LinkConfig.MTU
 	err    error
 	out    tcp.Output
 }
@@ -152,7 +154,7 @@ func Run(sc Scenario) (Result, error) {
 		w.dispatch(ev)
 	}
 	res := Result{Elapsed: w.now.Sub(tcp.Time(time.Second)), Events: w.nevent,
-		Packets: w.link.sent, Lost: w.link.lost, Connections: len(w.all), Ghosts: w.ghosts}
+		Packets: w.link.sent, Lost: w.link.lost, Connections: len(w.all), Ghosts: w.ghosts, TooBig: w.tooBig}
 	res.Stats[0], res.Stats[1] = w.hosts[0].stats, w.hosts[1].stats
 	if w.err != nil {
 		return res, w.err
@@ -258,6 +260,8 @@ func (w *world) dispatch(ev *event) {
 			}
 			w.step(ev.ep, tcp.Input{Kind: tcp.InTimer})
 		}
+	case evICMP:
+		w.icmpIn(ev.pkt)
 	case evApp:
 		ev.ep.appQueued = false
 		if !ev.ep.removed || !ev.ep.appClosed {

@@ -1,0 +1,114 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// pmtuScenario is RandomScenario with a hop in the middle of the path that
+// carries smaller packets than the ends' MSS allows, and that either
+// reports it by ICMP (RFC 1191) or silently drops what does not fit (a
+// black hole, left to RFC 4821's probing).
+func pmtuScenario(seed uint64, maxBytes int, icmp bool) Scenario {
+	sc := RandomScenario(seed, maxBytes)
+	r := rand.New(rand.NewPCG(seed, 0x9e7))
+	sc.Link.MTU = []int{576, 1000, 1280, 1400}[r.IntN(4)]
+	sc.Link.ICMP = icmp
+	if r.IntN(5) > 0 {
+		sc.Client.MSS, sc.Server.MSS = 1460, 1460
+	}
+	return sc
+}
+
+// TestPathMTU runs random transfers in both directions through a hop of
+// MTU 576 to 1400 between ends whose MSS is mostly 1460, with the
+// impairments of TestRandomTransfers, once with the hop's ICMP delivered
+// and once without: every byte must arrive and every connection close.
+// The hop must have dropped packets (the path was too small) and the
+// reaction must have been the expected one: ICMP reductions, or black
+// holes found. 100 seeds of up to 32 KiB each way by default; -long runs
+// 5,000 of up to 64 KiB (-seeds and -bytes as for TestRandomTransfers).
+func TestPathMTU(t *testing.T) {
+	n, bytes := 100, 32<<10
+	if testing.Short() {
+		n = 30
+	}
+	if *longFlag {
+		n, bytes = 5000, 64<<10
+	}
+	if flagSet("seeds") {
+		n = *seedsFlag
+	}
+	if flagSet("bytes") {
+		bytes = *bytesFlag
+	}
+	for _, icmp := range []bool{true, false} {
+		name := "icmp"
+		if !icmp {
+			name = "blackhole"
+		}
+		t.Run(name, func(t *testing.T) {
+			if *seedFlag != 0 {
+				sc := pmtuScenario(*seedFlag, bytes, icmp)
+				if *verbose {
+					sc.Trace = func(s string) { t.Log(s) }
+				}
+				res, err := Run(sc)
+				t.Logf("scenario %+v: elapsed %v, %d dropped by the hop, client %+v", sc, res.Elapsed, res.TooBig, res.Stats[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var (
+				next                        atomic.Uint64
+				tooBig, reductions, blackh  atomic.Int64
+				probes, probeFails, ignored atomic.Int64
+				wg                          sync.WaitGroup
+			)
+			next.Store(*firstFlag)
+			last := *firstFlag + uint64(n)
+			for range runtime.GOMAXPROCS(0) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						seed := next.Add(1) - 1
+						if seed >= last {
+							return
+						}
+						res, err := Run(pmtuScenario(seed, bytes, icmp))
+						if err != nil {
+							t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestPathMTU/%s$' -seed=%d -bytes=%d -v",
+								seed, err, name, seed, bytes)
+							continue
+						}
+						tooBig.Add(int64(res.TooBig))
+						for _, st := range res.Stats {
+							reductions.Add(int64(st.PMTUReductions))
+							blackh.Add(int64(st.PMTUBlackholes))
+							probes.Add(int64(st.PMTUProbes))
+							probeFails.Add(int64(st.PMTUProbeFailures))
+							ignored.Add(int64(st.PMTUIgnored))
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			t.Logf("%d seeds: %d packets too big for the hop; %d ICMP reductions (%d messages ignored), %d black holes, %d probes (%d failed)",
+				n, tooBig.Load(), reductions.Load(), ignored.Load(), blackh.Load(), probes.Load(), probeFails.Load())
+			if tooBig.Load() == 0 {
+				t.Error("no packet was too big for the hop: the test tests nothing")
+			}
+			if icmp && reductions.Load() == 0 {
+				t.Error("ICMP delivered, but no MSS reduction")
+			}
+			if !icmp && blackh.Load() == 0 {
+				t.Error("no black hole found")
+			}
+		})
+	}
+}
