@@ -69,10 +69,16 @@ func newUringBackend(root int, entries uint32, metaWorkers int, log *slog.Logger
 		r.Close()
 		return nil, fmt.Errorf("diskproc: eventfd: %w", err)
 	}
-	if err := r.RegisterEventfd(efd); err != nil {
-		r.Close()
-		unix.Close(efd)
-		return nil, err
+	// Only completions that come later need to wake the loop: those of
+	// reads the page cache served inline are reaped right after the
+	// submit (flush), and signalling them would cost a wake-up of the
+	// loop's epoll and a read of the eventfd per round for nothing.
+	if err := r.RegisterEventfdAsync(efd); err != nil {
+		if err := r.RegisterEventfd(efd); err != nil {
+			r.Close()
+			unix.Close(efd)
+			return nil, err
+		}
 	}
 	meta, err := newWorkers(root, metaWorkers)
 	if err != nil {

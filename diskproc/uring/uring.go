@@ -54,6 +54,7 @@ const (
 	enterGetEvents = 1 << 0
 
 	registerEventfd       = 4
+	registerEventfdAsync  = 7
 	registerFiles2        = 13
 	registerFilesUpdate2  = 14
 	registerBuffers2      = 15
@@ -333,6 +334,16 @@ func (r *Ring) Reap(fn func(*CQE)) int {
 func (r *Ring) RegisterEventfd(fd int) error {
 	r.argFD = int32(fd)
 	return r.register(registerEventfd, unsafe.Pointer(&r.argFD), 1)
+}
+
+// RegisterEventfdAsync makes the kernel signal fd only for completions
+// posted after the io_uring_enter that submitted them returned (a disk
+// read, an fsync), not for those the submission itself completed inline (a
+// read from the page cache), which the submitter reaps right after it
+// anyway. Linux 5.2+.
+func (r *Ring) RegisterEventfdAsync(fd int) error {
+	r.argFD = int32(fd)
+	return r.register(registerEventfdAsync, unsafe.Pointer(&r.argFD), 1)
 }
 
 type rsrcRegister struct {

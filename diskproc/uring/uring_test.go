@@ -129,3 +129,47 @@ func TestFullRing(t *testing.T) {
 		t.Fatal("the ring is still full after every entry was consumed")
 	}
 }
+
+// TestEventfdAsync checks that an eventfd registered with
+// RegisterEventfdAsync stays quiet for a completion posted during the
+// submit (a nop) and is signalled for one posted later (an fsync, which
+// io_uring always hands to its workers).
+func TestEventfdAsync(t *testing.T) {
+	r := newRing(t)
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	if err := r.RegisterEventfdAsync(efd); err != nil {
+		t.Skipf("no IORING_REGISTER_EVENTFD_ASYNC here: %v", err)
+	}
+	*r.GetSQE() = SQE{Opcode: OpNop, UserData: 1}
+	if n, err := r.Submit(); err != nil || n != 1 {
+		t.Fatalf("submit: %d %v", n, err)
+	}
+	if got := r.Reap(func(*CQE) {}); got != 1 {
+		t.Fatalf("the nop did not complete inline: %d completions", got)
+	}
+	var buf [8]byte
+	if _, err := unix.Read(efd, buf[:]); err != unix.EAGAIN {
+		t.Fatalf("eventfd after an inline completion: %v, want EAGAIN (not signalled)", err)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	*r.GetSQE() = SQE{Opcode: OpFsync, FD: int32(f.Fd()), UserData: 2}
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r.Reap(func(*CQE) {})
+	fds := []unix.PollFd{{Fd: int32(efd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 5000); err != nil || n != 1 {
+		t.Fatalf("eventfd after an fsync's completion: poll %d %v, want signalled", n, err)
+	}
+}
