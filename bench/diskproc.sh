@@ -10,32 +10,63 @@
 #   bench/diskproc.sh                       # about 5 minutes
 #   BACKEND=threads bench/diskproc.sh       # diskproc's worker pool instead of io_uring
 #   DIR=/some/disk bench/diskproc.sh        # where the 1 GiB file goes (not a tmpfs: O_DIRECT)
+#   CASES='rand4k/cached/qd32' COUNT=7 bench/diskproc.sh   # only the cases this regular expression matches
+#   NICE=-5 bench/diskproc.sh               # every reader and the instance at this niceness (root)
+#   BASE_REV=HEAD~3 bench/diskproc.sh       # an A/B: diskproc and diskbench of that revision too, interleaved
+#
+# Besides IOPS, each line has the processor time one read cost: fio's
+# (cpu-ns/op, from its own accounting), os.File's, and through diskproc the
+# app's (cpu-ns/op) and diskproc's (server-ns/op) apart. On a shared
+# machine throughput moves with the neighbours' load; what a read costs
+# moves much less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-3}
 DUR=${DUR:-3}
 BACKEND=${BACKEND:-auto}
+CASES=${CASES:-.}
+NICE=${NICE:-0}
 command -v fio >/dev/null || { echo "diskproc.sh: fio is missing ('scripts/deps.sh bench' installs it, as root)" >&2; exit 1; }
 base=$(mktemp -d "${DIR:-/var/tmp}/saturn-diskbench.XXXXXX")
 export SATURN_STATE_DIR=$base/state SATURN_INSTANCE=bench
-cleanup() { "$base/saturn" supervisor stop >/dev/null 2>&1 || true; rm -rf "$base"; }
+cleanup() {
+	"$base/saturn" supervisor stop >/dev/null 2>&1 || true
+	[ -x "$base/saturn-base" ] && SATURN_INSTANCE=bench-base "$base/saturn-base" supervisor stop >/dev/null 2>&1
+	rm -rf "$base"
+}
 trap cleanup EXIT
 mkdir -p "$base/root"
 go build -o "$base/saturn" ./cmd/saturn
 go build -o "$base/diskbench" ./bench/diskbench
+if [ -n "${BASE_REV:-}" ]; then
+	git worktree add --detach "$base/src-base" "$BASE_REV" >/dev/null 2>&1
+	(cd "$base/src-base" && go build -o "$base/saturn-base" ./cmd/saturn && go build -o "$base/diskbench-base" ./bench/diskbench)
+	git worktree remove --force "$base/src-base"
+fi
 file=$base/root/data.bin
 dd if=/dev/urandom of="$file" bs=1M count=1024 conv=fsync status=none
 cat >"$base/saturn.toml" <<TOML
+[netproc]
+backend = "kernel" # not used here; usertcp's namespace may be another instance's
+
 [diskproc]
 root = "$base/root"
 backend = "$BACKEND"
 TOML
-"$base/saturn" supervisor start --detach --config "$base/saturn.toml" >/dev/null
+nice -n "$NICE" "$base/saturn" supervisor start --detach --config "$base/saturn.toml" >/dev/null
+diskproc=$(pgrep -f "diskproc --config $SATURN_STATE_DIR/bench/") # for its processor time
+if [ -n "${BASE_REV:-}" ]; then
+	SATURN_INSTANCE=bench-base nice -n "$NICE" "$base/saturn-base" supervisor start --detach --config "$base/saturn.toml" >/dev/null
+	diskproc_base=$(pgrep -f "diskproc --config $SATURN_STATE_DIR/bench-base/")
+	base_pid=()
+	"$base/diskbench-base" -h 2>&1 | grep -q server-pid && base_pid=(-server-pid "$diskproc_base")
+fi
 out=$base/results.txt
 {
 	echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), $(fio --version)"
 	echo "# diskproc backend: $("$base/saturn" status --json | grep -o '"backend": *"[^"]*"' | tail -1 | cut -d'"' -f4)"
-	echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared)"
+	[ -n "${BASE_REV:-}" ] && echo "# A/B: diskproc-base is diskproc and diskbench of $BASE_REV ($(git rev-parse --short "$BASE_REV")), diskproc those of the work tree"
+	echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared); niceness $NICE"
 	echo "# the file: 1 GiB on $(df --output=source,fstype "$file" | tail -1 | tr -s ' ')"
 } | tee "$out"
 cat "$file" >/dev/null # into the page cache
@@ -46,11 +77,15 @@ run() { # name bs depth direct seq
 	local dflag=() sflag=()
 	[ "$direct" = 1 ] && dflag=(-direct)
 	[ "$seq" = 1 ] && sflag=(-seq)
-	fio --name=r --filename="$file" --rw=$rw --bs="$bs" --ioengine=io_uring --iodepth="$depth" --direct="$direct" \
+	[[ $name =~ $CASES ]] || return 0
+	nice -n "$NICE" fio --name=r --filename="$file" --rw=$rw --bs="$bs" --ioengine=io_uring --iodepth="$depth" --direct="$direct" \
 		--time_based --runtime="$DUR" --invalidate=0 --norandommap --randrepeat=0 --output-format=json |
 		"$base/diskbench" -mode fio -name "Disk/$name/fio" | tee -a "$out"
-	"$base/diskbench" -mode diskproc -name "Disk/$name/diskproc" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
-	"$base/diskbench" -mode osfile -name "Disk/$name/osfile" -file "$file" -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
+	nice -n "$NICE" "$base/diskbench" -mode diskproc -server-pid "$diskproc" -name "Disk/$name/diskproc" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
+	if [ -n "${BASE_REV:-}" ]; then
+		SATURN_INSTANCE=bench-base nice -n "$NICE" "$base/diskbench-base" "${base_pid[@]}" -mode diskproc -name "Disk/$name/diskproc-base" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
+	fi
+	nice -n "$NICE" "$base/diskbench" -mode osfile -name "Disk/$name/osfile" -file "$file" -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
 }
 for i in $(seq "$COUNT"); do
 	for cache in cached direct; do
@@ -60,13 +95,16 @@ for i in $(seq "$COUNT"); do
 		done
 		run "seq1m/$cache/qd1" 1048576 1 "$d" 1
 	done
+	echo "# load average after round $i: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
 done
 echo
 ratios=()
 for cache in cached direct; do
 	for t in rand4k/$cache/qd1 rand4k/$cache/qd32 rand4k/$cache/qd128 seq1m/$cache/qd1; do
+		[[ $t =~ $CASES ]] || continue
 		# ns/op of the peer over diskproc's: diskproc's throughput as a multiple of the peer's
 		ratios+=(-ratio "Disk/$t/fio//Disk/$t/diskproc" -ratio "Disk/$t/osfile//Disk/$t/diskproc")
+		[ -n "${BASE_REV:-}" ] && ratios+=(-ratio "Disk/$t/fio//Disk/$t/diskproc-base" -ratio "Disk/$t/diskproc-base//Disk/$t/diskproc")
 	done
 done
 go run ./bench/benchsum "${ratios[@]}" <"$out"

@@ -7,17 +7,24 @@
 //	BenchmarkDisk/rand4k/cached/qd32/diskproc 1 12345 ns/op 81000 IOPS 316.4 MB/s
 //
 // ns/op is wall time per operation across all goroutines (1e9/IOPS), so
-// ratios of ns/op are ratios of throughput.
+// ratios of ns/op are ratios of throughput. cpu-ns/op is the processor time
+// each read cost, the reader's own and, with -server-pid, diskproc's
+// (server-ns/op) too: on a shared machine throughput moves with the
+// neighbours' load, and what each read costs moves much less.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +44,7 @@ func main() {
 	direct := flag.Bool("direct", false, "open with O_DIRECT")
 	seq := flag.Bool("seq", false, "sequential reads (each goroutine its own stretch) instead of random")
 	dur := flag.Duration("duration", 3*time.Second, "how long to read")
+	serverPID := flag.Int("server-pid", 0, "diskproc's process, whose processor time per read is reported too")
 	flag.Parse()
 	if *mode == "fio" {
 		fioLine(*name)
@@ -78,6 +86,7 @@ func main() {
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(*dur)
 	start := time.Now()
+	cpu0, server0 := selfCPU(), procCPU(*serverPID)
 	for g := range *depth {
 		wg.Go(func() {
 			// Page-aligned memory outside the Go heap: what O_DIRECT
@@ -101,12 +110,49 @@ func main() {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	emit(*name, float64(ops.Load())/elapsed.Seconds(), *bs)
+	n := float64(ops.Load())
+	cpu := fmt.Sprintf(" %.0f cpu-ns/op", float64(selfCPU()-cpu0)/n)
+	if *serverPID > 0 {
+		server := float64(procCPU(*serverPID) - server0)
+		cpu += fmt.Sprintf(" %.0f server-ns/op %.0f total-cpu-ns/op", server/n, (float64(selfCPU()-cpu0)+server)/n)
+	}
+	emit(*name, n/elapsed.Seconds(), *bs, cpu)
 }
 
-func emit(name string, iops float64, bs int) {
-	fmt.Printf("Benchmark%s 1 %.0f ns/op %.0f IOPS %.1f MB/s\n", name, 1e9/iops, iops, iops*float64(bs)/1e6)
+func emit(name string, iops float64, bs int, extra string) {
+	fmt.Printf("Benchmark%s 1 %.0f ns/op %.0f IOPS %.1f MB/s%s\n", name, 1e9/iops, iops, iops*float64(bs)/1e6, extra)
 }
+
+// selfCPU is the processor time this process has used, in nanoseconds.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	check(unix.Getrusage(unix.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the processor time process pid has used (user and system,
+// every thread), from /proc/pid/stat, in nanoseconds; 0 for pid 0.
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is the first, utime and stime the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		check(fmt.Errorf("/proc/%d/stat: too few fields", pid))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	check(errors.Join(err1, err2))
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc's times: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
 
 // fioLine reads fio's --output-format=json and prints the job's read IOPS.
 func fioLine(name string) {
@@ -116,6 +162,8 @@ func fioLine(name string) {
 				IOPS float64 `json:"iops"`
 				BW   float64 `json:"bw_bytes"`
 			} `json:"read"`
+			UsrCPU float64 `json:"usr_cpu"` // percent of the job's run time
+			SysCPU float64 `json:"sys_cpu"`
 		} `json:"jobs"`
 	}
 	b, err := io.ReadAll(os.Stdin)
@@ -131,8 +179,9 @@ func fioLine(name string) {
 	if len(out.Jobs) == 0 || out.Jobs[0].Read.IOPS == 0 {
 		check(fmt.Errorf("fio reported no reads"))
 	}
-	r := out.Jobs[0].Read
-	fmt.Printf("Benchmark%s 1 %.0f ns/op %.0f IOPS %.1f MB/s\n", name, 1e9/r.IOPS, r.IOPS, r.BW/1e6)
+	j := out.Jobs[0]
+	fmt.Printf("Benchmark%s 1 %.0f ns/op %.0f IOPS %.1f MB/s %.0f cpu-ns/op\n", name, 1e9/j.Read.IOPS, j.Read.IOPS, j.Read.BW/1e6,
+		(j.UsrCPU+j.SysCPU)/100*1e9/j.Read.IOPS)
 }
 
 func check(err error) {
