@@ -47,7 +47,8 @@ func (s *Stack) packetIn(p *link.Packet) {
 	case ipv4.VerdictDeliver:
 		d := res.Datagram
 		if d.Protocol() != header.TCPProtocolNumber {
-			s.shell.ICMPDelivered++ // ICMP errors: not acted on (no PMTU discovery)
+			s.shell.ICMPDelivered++ // ICMP errors: only "fragmentation needed" is acted on
+			s.icmpIn(d)
 			return
 		}
 		s.tcpIn(d, p.Flags&link.FlagChecksumValid != 0 && !res.Reassembled)

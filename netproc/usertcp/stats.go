@@ -28,7 +28,9 @@ type shellStats struct {
 	Torn          uint64 // records a death left torn mid-Step (reset)
 	ReclaimPunch  uint64 // page ranges of emptied buffers given back
 	ReclaimPages  uint64 // pages given back
-	ICMPDelivered uint64 // ICMP messages for the transport (counted, not acted on)
+	ICMPDelivered uint64 // ICMP messages for the transport (errors other than echo)
+	FragNeeded    uint64 // of which "fragmentation needed" handed to a connection (pmtu.go)
+	FragIgnored   uint64 // of which "fragmentation needed" for no connection of ours, or malformed
 }
 
 // counters returns every counter under a dotted name, in the manner of
@@ -74,6 +76,12 @@ func (s *Stack) counters() map[string]uint64 {
 	add("tcp.spurious_recoveries", t.SpuriousRecoveries)
 	add("tcp.ecn_ce_received", t.ECNCEReceived)
 	add("tcp.ecn_reductions", t.ECNReductions)
+	add("tcp.pmtu_messages", t.PMTUMessages)
+	add("tcp.pmtu_ignored", t.PMTUIgnored)
+	add("tcp.pmtu_reductions", t.PMTUReductions)
+	add("tcp.pmtu_blackholes", t.PMTUBlackholes)
+	add("tcp.pmtu_probes", t.PMTUProbes)
+	add("tcp.pmtu_probe_failures", t.PMTUProbeFailures)
 	for r := tcp.DropReason(0); r < tcp.NumDropReasons; r++ {
 		add("tcp.drop_"+strings.ReplaceAll(r.String(), "-", "_"), t.Drops[r])
 	}
@@ -106,6 +114,8 @@ func (s *Stack) counters() map[string]uint64 {
 	add("ip.out_gso_segs", sh.OutGSOSegs)
 	add("ip.out_discards", sh.OutDrops)
 	add("icmp.in_for_transport", sh.ICMPDelivered)
+	add("icmp.in_frag_needed", sh.FragNeeded)
+	add("icmp.in_frag_needed_ignored", sh.FragIgnored)
 	if st, ok := s.rawDev.(interface{ Stats() link.TUNStats }); ok {
 		d := st.Stats()
 		add("link.rx_packets", d.RxPackets)
