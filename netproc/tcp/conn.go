@@ -130,6 +130,7 @@ type env struct {
 	snd, rcv []byte
 	st       *Stats
 	out      *Output
+	frto     frtoAcked // what the ACK being processed delivered, for F-RTO
 }
 
 // Step advances the connection by one input at time now. Effects are

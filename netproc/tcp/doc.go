@@ -155,8 +155,11 @@
 // (undo.go): a fast recovery whose retransmissions all come back as
 // D-SACKs (RFC 3708), a timeout whose first new ACK echoes a timestamp
 // older than the retransmission (Eifel, RFC 3522, with RFC 4015's
-// response). Without FastLossRecovery, loss recovery is RFC 6675 (SACK)
-// or RFC 6582 (NewReno), with no probes and no undo.
+// response), and, when timestamps cannot tell, a timeout that F-RTO finds
+// spurious (RFC 5682, frto.go: the SACK-enhanced version of 3.1 with
+// SACK, the basic one of 2.1 without, so also beside NewReno). Without
+// FastLossRecovery, loss recovery is RFC 6675 (SACK) or RFC 6582
+// (NewReno), with no probes and no undo.
 //
 // # Choices and what is not implemented
 //
@@ -178,10 +181,14 @@
 // discarded and must be resent (no TCP Fast Open). CUBIC is computed in
 // integers (cubic.go), so that runs are the same on every architecture.
 //
-// Not implemented: F-RTO (RFC 5682; a spurious timeout is found only by
-// timestamps, so not without them); undo and PRR without RACK (RFC 6675
-// recovery sets cwnd to ssthresh at once); congestion window validation
-// (RFC 7661; only the restart after idle of RFC 5681, 4.1); TCP-AO; a
+// Not implemented: PRR, and the undo of fast recoveries, without RACK
+// (RFC 6675 and NewReno recovery set cwnd to ssthresh at once, and only a
+// timeout can be undone there, by F-RTO with FastLossRecovery); F-RTO on
+// a timeout with no new data left to send (RFC 5682 leaves those to
+// conventional recovery, and so does saturn: with timestamps the Eifel
+// test still judges them) or during a fast recovery; congestion window
+// validation (RFC 7661; only the restart after idle of RFC 5681, 4.1);
+// TCP-AO; a
 // path MTU kept between connections (each learns it anew; the shell keeps
 // no route cache), and ICMP about a segment in SYN-SENT or
 // SYN-RECEIVED (handshake segments are small). ECN (RFC 3168, ecn.go) is in the

@@ -334,9 +334,11 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 	} else if c.rackOn() {
 		delivered = c.rackOnAck(e, ack, nil)
 	}
+	una, dup := c.snd.una, false
 	if ack.GreaterThan(c.snd.una) {
 		c.newAck(e, seg)
 	} else if ack == c.snd.una && c.isDupAck(seg, newSACK) {
+		dup = true
 		c.duplicateAck(e)
 	}
 	if newSACK {
@@ -348,6 +350,7 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 		c.snd.wl1, c.snd.wl2 = seg.Seq, ack
 	}
+	c.frtoOnAck(e, una, dup)
 	if c.rackOn() {
 		c.rackAfterAck(e, delivered)
 	}

@@ -230,6 +230,7 @@ func (c *Conn) rackSent(e *env, s, end seqnum.Value) {
 // steps 1 to 3), and returns its length for PRR's DeliveredData.
 func (c *Conn) rackDelivered(e *env, r txRange) uint32 {
 	rk := &c.rack
+	c.frtoNoteDelivered(e, r)
 	rtt := usec(e.now) - r.sent
 	if r.flags&txRetx != 0 && rk.minRTT != 0 && int32(rtt) < int32(rk.minRTT) {
 		// Step 2: an ACK quicker than any round trip answers the original

@@ -37,6 +37,8 @@ type recovery struct {
 	// retransmission, when SND.NXT was unaRxtNxt). See lostRetransmit.
 	unaRxt    bool
 	unaRxtNxt seqnum.Value
+	// frto is where F-RTO stands after a timeout (frto.go).
+	frto frtoStep
 }
 
 // lostRetransmit detects a lost retransmission of the segment at SND.UNA
@@ -104,6 +106,7 @@ func (c *Conn) pipe() uint32 {
 func (c *Conn) enterLoss(e *env) {
 	ev := c.ccEvent(e)
 	ev.Repeated = c.rec.mode == modeLoss && c.rtt.backoff > 1
+	wasOpen := c.rec.mode == modeOpen
 	cwnd, ssthresh := c.cc.Cwnd, c.cc.Ssthresh
 	ccFor(c.cc.Algo).OnTimeout(&c.cc, ev)
 	if c.rackOn() {
@@ -118,6 +121,7 @@ func (c *Conn) enterLoss(e *env) {
 	}
 	c.rec = recovery{mode: modeLoss, recover: c.snd.nxt, highRxt: c.snd.una}
 	c.rtt.timing = false // Karn: nothing in flight may be timed
+	c.frtoStart(e, wasOpen && !ev.Repeated, cwnd, ssthresh)
 }
 
 // enterRecovery starts fast retransmit and fast recovery, SACK-based when

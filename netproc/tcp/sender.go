@@ -100,7 +100,7 @@ func (c *Conn) sendOne(e *env) bool {
 	}
 	switch c.rec.mode {
 	case modeSACK, modeLoss:
-		if pipe >= cwnd || cwnd-pipe < mss {
+		if pipe >= cwnd || cwnd-pipe < mss || c.frtoHolding() {
 			return false
 		}
 		if c.rackOn() {

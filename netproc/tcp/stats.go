@@ -38,7 +38,7 @@ type Stats struct {
 	LossProbes         uint64 // tail loss probes sent (RFC 8985, 7)
 	DSACKsRecv         uint64 // ACKs received whose first SACK block was a D-SACK (RFC 2883)
 	DSACKsSent         uint64 // ACKs sent with a D-SACK block (RFC 2883)
-	SpuriousRTOs       uint64 // timeouts undone by the Eifel test (RFC 3522)
+	SpuriousRTOs       uint64 // timeouts undone: the Eifel test (RFC 3522) or F-RTO (RFC 5682)
 	SpuriousRecoveries uint64 // fast recoveries undone by D-SACKs (RFC 3708)
 	ECNCEReceived      uint64 // segments received with Congestion Experienced (RFC 3168)
 	ECNReductions      uint64 // window reductions for an ECN-Echo (RFC 3168, 6.1.2)

@@ -76,11 +76,17 @@ func (c *Conn) undoOnAck(e *env, seg *Segment, endsRecovery bool) bool {
 	}
 	switch c.rec.mode {
 	case modeLoss:
-		u.valid = false // only the first ACK after the timeout can tell
-		if u.rtoTS != 0 && seg.Options.TS && seg.Options.TSEcr != 0 && int32(seg.Options.TSEcr-u.rtoTS) < 0 {
-			e.st.SpuriousRTOs++
-			c.undo()
+		// Only the first ACK after the timeout can tell, and when it can,
+		// its verdict stands (F-RTO's included, frto.go).
+		rtoTS := u.rtoTS
+		eifel := rtoTS != 0 && seg.Options.TS && seg.Options.TSEcr != 0
+		u.rtoTS = 0
+		if eifel && int32(seg.Options.TSEcr-rtoTS) < 0 {
+			c.undoTimeout(e)
 			return true
+		}
+		if eifel || c.rec.frto == frtoOff {
+			c.frtoStop()
 		}
 	case modeSACK:
 		if endsRecovery {
@@ -96,12 +102,24 @@ func (c *Conn) undoOnAck(e *env, seg *Segment, endsRecovery bool) bool {
 	return false
 }
 
+// undoTimeout undoes a timeout found spurious. RACK took the ACK of the
+// first segment for the ACK of its retransmission, unless it came quicker
+// than any round trip (RFC 8985, 6.2, step 2), and would now deem lost
+// everything sent before it: that delivery is forgotten, and the next
+// ACK's sets RACK's reference again.
+func (c *Conn) undoTimeout(e *env) {
+	e.st.SpuriousRTOs++
+	c.undo()
+	c.rack.valid = false
+}
+
 // undo restores the window saved by undoStart.
 func (c *Conn) undo() {
 	u := &c.rack.undo
 	c.cc.Cwnd = max(c.cc.Cwnd, u.cwnd)
 	c.cc.Ssthresh = max(c.cc.Ssthresh, u.ssthresh)
 	c.rec.mode = modeOpen
+	c.rec.frto = frtoOff
 	// What the timeout marked lost was not: the marks go, so that pipe
 	// counts it in flight again until it is acknowledged.
 	l := &c.rack.log

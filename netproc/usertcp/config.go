@@ -103,7 +103,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	// As Go's net and the kernel backend: Nagle off unless an app turns it
 	// on. And the loss recovery Linux has (RACK-TLP with PRR, D-SACK, undo
-	// of spurious reductions; see package tcp), which real paths need.
+	// of spurious reductions, F-RTO; see package tcp), which real paths
+	// need.
 	// Conn.ECN stays as the caller set it: off unless asked for.
 	c.Conn.NoDelay = true
 	c.Conn.FastLossRecovery = true
