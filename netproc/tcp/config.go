@@ -108,6 +108,14 @@ type Config struct {
 	// golden scripts pin RFC 6675 alone; netproc's usertcp turns it on.
 	FastLossRecovery bool
 
+	// CwndValidation validates the congestion window for an application
+	// that sends less than it allows (RFC 7661, see cwv.go): cwnd grows
+	// only while the sender uses at least half of it, is kept across idle
+	// periods of up to five minutes, and a loss reduces the window in use.
+	// Off by default, so that the golden scripts pin RFC 5681's growth and
+	// its restart after idle (4.1); netproc's usertcp turns it on.
+	CwndValidation bool
+
 	// ECN offers Explicit Congestion Notification (RFC 3168) in the
 	// handshake and uses it if the peer agrees (see ecn.go). Off by
 	// default; the shell must then carry Segment.CE and Segment.ECT.

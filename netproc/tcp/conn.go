@@ -71,6 +71,7 @@ type Conn struct {
 	ts   tsState
 	sack scoreboard
 	rtt  rttState
+	cwv  cwvState
 	rec  recovery
 	rack rackState
 	ecn  ecnState
@@ -100,7 +101,7 @@ type sendState struct {
 	head      uint32       // offset of that byte in the buffer
 	buffered  uint32       // bytes in the buffer
 	finQueued bool         // shutdown requested: FIN follows the last byte
-	lastSend  Time         // when data was last sent (RFC 5681, 4.1 restart)
+	lastSend  Time         // when data was last sent (restartAfterIdle)
 }
 
 // finSeq returns the sequence number the FIN occupies once queued.

@@ -161,6 +161,16 @@
 // FastLossRecovery, loss recovery is RFC 6675 (SACK) or RFC 6582
 // (NewReno), with no probes and no undo.
 //
+// # Application-limited senders
+//
+// With Config.CwndValidation (cwv.go), cwnd follows RFC 7661: it grows
+// only while the sender uses at least half of it (pipeACK, the bytes
+// acknowledged per round trip), is kept across idle periods rather than
+// restarted from the initial window, is halved after every five minutes
+// unused, and a loss meanwhile reduces the window in use. Without it,
+// cwnd grows on every ACK and restarts after an idle RTO (RFC 5681,
+// 4.1).
+//
 // # Choices and what is not implemented
 //
 // Zero-window probes are Linux's: a segment at SND.UNA-1 without data,
@@ -186,9 +196,9 @@
 // timeout can be undone there, by F-RTO with FastLossRecovery); F-RTO on
 // a timeout with no new data left to send (RFC 5682 leaves those to
 // conventional recovery, and so does saturn: with timestamps the Eifel
-// test still judges them) or during a fast recovery; congestion window
-// validation (RFC 7661; only the restart after idle of RFC 5681, 4.1);
-// TCP-AO; a
+// test still judges them) or during a fast recovery; RFC 7661's pacing of
+// a burst from a kept window (4.4.2: the whole window may go at once after
+// an idle period); TCP-AO; a
 // path MTU kept between connections (each learns it anew; the shell keeps
 // no route cache), and ICMP about a segment in SYN-SENT or
 // SYN-RECEIVED (handshake segments are small). ECN (RFC 3168, ecn.go) is in the

@@ -77,6 +77,7 @@ func (c *Conn) ecnArrived(e *env, seg *Segment) {
 		e.st.ECNReductions++
 		ev := c.ccEvent(e)
 		ev.Flight = uint32(c.snd.una.Size(c.snd.nxt))
+		c.cwvBeforeReduction(ev.Flight)
 		ccFor(c.cc.Algo).OnCongestion(&c.cc, ev)
 		c.cc.Cwnd = max(c.cc.Cwnd, uint32(c.snd.mss))
 		c.ecn.cwr = true

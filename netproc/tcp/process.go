@@ -420,7 +420,8 @@ func (c *Conn) newAck(e *env, seg *Segment) {
 	if c.rackOn() {
 		c.undoOnAck(e, seg, c.rec.mode == modeSACK && ack.GreaterThanEq(c.rec.recover))
 	}
-	if c.recoveryOnAck(e, acked) {
+	c.cwvOnAck(e, acked)
+	if c.recoveryOnAck(e, acked) && !c.cwvHoldsCwnd() {
 		ccFor(c.cc.Algo).OnAck(&c.cc, CCEvent{
 			Now: e.now, MSS: uint32(c.snd.mss), Acked: acked, Flight: c.pipe(), SRTT: c.rtt.srtt,
 		})

@@ -108,6 +108,7 @@ func (c *Conn) enterLoss(e *env) {
 	ev.Repeated = c.rec.mode == modeLoss && c.rtt.backoff > 1
 	wasOpen := c.rec.mode == modeOpen
 	cwnd, ssthresh := c.cc.Cwnd, c.cc.Ssthresh
+	c.cwvBeforeReduction(ev.Flight)
 	ccFor(c.cc.Algo).OnTimeout(&c.cc, ev)
 	if c.rackOn() {
 		if !ev.Repeated {
@@ -133,6 +134,7 @@ func (c *Conn) enterRecovery(e *env) {
 	flight := c.snd.una.Size(c.snd.nxt)
 	ev := c.ccEvent(e)
 	ev.Flight = uint32(flight) // FlightSize of RFC 5681, equation (4)
+	c.cwvBeforeReduction(ev.Flight)
 	if c.sack.ok {
 		e.st.SACKRecoveries++
 		ccFor(c.cc.Algo).OnCongestion(&c.cc, ev)

@@ -225,6 +225,13 @@ func (h *harness) run(t *testing.T, line string) string {
 		h.printStats(&b)
 	case "rack":
 		h.printRACK(&b)
+	case "cwv":
+		w := &h.c.cwv
+		phase := "validated"
+		if w.nvpStart != 0 {
+			phase = "non-validated since " + h.at(w.nvpStart)
+		}
+		fmt.Fprintf(&b, "cwv: pipeack=%d cwnd=%d ssthresh=%d %s\n", w.pipeACK, h.c.cc.Cwnd, h.c.cc.Ssthresh, phase)
 	case "icmp": // an ICMP "fragmentation needed" for the connection
 		h.step(t, &b, Input{Kind: InPacketTooBig, PTB: PacketTooBig{
 			MTU: uint16(h.num(t, kv["mtu"])), Size: uint16(h.num(t, kv["size"])), Seq: seqnum.Value(h.num(t, kv["seq"]))}})
@@ -267,6 +274,8 @@ func (h *harness) config(t *testing.T, kv map[string]string) (Config, int, int) 
 			cfg.FastLossRecovery = true
 		case "ecn":
 			cfg.ECN = true
+		case "cwv":
+			cfg.CwndValidation = true
 		case "mtuprobe":
 			cfg.DisableMTUProbing = v == "off"
 		case "delack":
@@ -424,7 +433,12 @@ func (h *harness) advance(t *testing.T, b *strings.Builder, target Time) {
 }
 
 func (h *harness) clock() string {
-	return "t=" + time.Duration(h.now-Time(time.Second)).String()
+	return h.at(h.now)
+}
+
+// at prints an instant as the scripts count time, from their start.
+func (h *harness) at(t Time) string {
+	return "t=" + time.Duration(t-Time(time.Second)).String()
 }
 
 // report prints an output: segments, wake-ups, errors, counts, state.

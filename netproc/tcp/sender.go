@@ -149,10 +149,7 @@ func (c *Conn) sendNew(e *env, mss, room uint32, force bool) bool {
 		c.sendRange(e, nxt, nxt+1)
 		return true
 	}
-	if c.snd.una == c.snd.nxt && e.now.Sub(c.snd.lastSend) > c.rtt.rto {
-		// Restart after idle (RFC 5681, 4.1).
-		c.cc.Cwnd = min(c.cc.Cwnd, initialWindow(uint32(c.snd.mss)))
-	}
+	c.restartAfterIdle(e)
 	n := min(avail, mss, c.windowRoom(), room)
 	if n == 0 {
 		return false

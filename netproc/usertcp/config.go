@@ -104,10 +104,12 @@ func (c Config) withDefaults() (Config, error) {
 	// As Go's net and the kernel backend: Nagle off unless an app turns it
 	// on. And the loss recovery Linux has (RACK-TLP with PRR, D-SACK, undo
 	// of spurious reductions, F-RTO; see package tcp), which real paths
-	// need.
+	// need, and window validation for apps that send less than cwnd
+	// allows (RFC 7661) in place of the restart after idle.
 	// Conn.ECN stays as the caller set it: off unless asked for.
 	c.Conn.NoDelay = true
 	c.Conn.FastLossRecovery = true
+	c.Conn.CwndValidation = true
 	if c.SynBacklog <= 0 {
 		c.SynBacklog = DefaultSynBacklog
 	}
