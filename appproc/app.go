@@ -9,6 +9,29 @@
 // control link the supervisor passed it, or started by anyone, in which
 // case Attach dials the instance's control socket, found from
 // SATURN_STATE_DIR and SATURN_INSTANCE or their defaults.
+//
+// # Graceful restarts
+//
+// The supervisor stops an app with SIGTERM (`saturn stop`, `saturn restart
+// NAME`, `saturn upgrade NAME`, a reload), then SIGKILL after stop_grace.
+// An app hears of it through Stopping (a channel) or StopContext (a
+// context), and stops at a request boundary; with net/http:
+//
+//	ctx := appproc.StopContext(context.Background())
+//	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
+//	err := srv.Serve(ln) // http.ErrServerClosed once Shutdown is called
+//
+// A stop leaves the app's listeners to its next incarnation (Leave)
+// rather than closing them: netproc keeps each socket, still queueing
+// connections, and the next incarnation's Listen adopts it, so no client
+// is refused. Stopping's channel closes once the connections the app had
+// accepted have brought their first bytes (at most StopSettle), so that a
+// Shutdown that drops requests which had not begun to arrive (net/http's)
+// drops none. Requests in flight are finished by the app; idle keep-alive
+// connections are closed by its Shutdown, cleanly (a FIN), and a client
+// retries a request it had sent on one just then (Go's Transport and
+// browsers do, for idempotent requests). examples/httpserver is such an
+// app; docs/restart.md says what a restart and a kill keep.
 package appproc
 
 import (

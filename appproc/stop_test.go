@@ -24,7 +24,7 @@ func resetStopping() {
 	stopping.mu.Lock()
 	defer stopping.mu.Unlock()
 	stopping.once = sync.Once{}
-	stopping.ch, stopping.closed = nil, false
+	stopping.ch, stopping.begun, stopping.closed = nil, false, false
 }
 
 // TestGracefulStopHTTP: a plain net/http server on an appproc listener,
