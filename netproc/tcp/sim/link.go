@@ -33,6 +33,12 @@ type LinkConfig struct {
 	// marked Congestion Experienced (RFC 3168) instead of going through
 	// unmarked.
 	CE float64
+	// Spike is the probability that a packet meets a delay spike: the
+	// direction it travels stalls for SpikeBy, holding it and every packet
+	// behind it (a link-layer retransmission, a handover). A spike longer
+	// than the RTO makes a spurious timeout.
+	Spike   float64
+	SpikeBy time.Duration
 }
 
 // packet is a segment in flight, with its payload copied out of the
@@ -84,10 +90,11 @@ func (q *eventQueue) Pop() any {
 
 // link carries packets between the two hosts.
 type link struct {
-	cfg                                                   LinkConfig
-	rng                                                   *rand.Rand
-	busy                                                  [2]tcp.Time // when each direction's transmitter is free again
-	sent, lost, duplicated, reordered, queueDrops, marked int
+	cfg                                                           LinkConfig
+	rng                                                           *rand.Rand
+	busy                                                          [2]tcp.Time // when each direction's transmitter is free again
+	held                                                          [2]tcp.Time // each direction delivers nothing before this (Spike)
+	sent, lost, duplicated, reordered, queueDrops, marked, spikes int
 }
 
 // wireSize approximates the packet's size on the wire: IPv4 and TCP
@@ -134,6 +141,11 @@ func (l *link) transmit(w *world, from int, p *packet) {
 		l.marked++
 	}
 	p.seg.ECT = false // the receiving core sees only CE
+	if l.cfg.Spike > 0 && l.rng.Float64() < l.cfg.Spike {
+		// Nothing in this direction arrives before the spike ends.
+		l.held[from] = max(l.held[from], now.Add(l.cfg.SpikeBy))
+		l.spikes++
+	}
 	copies := 1
 	if l.rng.Float64() < l.cfg.Duplicate {
 		copies = 2
@@ -148,7 +160,7 @@ func (l *link) transmit(w *world, from int, p *packet) {
 			at = at.Add(time.Duration(l.rng.Int64N(int64(l.cfg.ReorderBy))))
 			l.reordered++
 		}
-		w.schedule(&event{at: at, kind: evPacket, pkt: p})
+		w.schedule(&event{at: max(at, l.held[from]), kind: evPacket, pkt: p})
 	}
 }
 

@@ -72,5 +72,12 @@ func RandomScenario(seed uint64, maxBytes int) Scenario {
 	// Drawn last, so that the fields above are what they were before ECN.
 	sc.Client.ECN, sc.Server.ECN = pick(0.3), pick(0.3)
 	sc.Link.CE = []float64{0, 0.01, 0.1}[r.IntN(3)]
+	// Drawn after ECN, for the same reason: window validation, and delay
+	// spikes longer than the RTO, which make spurious timeouts (F-RTO).
+	sc.Client.CwndValidation, sc.Server.CwndValidation = pick(0.5), pick(0.5)
+	if pick(0.2) {
+		sc.Link.Spike = []float64{0.005, 0.02}[r.IntN(2)]
+		sc.Link.SpikeBy = dur(100*time.Millisecond, time.Second)
+	}
 	return sc
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -15,15 +16,17 @@ import (
 var (
 	seedFlag  = flag.Uint64("seed", 0, "run only this seed (replays a failure exactly)")
 	seedsFlag = flag.Int("seeds", 1000, "number of seeds to run")
-	longFlag  = flag.Bool("long", false, "the long run: 10,000 seeds (unless -seeds says otherwise) and larger transfers")
+	longFlag  = flag.Bool("long", os.Getenv("SATURN_LONG") != "", "the long run: 10,000 seeds (unless -seeds says otherwise) and larger transfers (also SATURN_LONG=1)")
 	firstFlag = flag.Uint64("first", 1, "first seed")
 	bytesFlag = flag.Int("bytes", 16<<10, "largest transfer in each direction; raise for long runs")
 	verbose   = flag.Bool("simv", false, "log stats and trace every packet of a -seed run")
 )
 
 // TestRandomTransfers runs random transfers in both directions over lossy,
-// duplicating, reordering, rate-limited links and checks that every byte
-// arrives and every connection closes.
+// duplicating, reordering, rate-limited links, some with delay spikes
+// longer than the RTO, and checks that every byte arrives and every
+// connection closes. 1,000 seeds of up to 16 KiB each way; -long (or
+// SATURN_LONG=1) 10,000 of up to 64 KiB.
 func TestRandomTransfers(t *testing.T) {
 	if *seedFlag != 0 {
 		runSeed(t, *seedFlag)
@@ -179,5 +182,34 @@ func TestECN(t *testing.T) {
 	}
 	if c.RetransSegs != 0 || c.Timeouts != 0 {
 		t.Errorf("%d retransmissions and %d timeouts on a link that loses nothing", c.RetransSegs, c.Timeouts)
+	}
+}
+
+// TestSpuriousTimeouts sends 4 MB over a link that loses nothing but now
+// and then stalls for longer than the RTO (a delay spike): every timeout
+// is spurious. With timestamps the Eifel test finds them (RFC 3522),
+// without them F-RTO (RFC 5682); either way most are undone and every
+// byte arrives. F-RTO cannot judge a timeout with no new data left to send
+// (RFC 5682, 3.1, step 2b): the one spike of this run that falls after
+// the last byte was queued is repaired by retransmission.
+func TestSpuriousTimeouts(t *testing.T) {
+	for _, ts := range []bool{false, true} {
+		cfg := tcp.Config{MSS: 1460, NoDelay: true, FastLossRecovery: true, DisableTimestamps: !ts, TimeWait: 10 * time.Millisecond}
+		sc := Scenario{Seed: 7, Limit: time.Hour,
+			Link:   LinkConfig{Delay: 5 * time.Millisecond, Bandwidth: 20_000_000, Queue: time.Second, Spike: 0.002, SpikeBy: 400 * time.Millisecond},
+			Client: cfg, Server: cfg, Conns: 1, ClientBytes: 4 << 20,
+			ClientSndBuf: 256 << 10, ClientRcvBuf: 256 << 10, ServerSndBuf: 256 << 10, ServerRcvBuf: 256 << 10}
+		res, err := Run(sc)
+		if err != nil {
+			t.Fatalf("timestamps %v: %v", ts, err)
+		}
+		c := res.Stats[0]
+		t.Logf("timestamps %v: %v, %d timeouts, %d undone, %d retransmissions", ts, res.Elapsed.Round(time.Millisecond), c.Timeouts, c.SpuriousRTOs, c.RetransSegs)
+		if c.Timeouts == 0 {
+			t.Fatalf("timestamps %v: no timeout: the spikes are too short to test anything", ts)
+		}
+		if 2*c.SpuriousRTOs < c.Timeouts {
+			t.Errorf("timestamps %v: %d of %d spurious timeouts undone, want at least half", ts, c.SpuriousRTOs, c.Timeouts)
+		}
 	}
 }
