@@ -93,11 +93,14 @@ func connectTCP(ctx context.Context, ch *Channel, network string, ap netip.AddrP
 // connectRequest is the OpConnect of ap: its address in the entry itself
 // and the address pair back in a buffer the server chooses once connected
 // (proto.FlagSelect), so that a connect in progress, however long it
-// takes, holds no buffer. Args[0] is the caller's timeout.
+// takes, holds no buffer. Args[0] is the caller's timeout (a replay after
+// netproc's death starts it again). Under netproc's resume the connect is
+// replayed if netproc dies with it (Request.Resume): the next incarnation
+// finishes the connection the dead one began for it, or begins one.
 func connectRequest(ap netip.AddrPort) (*Request, error) {
 	off, a1, a2, err := proto.InlineSockAddr(ap)
 	if err != nil {
 		return nil, err
 	}
-	return &Request{Op: proto.OpConnect, Flags: proto.FlagSelect, Room: proto.AddrPairSize, Offset: off, Args: [3]uint64{0, a1, a2}}, nil
+	return &Request{Op: proto.OpConnect, Flags: proto.FlagSelect, Room: proto.AddrPairSize, Offset: off, Args: [3]uint64{0, a1, a2}, Resume: true}, nil
 }

@@ -21,13 +21,15 @@ import (
 // filling, and the next incarnation's Listen on the same address takes it
 // over (Adopted reports so) and accepts what queued meanwhile.
 //
-// If netproc itself dies, this listener's socket dies with it, on either
-// backend; the listener notices (its Accept fails with ECONNRESET under a
-// new netproc incarnation) and listens again on the same address, so
-// Accept goes on. Connections that arrive while netproc is down fail: the
-// kernel refuses them (kernel backend), or has no route to saturn's
-// address until the next netproc's TUN device is up and then refuses them
-// until the listen (usertcp). See docs/restart.md.
+// If netproc itself dies, on usertcp with resume on (ring.CapResume) the
+// socket survives, with its queue: the listen, accept or close the dead
+// incarnation took is replayed to the next one (Request.Resume), which
+// answers it on the same socket, and Accept goes on as if nothing had
+// happened. Otherwise the socket dies with netproc; the listener notices
+// (its Accept fails with ECONNRESET under a new netproc incarnation) and
+// listens again on the same address, so Accept goes on, and connections
+// that arrive meanwhile fail (the kernel backend refuses them). See
+// docs/restart.md.
 type TCPListener struct {
 	ch      *Channel
 	addr    *net.TCPAddr
@@ -36,17 +38,13 @@ type TCPListener struct {
 	backlog int
 	adopted bool
 
-	mu     sync.Mutex
-	h      uint64 // the socket; replaced when listening again after a netproc restart
-	epoch  uint32 // the netproc incarnation that made h
-	closed bool
-	left   bool // closed by Leave
-	// parked: a stop left the socket (park); Accept waits until Close,
-	// which closes parked (unparked) and returns nil.
-	parked   chan struct{}
-	unparked bool
-	closing  chan struct{}
-	dl       deadline
+	mu      sync.Mutex
+	h       uint64 // the socket; replaced when listening again after a netproc restart
+	epoch   uint32 // the netproc incarnation that made h
+	closed  bool
+	left    bool // closed by Leave
+	closing chan struct{}
+	dl      deadline
 }
 
 var _ net.Listener = (*TCPListener)(nil)
@@ -80,7 +78,6 @@ func listenTCP(ch *Channel, network, address string, opts ListenOptions) (*TCPLi
 	}
 	l.h, l.bound, l.adopted, l.addr = h, bound, adopted, tcpAddr(bound)
 	l.epoch = ch.serverEpoch()
-	registerListener(l)
 	return l, nil
 }
 
@@ -93,7 +90,7 @@ func (l *TCPListener) listen(ap netip.AddrPort) (h uint64, bound netip.AddrPort,
 	var data [proto.SockAddrSize]byte
 	res := make(chan error, 1)
 	var r Response
-	_, err = l.ch.start(&Request{Op: proto.OpListen, In: in, Args: [3]uint64{uint64(l.backlog), uint64(l.flags)}},
+	_, err = l.ch.start(&Request{Op: proto.OpListen, In: in, Args: [3]uint64{uint64(l.backlog), uint64(l.flags)}, Resume: true},
 		func(resp Response, d []byte, err error) {
 			r = resp
 			copy(data[:], d)
@@ -145,15 +142,12 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		l.mu.Unlock()
 		switch {
 		case closed:
-			if err := l.waitUnpark(); err != nil {
-				return nil, l.opErr(err)
-			}
 			return nil, l.opErr(net.ErrClosed)
 		case l.dl.expired():
 			return nil, l.opErr(os.ErrDeadlineExceeded)
 		}
 		res := make(chan acceptResult, 1)
-		id, err := l.ch.start(&Request{Op: proto.OpAccept, Handle: h, Room: proto.AddrPairSize, Flags: proto.FlagSelect},
+		id, err := l.ch.start(&Request{Op: proto.OpAccept, Handle: h, Room: proto.AddrPairSize, Flags: proto.FlagSelect, Resume: true},
 			func(resp Response, data []byte, err error) {
 				r := acceptResult{err: err}
 				if err == nil {
@@ -182,12 +176,12 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 			if l.hasLeft() {
 				// Accepted before the leave reached netproc: a client
 				// like any other, which the app serves as it goes.
-				return accepted(newTCPConn(l.ch, r.h, r.local, r.peer)), nil
+				return newTCPConn(l.ch, r.h, r.local, r.peer), nil
 			}
 			netOp(l.ch, &Request{Op: proto.OpClose, Handle: r.h}) // raced with Close
 			return nil, l.opErr(net.ErrClosed)
 		case r.err == nil:
-			return accepted(newTCPConn(l.ch, r.h, r.local, r.peer)), nil
+			return newTCPConn(l.ch, r.h, r.local, r.peer), nil
 		case errors.Is(r.err, syscall.ECONNRESET) && l.ch.serverEpoch() != epoch:
 			if err := l.relisten(epoch); err != nil {
 				return nil, l.opErr(err)
@@ -264,9 +258,6 @@ func (t temporary) Unwrap() error   { return t.error }
 // server's graceful shutdown (net/http's Server.Shutdown closes its
 // listeners) refuses no client across a restart.
 func (l *TCPListener) Close() error {
-	if l.unpark() {
-		return nil // left already, by the stop
-	}
 	if IsStopping() {
 		return l.Leave()
 	}
@@ -282,12 +273,7 @@ func (l *TCPListener) Close() error {
 // rather than Close, so that no client is refused while it is gone. An
 // Accept that was waiting may still return a connection netproc handed
 // over before the leave reached it: serve it like any other.
-func (l *TCPListener) Leave() error {
-	if l.unpark() {
-		return nil // left already, by a stop
-	}
-	return l.close(proto.CloseKeep)
-}
+func (l *TCPListener) Leave() error { return l.close(proto.CloseKeep) }
 
 func (l *TCPListener) close(how uint64) error {
 	l.mu.Lock()
@@ -298,9 +284,8 @@ func (l *TCPListener) close(how uint64) error {
 	l.closed, l.left = true, how == proto.CloseKeep
 	h := l.h
 	l.mu.Unlock()
-	unregisterListener(l)
 	close(l.closing)
-	_, err := netOp(l.ch, &Request{Op: proto.OpClose, Handle: h, Args: [3]uint64{how}})
+	_, err := netOp(l.ch, &Request{Op: proto.OpClose, Handle: h, Args: [3]uint64{how}, Resume: true})
 	if errors.Is(err, syscall.ECONNRESET) {
 		err = nil
 	}

@@ -10,6 +10,7 @@
 #   bench/upgrade.sh                          # kernel backend, 5 upgrades each
 #   BACKEND=usertcp bench/upgrade.sh          # saturn's own stack (needs TUN)
 #   ROUNDS=3 CONNS=8 bench/upgrade.sh
+#   COMPONENTS=web bench/upgrade.sh           # only these components
 #
 # Needs root for usertcp (a TUN device and a namespace); on usertcp the load
 # goes from the host to saturn's address by the host route, after `ip route
@@ -62,7 +63,7 @@ url="http://$host:$port/files/1k.bin"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); backend $BACKEND; $ROUNDS upgrades each under $CONNS keep-alive connections"
 echo "| component | upgrades | failed requests per upgrade | blackout median | blackout worst | requests |"
 echo "| --- | --- | --- | --- | --- | --- |"
-for comp in web diskproc netproc; do
+for comp in ${COMPONENTS:-web diskproc netproc}; do
 	secs=$(( ROUNDS * 2 + 3 ))
 	"$saturn" app loadgen --kernel --json -c "$CONNS" -d "${secs}s" "$url" >"$work/load.json" &
 	load=$!

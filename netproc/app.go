@@ -24,8 +24,13 @@ type appState struct {
 	uid     uint32 // the user the app runs as: with name, what owns its kept listeners
 	epoch   uint64 // the channel's epoch, masked: in every handle we give out
 	socks   map[uint64]*sock
-	closing map[*sock]bool       // closed by the app, still sending (see closeAfterSends)
-	pending map[uint64]*op       // waiting operations, for OpCancel and the limits
+	closing map[*sock]bool // closed by the app, still sending (see closeAfterSends)
+	pending map[uint64]*op // waiting operations, for OpCancel and the limits
+	// replays holds the sockets resumed from netproc's dead incarnation by
+	// the user_data of the app's call that made them (backend.Resumed's
+	// Call): an accept, connect or listen the app replays is answered with
+	// its socket (see Handler.replayed).
+	replays map[uint64]*sock
 	bufs    int                  // buffers held by waiting operations
 	gone    bool                 // Dropped: complete nothing more
 	limits  Limits               // this app's (Options.Limits, or what its channel says)

@@ -154,6 +154,18 @@ func (h *Handler) Added(ch *serverkit.Channel) error {
 			return s.notify
 		}) {
 			s := app.socks[r.Handle]
+			if r.Call != 0 {
+				if app.replays == nil {
+					app.replays = map[uint64]*sock{}
+				}
+				s.call = r.Call
+				app.replays[r.Call] = s
+			}
+			if r.Listener != nil {
+				s.ln = r.Listener
+				s.key = orphanKey{app: app.name, uid: app.uid, addr: s.localAddr(), flags: listenFlags(r.Options)}
+				continue
+			}
 			s.conn = r.Conn
 			s.stream, _ = r.Conn.(backend.StreamConn)
 			if r.CloseAt != 0 && s.stream != nil {
@@ -170,16 +182,60 @@ func (h *Handler) Added(ch *serverkit.Channel) error {
 	return nil
 }
 
-// owned names the app and handle that now hold s, in a backend that
-// resumes connections; nil otherwise.
-func (h *Handler) owned(s *sock) {
+// owned names the app and handle that now hold s, and call, the
+// user_data of the app's call that made it (0: leave what is recorded),
+// in a backend that resumes connections; nothing otherwise.
+func (h *Handler) owned(s *sock, call uint64) {
 	if h.resumer == nil {
 		return
 	}
 	if sc, ok := s.conn.(backend.StreamConn); ok {
 		s.stream = sc
-		sc.SetOwner(s.app.ch.Desc.ID, s.handle)
 	}
+	var o backend.Origin
+	if s.ln != nil {
+		o, _ = s.ln.(backend.Origin)
+	} else {
+		o, _ = s.conn.(backend.Origin)
+	}
+	if o == nil {
+		if s.stream != nil {
+			s.stream.SetOwner(s.app.ch.Desc.ID, s.handle)
+		}
+		return
+	}
+	if call != 0 {
+		o.SetOrigin(call)
+	}
+	o.SetOwner(s.app.ch.Desc.ID, s.handle)
+}
+
+// replayed returns the socket resumed for o, an accept, connect or listen
+// that the app replays after netproc's death (its user_data is the one
+// recorded with the socket), and forgets it there; nil if there is none.
+func (h *Handler) replayed(o *op) *sock {
+	s := o.app.replays[o.sub.UserData]
+	if s == nil {
+		return nil
+	}
+	delete(o.app.replays, o.sub.UserData)
+	s.call = 0
+	if s.closed || o.app.socks[s.handle] != s {
+		return nil
+	}
+	return s
+}
+
+// listenFlags is the proto.ListenFlag that asked for opts.
+func listenFlags(opts backend.ListenOptions) proto.ListenFlag {
+	var f proto.ListenFlag
+	if opts.V6Only {
+		f |= proto.ListenV6Only
+	}
+	if opts.ReusePort {
+		f |= proto.ListenReusePort
+	}
+	return f
 }
 
 // Dropped implements serverkit.Handler: the app is gone. Its connections

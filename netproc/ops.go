@@ -26,6 +26,13 @@ func (h *Handler) listen(o *op) {
 		h.fail(o, syscall.EINVAL)
 		return
 	}
+	if s := h.replayed(o); s != nil && s.ln != nil {
+		// The dead incarnation made it for this very call, and its
+		// answer died with it.
+		proto.EncodeSockAddr(o.buf, s.localAddr())
+		h.complete(o, int64(s.handle), 0)
+		return
+	}
 	if !h.permitted(o, addr) {
 		return
 	}
@@ -64,6 +71,7 @@ func (h *Handler) listen(o *op) {
 		key.addr = netip.AddrPortFrom(addr.Addr(), s.localAddr().Port())
 		s.key = key
 	}
+	h.owned(s, o.sub.UserData)
 	proto.EncodeSockAddr(o.buf, s.localAddr())
 	h.complete(o, int64(s.handle), aux)
 }
@@ -101,6 +109,18 @@ func (h *Handler) connect(o *op) {
 		return
 	}
 	app := o.app
+	if s := h.replayed(o); s != nil && s.conn != nil {
+		// The dead incarnation began it for this very call: it goes on
+		// connecting (or has connected), and this call gets its answer.
+		if !h.admit(o) {
+			return
+		}
+		o.sock = s
+		s.connecting = o
+		h.connectTimeout(o, s)
+		s.pump()
+		return
+	}
 	if !h.permitted(o, addr) || !h.underSocketLimit(o) {
 		return
 	}
@@ -116,8 +136,16 @@ func (h *Handler) connect(o *op) {
 	s.conn = c
 	s.handle = h.newHandle(app)
 	app.socks[s.handle] = s
+	h.owned(s, o.sub.UserData) // a death from here on leaves it connecting, for the app's replay
 	o.sock = s
 	s.connecting = o
+	h.connectTimeout(o, s)
+	s.pump()
+}
+
+// connectTimeout arms o's timeout (Args[0]), which closes s, the socket it
+// connects, if it has not connected by then.
+func (h *Handler) connectTimeout(o *op, s *sock) {
 	if d := time.Duration(o.sub.Args[0]); d > 0 {
 		o.tmr = h.timers.AfterFunc(d, func() {
 			if s.connecting == o {
@@ -126,7 +154,6 @@ func (h *Handler) connect(o *op) {
 			}
 		})
 	}
-	s.pump()
 }
 
 func (h *Handler) send(o *op) {
@@ -169,6 +196,13 @@ func (h *Handler) recv(o *op) {
 	case flags&proto.RecvPoll == 0 && len(o.buf) == 0 && !(o.selecting() && o.sub.Len > 0):
 		h.fail(o, syscall.EINVAL)
 		return
+	}
+	if o.sub.Flags&proto.FlagStream != 0 && s.stream != nil && len(s.recvs) == 0 {
+		// What the app shows it has leaves the socket now, not when the
+		// receive is tried: those bytes may be all the receive window
+		// held, and a peer whose window is shut sends nothing that
+		// would make the socket readable again (the kernel backend).
+		s.stream.Release(o.sub.Offset)
 	}
 	h.readOrWait(o, s, &s.recvs, (*sock).tryRecv)
 }

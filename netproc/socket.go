@@ -22,6 +22,7 @@ type sock struct {
 	conn   backend.Conn
 	stream backend.StreamConn // conn, when it serves proto.FlagStream (see Handler.owned)
 	key    orphanKey          // listeners: the address asked for, for adoption
+	call   uint64             // resumed: the app's call that made it, in app.replays (0: not there)
 
 	// ready is what may succeed without EAGAIN: set by the backend's
 	// notifications, cleared when an attempt finds the socket not ready
@@ -241,6 +242,17 @@ func (s *sock) tryAccept(o *op) bool {
 	if o.selecting() && !s.selectBuf(o) {
 		return false // starved: pumped again when the app provides a buffer
 	}
+	if rs := s.h.replayed(o); rs != nil && rs.conn != nil {
+		// The dead incarnation accepted it for this very call, and its
+		// answer died with it.
+		if len(o.buf) >= proto.AddrPairSize {
+			local, _ := rs.conn.LocalAddr()
+			peer, _ := rs.conn.PeerAddr()
+			proto.EncodeAddrPair(o.buf, local, peer)
+		}
+		s.h.complete(o, int64(rs.handle), 0)
+		return true
+	}
 	ns := &sock{h: s.h, app: app, ready: backend.Writable}
 	c, peer, err := s.ln.Accept(ns.notify)
 	switch {
@@ -253,7 +265,7 @@ func (s *sock) tryAccept(o *op) bool {
 	ns.conn = c
 	ns.handle = s.h.newHandle(app)
 	app.socks[ns.handle] = ns
-	s.h.owned(ns)
+	s.h.owned(ns, o.sub.UserData)
 	if len(o.buf) >= proto.AddrPairSize {
 		local, _ := c.LocalAddr()
 		proto.EncodeAddrPair(o.buf, local, peer)
@@ -284,7 +296,7 @@ func (s *sock) finishConnect() {
 		peer, _ := s.conn.PeerAddr()
 		proto.EncodeAddrPair(o.buf, local, peer)
 	}
-	s.h.owned(s)
+	s.h.owned(s, 0) // its connect was recorded when it began
 	s.h.complete(o, int64(s.handle), 0)
 }
 
@@ -363,6 +375,9 @@ func (s *sock) close(why syscall.Errno) {
 	}
 	s.accepts, s.recvs, s.sends = nil, nil, nil
 	if s.app != nil {
+		if s.call != 0 {
+			delete(s.app.replays, s.call)
+		}
 		if s.closing {
 			delete(s.app.closing, s)
 		} else {

@@ -1,7 +1,8 @@
 // Package chaos is saturn's kill-anything test: it puts load and checking
-// clients on the web server, kills netproc, diskproc and the web app at
-// random moments with `saturn kill`, and holds the instance to the promises
-// of docs/restart.md:
+// clients on the web server (keep-alive connections, and a new connection
+// per request), kills netproc, diskproc and the web app at random moments
+// with `saturn kill`, restarts the web app gracefully with `saturn
+// restart`, and holds the instance to the promises of docs/restart.md:
 //
 //   - every response that completes is byte-correct (each file's checksum
 //     is known);
@@ -10,15 +11,19 @@
 //     passed off as complete;
 //   - after each kill the component is running again within a bound, and
 //     the restart counters in status equal the kills;
+//   - a graceful restart of the web app fails no request at all, of any
+//     client or of the load generator (nor does a netproc kill, where the
+//     backend keeps every connection and listener across it: Options.Lossless);
 //   - at the end nothing leaks: no process, descriptor, shared-memory
 //     region or socket of the instance outlives it.
 //
-// It prints, per component, the kills, the median and worst time from a
-// kill to the first request served again, and the requests failed per
-// kill. TestChaos runs a short version in the suite on the kernel-socket
-// backend, and TestChaosUserTCP on the usertcp backend where root and a
-// TUN device are available; bench/chaos.sh runs a long one of either
-// (BACKEND=usertcp).
+// It prints, per kind of event, the count, the median and worst time from
+// the event to the first request served again, and the requests failed per
+// event (each failure counted against the event before it). TestChaos
+// runs a short version in the suite on the kernel-socket backend, and
+// TestChaosUserTCP and TestChaosUserTCPResume on the usertcp backend
+// (without and with resume) where root and a TUN device are available;
+// bench/chaos.sh runs a long one of any (BACKEND=usertcp, usertcp-resume).
 //
 // On usertcp the web server is reached from inside saturn's namespace:
 // the Go clients, the probes and the load generator through a

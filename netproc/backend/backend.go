@@ -220,13 +220,34 @@ type Resumer interface {
 	Resume(owner uint64, notify func(handle uint64) Notify) []Resumed
 }
 
-// Resumed is a connection handed back by Resume. CloseAt is what the
-// app's close promised (StreamConn.Closing), 0 if it had not closed it:
-// the handler closes it once its stream reaches CloseAt, as it would have.
+// Resumed is a socket handed back by Resume: a connection (Conn) or a
+// listener (Listener, with the options it was made with), exactly one of
+// the two. CloseAt is what the app's close of a connection promised
+// (StreamConn.Closing), 0 if it had not closed it: the handler closes it
+// once its stream reaches CloseAt, as it would have. Call is the user_data
+// of the app's call that made the socket (Origin.SetOrigin), 0 if none was
+// recorded: an accept, connect or listen the dead incarnation took and
+// that the app replays under the same user_data is answered with this
+// socket rather than a new one (the answer may have died with netproc). A
+// connection whose connect had not finished still connects: its
+// ConnectResult says EINPROGRESS until it does.
 type Resumed struct {
-	Handle  uint64
-	Conn    Conn
-	CloseAt uint64
+	Handle   uint64
+	Conn     Conn
+	Listener Listener
+	Options  ListenOptions
+	CloseAt  uint64
+	Call     uint64
+}
+
+// Origin is a socket of a Resumer that records, in memory that outlives
+// the process, who holds it and the app's call that made it, as soon as
+// the handler gives it a handle: a listener at its listen, a connection
+// at its connect (before it finishes) or its accept (before the
+// completion is posted). See Resumed.
+type Origin interface {
+	SetOwner(owner, handle uint64)
+	SetOrigin(call uint64)
 }
 
 // StreamConn is a Conn of a Resumer, addressed by stream offsets. Offsets

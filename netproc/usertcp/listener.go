@@ -22,7 +22,9 @@ type listener struct {
 	laddr     header.IPv4Addr // zero: every local address
 	asked     netip.AddrPort  // what the app asked for, for LocalAddr
 	backlog   int             // accept-queue bound
+	v6only    bool            // what Listen was asked (kept for the handler, see listenrec.go)
 	reusePort bool
+	slot      int32 // its record in the table (listenrec.go); -1: none
 	sndBuf    int
 	rcvBuf    int
 	connCfg   tcp.Config
@@ -181,7 +183,9 @@ func (l *listener) Accept(notify backend.Notify) (backend.Conn, netip.AddrPort, 
 	defer s.exit()
 	c := l.acceptQ[0]
 	l.forget(c)
-	s.tab.setListen(c.slot, 0)
+	if !s.cfg.Resume {
+		s.tab.setListen(c.slot, 0)
+	} // else SetOwner clears it: until the app has a handle, a death puts it back in the accept queue
 	c.notify = notify
 	tc := c.tcp()
 	var ev backend.Events
@@ -231,6 +235,7 @@ func (l *listener) SetOption(opt proto.SockOpt, v int64) error {
 		return syscall.ENOPROTOOPT
 	}
 	l.remake()
+	l.persist()
 	return nil
 }
 
@@ -269,5 +274,6 @@ func (l *listener) Close() error {
 			s.tab.setState(c.slot, recOrphan)
 		}
 	}
+	l.unpersist()
 	return nil
 }

@@ -39,6 +39,8 @@ import (
 var (
 	_ backend.Resumer    = (*Stack)(nil)
 	_ backend.StreamConn = (*conn)(nil)
+	_ backend.Origin     = (*conn)(nil)
+	_ backend.Origin     = (*listener)(nil)
 )
 
 // stepRecord runs the core's Step on tc, record c's connection, with the
@@ -82,21 +84,28 @@ type resumeState struct {
 	scratch tcp.Conn // where stepRecord steps a connection
 }
 
+// resumedConn is a connection or (l set) a listener kept for its app.
 type resumedConn struct {
 	handle uint64
 	c      *conn
+	l      *listener
 }
 
-func (r *resumeState) add(owner, handle uint64, c *conn) {
+func (r *resumeState) add(owner uint64, rc resumedConn) {
 	if r.byOwner == nil {
 		r.byOwner = map[uint64][]resumedConn{}
 	}
-	r.byOwner[owner] = append(r.byOwner[owner], resumedConn{handle, c})
+	r.byOwner[owner] = append(r.byOwner[owner], rc)
 }
 
 // resumable reports whether a connection an app held in state st can go
-// on: it is synchronized (an app may still read or write it).
-func resumable(st tcp.State) bool {
+// on: it is synchronized (an app may still read or write it), or it is
+// an active open still connecting (connecting: no listener made it, and
+// the app's connect is recorded), which the next incarnation finishes.
+func resumable(st tcp.State, connecting bool) bool {
+	if connecting {
+		return st == tcp.StateSynSent || st == tcp.StateSynReceived || resumable(st, false)
+	}
 	return st >= tcp.StateEstablished && st != tcp.StateTimeWait
 }
 
@@ -112,11 +121,23 @@ func (s *Stack) Resume(owner uint64, notify func(handle uint64) backend.Notify) 
 	delete(s.resumed.byOwner, owner)
 	out := make([]backend.Resumed, 0, len(list))
 	for _, r := range list {
+		if r.l != nil {
+			if r.l.closed {
+				continue
+			}
+			r.l.notify = notify(r.handle)
+			out = append(out, r.l.resumed(r.handle))
+			if len(r.l.acceptQ) > 0 {
+				s.wake(&r.l.waker, backend.Readable)
+			}
+			s.shell.Claimed++
+			continue
+		}
 		if r.c.freed || r.c.closed {
 			continue
 		}
 		r.c.notify = notify(r.handle)
-		out = append(out, backend.Resumed{Handle: r.handle, Conn: r.c, CloseAt: s.tab.closeAt(r.c.slot)})
+		out = append(out, backend.Resumed{Handle: r.handle, Conn: r.c, CloseAt: s.tab.closeAt(r.c.slot), Call: s.tab.call(r.c.slot)})
 		s.shell.Claimed++
 	}
 	s.log.Info("usertcp: resumed connections for their app", "channel", owner, "connections", len(out))
@@ -135,6 +156,13 @@ func (s *Stack) startGrace() {
 		n := 0
 		for owner, list := range s.resumed.byOwner {
 			for _, r := range list {
+				if r.l != nil {
+					if !r.l.closed {
+						r.l.Close() // its children are reset
+						n++
+					}
+					continue
+				}
 				if !r.c.freed && !r.c.closed {
 					s.resetUnclaimed(r.c)
 					n++
@@ -143,7 +171,7 @@ func (s *Stack) startGrace() {
 			delete(s.resumed.byOwner, owner)
 		}
 		if n > 0 {
-			s.log.Info("usertcp: reset connections no app claimed", "connections", n, "grace", s.cfg.ResumeGrace)
+			s.log.Info("usertcp: reset connections (and closed listeners) no app claimed", "sockets", n, "grace", s.cfg.ResumeGrace)
 		}
 	})
 }
@@ -164,10 +192,20 @@ func extend(near uint64, v uint32) uint64 {
 	return near + uint64(int64(int32(v-uint32(near))))
 }
 
-// SetOwner implements backend.StreamConn.
+// SetOwner implements backend.StreamConn. An accepted child leaves its
+// listener's books in the table only now: a death before it puts the
+// child back in the accept queue, for the app's replayed accept.
 func (c *conn) SetOwner(owner, handle uint64) {
 	if !c.freed {
 		c.s.tab.setOwner(c.slot, owner, handle)
+		c.s.tab.setListen(c.slot, 0)
+	}
+}
+
+// SetOrigin implements backend.Origin.
+func (c *conn) SetOrigin(call uint64) {
+	if !c.freed {
+		c.s.tab.setCall(c.slot, call)
 	}
 }
 

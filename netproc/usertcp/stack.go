@@ -76,6 +76,7 @@ type Stack struct {
 	reclaimQ []*conn
 
 	resumed resumeState // connections resumed for apps, until claimed (see resume.go)
+	holdErr error       // why the namespace has no hold route (link.EnsureHold), if it has none
 
 	clockBase  int64
 	clockStart time.Time
@@ -116,6 +117,13 @@ func New(cfg Config) (*Stack, error) {
 		conns: make([]*conn, cfg.MaxConns), demux: map[tupleKey]*conn{}, listeners: map[uint16][]*listener{},
 	}
 	s.netns, _ = raw.(*link.NetnsTUN)
+	if s.netns != nil && cfg.Resume {
+		// While a death has taken the TUN device away, the namespace
+		// still routes saturn's address, so that a client connecting
+		// then retransmits its SYN to the next incarnation rather than
+		// failing with "network unreachable" (docs/restart.md).
+		s.holdErr = link.EnsureHold(cfg.Namespace, cfg.Address, s.netns.PeerAddress().Addr())
+	}
 	s.gso = s.maxPkt > s.mtu && s.offloads.TSO4
 	s.csum = s.offloads.Checksum
 	if s.netns != nil && s.netns.CreatedNamespace() {
@@ -207,6 +215,9 @@ func (s *Stack) Start(env backend.Env) error {
 	s.log.Info("usertcp stack up", "address", s.cfg.Address, "netns", s.cfg.Namespace, "host_route", s.static["host_route"], "link", s.offloads.String(),
 		"mtu", s.mtu, "table", fmt.Sprintf("%d records, buffers %d+%d", s.cfg.MaxConns, s.cfg.SendBuf, s.cfg.RecvBuf),
 		"incarnation", s.tab.incarnation, "impair", s.static["impair"])
+	if s.holdErr != nil {
+		s.log.Warn("usertcp: no hold route: clients that connect while netproc is down fail with \"network unreachable\"", "err", s.holdErr)
+	}
 	if s.tab.discard != "" {
 		s.log.Warn("usertcp: discarded the connection table an earlier netproc left", "why", s.tab.discard)
 	}
@@ -515,11 +526,12 @@ func (s *Stack) Listen(addr netip.AddrPort, opts backend.ListenOptions, notify b
 	if backlog <= 0 {
 		backlog = 4096 // as Linux's somaxconn
 	}
-	l := &listener{s: s, port: port, laddr: laddr, asked: addr, backlog: backlog, reusePort: opts.ReusePort,
-		sndBuf: s.cfg.SendBuf, rcvBuf: s.cfg.RecvBuf, connCfg: s.cfg.Conn, children: map[*conn]struct{}{}}
+	l := &listener{s: s, port: port, laddr: laddr, asked: addr, backlog: backlog, v6only: opts.V6Only, reusePort: opts.ReusePort,
+		sndBuf: s.cfg.SendBuf, rcvBuf: s.cfg.RecvBuf, connCfg: s.cfg.Conn, children: map[*conn]struct{}{}, slot: -1}
 	l.notify = notify
 	l.remake()
 	s.listeners[port] = append(s.listeners[port], l)
+	l.persist()
 	return l, nil
 }
 

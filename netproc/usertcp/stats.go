@@ -24,7 +24,10 @@ type shellStats struct {
 	Recovered     uint64 // connections an earlier incarnation left and this one took over
 	RecoveredRST  uint64 // connections an earlier incarnation left that this one reset
 	Resumed       uint64 // connections apps held that this one resumed for them (resume on)
-	Claimed       uint64 // of which their apps' channels claimed
+	Claimed       uint64 // of which their apps' channels claimed (listeners included)
+	ResumedLn     uint64 // listeners apps held that this one rebuilt for them (resume on)
+	ResumedKids   uint64 // listeners' children (half-open or not yet accepted) put back in their queues
+	ResumedOpens  uint64 // of the connections resumed, active opens still connecting
 	Torn          uint64 // records a death left torn mid-Step (reset)
 	ReclaimPunch  uint64 // page ranges of emptied buffers given back
 	ReclaimPages  uint64 // pages given back
@@ -95,6 +98,9 @@ func (s *Stack) counters() map[string]uint64 {
 	add("tcp.recovered_reset", sh.RecoveredRST)
 	add("tcp.resumed", sh.Resumed)
 	add("tcp.resumed_claimed", sh.Claimed)
+	add("tcp.resumed_listeners", sh.ResumedLn)
+	add("tcp.resumed_children", sh.ResumedKids)
+	add("tcp.resumed_connecting", sh.ResumedOpens)
 	add("tcp.recovered_torn", sh.Torn)
 	add("tcp.conns", uint64(s.live))
 	add("tcp.orphans", uint64(s.orphans))

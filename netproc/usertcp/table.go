@@ -46,7 +46,9 @@ import (
 //	record i (recordSize bytes at recOff + i*recordSize):
 //	  0  state      uint32  recFree, recOpen (an app holds it, or it waits in
 //	                        an accept queue), recOrphan (the app closed it; it
-//	                        finishes FIN-WAIT/LAST-ACK/TIME-WAIT on its own)
+//	                        finishes FIN-WAIT/LAST-ACK/TIME-WAIT on its own),
+//	                        recListen (a listener: see listenrec.go; from
+//	                        offset 64 on it holds the listener, not a conn)
 //	  4  gen        uint32  bumped at every reuse of the record
 //	  8  sndSize    uint32  the connection's buffer sizes (the core fixes
 //	  12 rcvSize    uint32  them at open)
@@ -56,6 +58,8 @@ import (
 //	  24 owner      uint64  the app channel that holds it (its ID), 0: none
 //	  32 handle     uint64  the app's handle for it in that channel
 //	  40 closeAt    uint64  the app closed it at this stream end (0: open)
+//	  48 call       uint64  the user_data of the app's accept, connect or
+//	                        listen that made it (0: none recorded)
 //	  64 conn       tcp.Conn, stepped in place
 //	buffer slot i (sndCap+rcvCap bytes at bufOff + i*(sndCap+rcvCap)):
 //	  the send buffer, then the receive buffer, each used from its start
@@ -68,7 +72,9 @@ import (
 // is discarded as a whole, and every record found in use is checked with
 // tcp.Conn.Check. The version covers what this file lays out by hand (the
 // header and the record's first bytes); the core's struct is covered by
-// connLayout, which no one has to remember to bump.
+// connLayout, which no one has to remember to bump. (recListen and call
+// came later without a bump: a binary that knows neither frees a listener's
+// record, as any record in a state it does not know, and ignores call.)
 const (
 	tableMagic   = leftover.Magic
 	tableVersion = 2
@@ -123,6 +129,7 @@ const (
 	recFree   uint32 = 0
 	recOpen   uint32 = 1
 	recOrphan uint32 = 2
+	recListen uint32 = 3
 )
 
 // Header offsets.
@@ -155,6 +162,7 @@ const (
 	rOwner   = 24
 	rHandle  = 32
 	rCloseAt = 40
+	rCall    = 48
 )
 
 // table is the mapped connection table. Loop only.
@@ -293,12 +301,22 @@ func (t *table) seqWord(i int32) *atomic.Uint32 {
 	return (*atomic.Uint32)(unsafe.Pointer(&t.rec(i)[rSeq]))
 }
 
-// setOwner records the app channel and handle that hold record i.
+// setOwner records the app channel and handle that hold record i. The
+// owner goes last: a record with an owner has its handle.
 func (t *table) setOwner(i int32, owner, handle uint64) {
 	r := t.rec(i)
 	binary.LittleEndian.PutUint64(r[rHandle:], handle)
 	binary.LittleEndian.PutUint64(r[rOwner:], owner)
 }
+
+// setCall records the user_data of the app's call that made record i.
+func (t *table) setCall(i int32, call uint64) { binary.LittleEndian.PutUint64(t.rec(i)[rCall:], call) }
+
+// call returns what setCall recorded.
+func (t *table) call(i int32) uint64 { return binary.LittleEndian.Uint64(t.rec(i)[rCall:]) }
+
+// listenPort returns the listener a child waits on (see setListen).
+func (t *table) listenPort(i int32) uint16 { return binary.LittleEndian.Uint16(t.rec(i)[rListen:]) }
 
 // setCloseAt records the stream end at which the app closed record i.
 func (t *table) setCloseAt(i int32, end uint64) {
@@ -357,6 +375,7 @@ func (t *table) alloc(snd, rcv int, listenPort uint16) (int32, bool) {
 	le.PutUint64(r[rOwner:], 0)
 	le.PutUint64(r[rHandle:], 0)
 	le.PutUint64(r[rCloseAt:], 0)
+	le.PutUint64(r[rCall:], 0)
 	*t.conn(i) = tcp.Conn{}
 	t.stateWord(i).Store(recOpen)
 	return i, true
