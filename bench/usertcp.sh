@@ -21,7 +21,8 @@
 #      server, Loss<rate>/saturn-sends), over the same link, interleaved. The
 #      retransmission timeouts of each side are printed beside each run:
 #      saturn's from `saturn status --metrics`, the kernel's from nstat in
-#      the namespace.
+#      the namespace; the sender's per run are summed up at the end
+#      (RTO<rate>/linux-sends, RTO<rate>/saturn-sends).
 #   3. CONNS concurrent idle connections held by an app on usertcp, opened
 #      from the namespace (spread over several source addresses), and the
 #      memory they cost: netproc's resident memory (its Go heap, and the
@@ -232,6 +233,12 @@ if phase loss; then
 			SATURN_INSTANCE=$inst flock "$LOCK" "$work/usertcpbench" send -impl saturn -addr "$lossnet.1:5002" -bytes "$LOSS_BYTES" -name "Loss$rate/saturn-sends" | tee -a "$results"
 			k2=$(timeouts_kernel); s2=$(timeouts_saturn "$inst")
 			echo "#   RTOs: linux-sends: kernel ${k0:-?} → ${k1:-?}; saturn-sends: saturn ${s1:-?} → ${s2:-?} (saturn's receiver meanwhile: ${s0:-?} → ${s1:-?})"
+			if [ -n "$k0" ] && [ -n "$k1" ] && [ -n "$s1" ] && [ -n "$s2" ]; then
+				{
+					printf 'BenchmarkRTO%s/linux-sends\t1\t%d RTOs\n' "$rate" $((k1 - k0))
+					printf 'BenchmarkRTO%s/saturn-sends\t1\t%d RTOs\n' "$rate" $((s2 - s1))
+				} | tee -a "$results"
+			fi
 		done
 		SATURN_INSTANCE=$inst "$work/saturn" supervisor stop >/dev/null 2>&1 || true
 		ip netns del "$ns_loss" 2>/dev/null || true
@@ -330,6 +337,11 @@ if phase loss; then
 	for rate in $LOSS; do ratios+=(-ratio "Loss$rate/saturn-sends//Loss$rate/linux-sends"); done
 	go run ./bench/benchsum -metric MB/s "${ratios[@]}" < <(grep '^BenchmarkLoss' "$results")
 	echo
+	# The sender's retransmission timeouts per run.
+	if grep -q '^BenchmarkRTO' "$results"; then
+		go run ./bench/benchsum -metric RTOs < <(grep '^BenchmarkRTO' "$results")
+		echo
+	fi
 fi
 if phase http; then
 	go run ./bench/benchsum -metric req/s -ratio 'HTTP1K/usertcp//HTTP1K/kernel' -ratio 'HTTP1K/usertcp//HTTP1K/net' \
