@@ -1,8 +1,11 @@
 package usertcp_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"saturn/internal/testkit"
+	"saturn/netproc/header"
 	"saturn/netproc/usertcp"
 )
 
@@ -226,4 +230,97 @@ func TestPathMTUInterop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// icmpFragNeeded builds an ICMP "fragmentation needed" from the kernel's
+// end of the TUN link to saturn, quoting a TCP datagram from saturn to the
+// kernel: the quoted header's fields as given, then quote bytes of TCP
+// header (ports and sequence number first).
+func icmpFragNeeded(e *stackEnv, from, to netip.AddrPort, seq uint32, mtu uint16, df bool, quote int) []byte {
+	qf := header.IPv4Fields{TTL: 64, Protocol: header.TCPProtocolNumber, TotalLength: 1500,
+		SrcAddr: header.IPv4Addr(from.Addr().As4()), DstAddr: header.IPv4Addr(to.Addr().As4())}
+	if df {
+		qf.Flags = header.IPv4FlagDontFragment
+	}
+	q := make([]byte, header.IPv4MinimumSize+header.TCPMinimumSize)
+	header.IPv4(q).Encode(&qf)
+	header.TCP(q[header.IPv4MinimumSize:]).Encode(&header.TCPFields{SrcPort: from.Port(), DstPort: to.Port(), SeqNum: seq,
+		DataOffset: header.TCPMinimumSize, Flags: header.TCPFlagAck})
+	q = q[:header.IPv4MinimumSize+quote]
+	msg := make([]byte, header.ICMPv4MinimumSize+len(q))
+	m := header.ICMPv4(msg)
+	m.SetType(header.ICMPv4DstUnreachable)
+	m.SetCode(header.ICMPv4FragmentationNeeded)
+	binary.BigEndian.PutUint16(msg[6:], mtu)
+	copy(m.Payload(), q)
+	m.SetChecksum(^header.Checksum(msg, 0))
+	ipf := header.IPv4Fields{TTL: 64, Protocol: header.ICMPv4ProtocolNumber, TotalLength: uint16(header.IPv4MinimumSize + len(msg)),
+		SrcAddr: header.IPv4Addr(e.Peer.As4()), DstAddr: header.IPv4Addr(e.Addr.As4())}
+	pkt := make([]byte, header.IPv4MinimumSize+len(msg))
+	header.IPv4(pkt).Encode(&ipf)
+	copy(pkt[header.IPv4MinimumSize:], msg)
+	return pkt
+}
+
+// TestForgedFragNeeded injects ICMP "fragmentation needed" messages that
+// a blind attacker could send (RFC 5927, 7) about a connection carrying
+// data: for no connection of ours, about a datagram without DF, with a
+// quote too short for the sequence number, and with a sequence number not
+// in flight. Each is counted and ignored: the MSS stays what the handshake
+// agreed, and the connection stays byte-exact.
+func TestForgedFragNeeded(t *testing.T) {
+	e := startStack(t, usertcp.Config{})
+	ln, err := e.App.Listen("tcp", ":7300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	serve(ln, echo)
+	c, err := e.Dial(e.AddrPort(7300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	roundTrip := func(seed uint64) {
+		t.Helper()
+		out := make([]byte, 64<<10)
+		newStream(seed, int64(len(out))).Read(out)
+		go c.Write(out)
+		back := make([]byte, len(out))
+		if _, err := io.ReadFull(c, back); err != nil || !bytes.Equal(back, out) {
+			t.Fatalf("echo after forged ICMP: %v", err)
+		}
+	}
+	roundTrip(1)
+	info := e.established(t)
+	saturn := netip.AddrPortFrom(e.Addr, 7300)
+	kernel := netip.MustParseAddrPort(c.LocalAddr().String())
+	other := netip.AddrPortFrom(e.Peer, kernel.Port()+1)
+	in := newInjector(t, e.NS, e.Stack.Info()["tun"])
+	base := e.Counters()
+	for _, f := range []struct {
+		name string
+		pkt  []byte
+		want string
+	}{
+		{"no such connection", icmpFragNeeded(e, saturn, other, uint32(info.SndUna), 576, true, 8), "icmp.in_frag_needed_ignored"},
+		{"quoted datagram without DF", icmpFragNeeded(e, saturn, kernel, uint32(info.SndUna), 576, false, 8), "icmp.in_frag_needed_ignored"},
+		{"quote without the sequence number", icmpFragNeeded(e, saturn, kernel, uint32(info.SndUna), 576, true, 4), "icmp.in_frag_needed_ignored"},
+		{"sequence number not in flight", icmpFragNeeded(e, saturn, kernel, uint32(info.SndUna)-100000, 576, true, 8), "tcp.pmtu_ignored"},
+	} {
+		if err := in.send(f.pkt); err != nil {
+			t.Fatalf("%s: inject: %v", f.name, err)
+		}
+		want := map[string]uint64{f.want: 1}
+		got, err := e.waitCounters(base, want, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		base = got
+	}
+	if m := e.established(t).MSS; m != info.MSS {
+		t.Errorf("MSS %d after forged ICMP, was %d", m, info.MSS)
+	}
+	roundTrip(2)
 }
