@@ -38,13 +38,17 @@ type TCPListener struct {
 	backlog int
 	adopted bool
 
-	mu      sync.Mutex
-	h       uint64 // the socket; replaced when listening again after a netproc restart
-	epoch   uint32 // the netproc incarnation that made h
-	closed  bool
-	left    bool // closed by Leave
-	closing chan struct{}
-	dl      deadline
+	mu     sync.Mutex
+	h      uint64 // the socket; replaced when listening again after a netproc restart
+	epoch  uint32 // the netproc incarnation that made h
+	closed bool
+	left   bool // closed by Leave
+	// parked: a stop left the socket (park); Accept waits until Close,
+	// which closes parked (unparked) and returns nil.
+	parked   chan struct{}
+	unparked bool
+	closing  chan struct{}
+	dl       deadline
 }
 
 var _ net.Listener = (*TCPListener)(nil)
@@ -78,6 +82,7 @@ func listenTCP(ch *Channel, network, address string, opts ListenOptions) (*TCPLi
 	}
 	l.h, l.bound, l.adopted, l.addr = h, bound, adopted, tcpAddr(bound)
 	l.epoch = ch.serverEpoch()
+	registerListener(l)
 	return l, nil
 }
 
@@ -142,6 +147,9 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		l.mu.Unlock()
 		switch {
 		case closed:
+			if err := l.waitUnpark(); err != nil {
+				return nil, l.opErr(err)
+			}
 			return nil, l.opErr(net.ErrClosed)
 		case l.dl.expired():
 			return nil, l.opErr(os.ErrDeadlineExceeded)
@@ -176,12 +184,12 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 			if l.hasLeft() {
 				// Accepted before the leave reached netproc: a client
 				// like any other, which the app serves as it goes.
-				return newTCPConn(l.ch, r.h, r.local, r.peer), nil
+				return accepted(newTCPConn(l.ch, r.h, r.local, r.peer)), nil
 			}
 			netOp(l.ch, &Request{Op: proto.OpClose, Handle: r.h}) // raced with Close
 			return nil, l.opErr(net.ErrClosed)
 		case r.err == nil:
-			return newTCPConn(l.ch, r.h, r.local, r.peer), nil
+			return accepted(newTCPConn(l.ch, r.h, r.local, r.peer)), nil
 		case errors.Is(r.err, syscall.ECONNRESET) && l.ch.serverEpoch() != epoch:
 			if err := l.relisten(epoch); err != nil {
 				return nil, l.opErr(err)
@@ -258,6 +266,9 @@ func (t temporary) Unwrap() error   { return t.error }
 // server's graceful shutdown (net/http's Server.Shutdown closes its
 // listeners) refuses no client across a restart.
 func (l *TCPListener) Close() error {
+	if l.unpark() {
+		return nil // left already, by the stop
+	}
 	if IsStopping() {
 		return l.Leave()
 	}
@@ -273,7 +284,12 @@ func (l *TCPListener) Close() error {
 // rather than Close, so that no client is refused while it is gone. An
 // Accept that was waiting may still return a connection netproc handed
 // over before the leave reached it: serve it like any other.
-func (l *TCPListener) Leave() error { return l.close(proto.CloseKeep) }
+func (l *TCPListener) Leave() error {
+	if l.unpark() {
+		return nil // left already, by a stop
+	}
+	return l.close(proto.CloseKeep)
+}
 
 func (l *TCPListener) close(how uint64) error {
 	l.mu.Lock()
@@ -284,6 +300,7 @@ func (l *TCPListener) close(how uint64) error {
 	l.closed, l.left = true, how == proto.CloseKeep
 	h := l.h
 	l.mu.Unlock()
+	unregisterListener(l)
 	close(l.closing)
 	_, err := netOp(l.ch, &Request{Op: proto.OpClose, Handle: h, Args: [3]uint64{how}, Resume: true})
 	if errors.Is(err, syscall.ECONNRESET) {
