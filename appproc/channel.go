@@ -51,6 +51,10 @@ type Channel struct {
 	reserved   int
 	unmapLater bool
 
+	// wakeDue: an entry published under mu found the server asleep; the
+	// holder of mu rings its doorbell after letting mu go (unlockWake).
+	wakeDue bool
+
 	restarts int // server restarts seen (for tests and status)
 	done     chan struct{}
 	bell     io.Closer // the server's doorbell, closed with the channel (nil for a test's pair)
@@ -215,7 +219,7 @@ func (c *Channel) deadErr() error {
 // submit encodes cl and publishes it.
 func (c *Channel) submit(cl *call, needBuf bool) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlockWake()
 	if c.dead != nil {
 		if cl.buf != proto.NoBuffer {
 			c.end.Pool.Free(cl.buf) // a reservation's: the call owns it now
@@ -270,7 +274,7 @@ func (c *Channel) push(cl *call) error {
 			break
 		}
 		// Full: the server has not consumed yet. It will; back off.
-		c.mu.Unlock()
+		c.unlockWake()
 		time.Sleep(wait)
 		c.mu.Lock()
 		if c.dead != nil {
@@ -284,7 +288,29 @@ func (c *Channel) push(cl *call) error {
 	}
 	cl.pos = c.end.Submit.Position()
 	cl.sub.Encode(c.end.Submit.Slot(0))
-	return c.end.Submit.Publish(1)
+	if c.end.Submit.PublishDeferred(1) {
+		c.wakeDue = true
+	}
+	return nil
+}
+
+// unlockWake lets mu go, then rings the server's doorbell if an entry
+// published meanwhile asked for it (see ring.Producer.PublishDeferred):
+// callers submitting at once then never queue on mu behind one preempted
+// in the wake-up's system call. A doorbell that cannot ring leaves the
+// server asleep on entries it would never serve: the channel is dead.
+func (c *Channel) unlockWake() {
+	wake := c.wakeDue
+	c.wakeDue = false
+	c.mu.Unlock()
+	if !wake {
+		return
+	}
+	if err := c.end.Submit.Wake(); err != nil {
+		c.mu.Lock()
+		c.kill(err)
+		c.mu.Unlock()
+	}
 }
 
 // abandon gives up waiting for cl; it stays in flight until its completion
@@ -342,7 +368,7 @@ func (c *Channel) dispatch() {
 			deadline = time.Now().Add(reprovideRetry)
 		}
 		dead := c.dead != nil
-		c.mu.Unlock()
+		c.unlockWake()
 		if dead {
 			return // a completion broke the protocol (see reap)
 		}

@@ -97,9 +97,22 @@ func (p *Producer) Slot(i int) []byte {
 // and wakes the consumer if it asked to be woken. It returns the error of a
 // failed wake-up; the entries are published regardless.
 func (p *Producer) Publish(n int) error {
+	if p.PublishDeferred(n) {
+		return p.Wake()
+	}
+	return nil
+}
+
+// PublishDeferred publishes as Publish does but leaves the wake-up to the
+// caller: it reports whether the consumer asked to be woken, and then the
+// caller must call Wake soon. A wake-up is a system call that may hand the
+// processor to the consumer, so a producer that publishes under a lock of
+// its own wakes after letting the lock go: a thread preempted inside the
+// system call would otherwise stall every other thread waiting on the lock.
+func (p *Producer) PublishDeferred(n int) (wake bool) {
 	if n == 0 {
 		p.reserved = 0
-		return nil
+		return false
 	}
 	if n < 0 || uint32(n) > p.reserved {
 		panic(fmt.Sprintf("ring: publish %d of %d reserved", n, p.reserved))
@@ -113,10 +126,16 @@ func (p *Producer) Publish(n int) error {
 	// The store of tail above and this load are both sequentially
 	// consistent, as are the consumer's store of the flag and its load of
 	// tail: one of us sees the other (see Consumer.Wait).
-	if p.r.bell != nil && p.r.wakeFlag.Load() != 0 && p.r.wakeFlag.CompareAndSwap(1, 0) {
-		return p.r.bell.Ring()
+	return p.r.bell != nil && p.r.wakeFlag.Load() != 0 && p.r.wakeFlag.CompareAndSwap(1, 0)
+}
+
+// Wake rings the consumer's doorbell, for a PublishDeferred that asked for
+// it. It is safe from any goroutine, with or without the producer's lock.
+func (p *Producer) Wake() error {
+	if p.r.bell == nil {
+		return nil
 	}
-	return nil
+	return p.r.bell.Ring()
 }
 
 // Position is the free-running position the next published entry will have.
