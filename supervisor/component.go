@@ -36,6 +36,7 @@ type component struct {
 	link        *proto.Session // this incarnation's control link
 	channels    []*channel     // an app's channels, one per server
 	persist     *os.File       // a server's persistent memory (see newPersist)
+	store       *fdStore       // netproc's descriptor store (fdstore.go)
 
 	// An app's identity and grants (users.go, docs/security.md): who it
 	// runs as (nil: the supervisor's user), its uid as servers see it, what
@@ -68,3 +69,12 @@ type launchSpec struct {
 // alive reports whether the component has a process (or a live session,
 // when self-attached).
 func (c *component) alive() bool { return c.pid != 0 }
+
+// closeStore closes the descriptors a server's store holds for it: no
+// next incarnation will take them over (stopped, failed, not restarting),
+// so their peers must not wait on them.
+func (c *component) closeStore() {
+	if c.store != nil {
+		c.store.closeAll()
+	}
+}

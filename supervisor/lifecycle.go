@@ -38,6 +38,15 @@ func (s *Supervisor) start(c *component) {
 		extra = append(extra, c.persist)
 		env = append(env, "SATURN_PERSIST_FD=4")
 	}
+	if c.store != nil {
+		if f, err := c.store.link(); err != nil {
+			s.log.Error("descriptor store", "name", c.name, "err", err)
+		} else {
+			defer f.Close() // the process has its own copy once started
+			extra = append(extra, f)
+			env = append(env, fmt.Sprintf("%s=%d", proto.EnvFDStoreFD, 3+len(extra)))
+		}
+	}
 	spec := c.spec
 	if c.kind == proto.KindServer && spec.cred != nil {
 		cf, err := s.configFile()
@@ -183,6 +192,7 @@ func (s *Supervisor) exited(c *component, inc int, exit Exit) {
 	case c.stopping:
 		c.state, c.reason = proto.StateStopped, "stopped on request"
 		s.log.Info("stopped", "name", c.name, "exit", exit.String())
+		c.closeStore()
 	default:
 		d := c.tracker.Exited(time.Now(), exit)
 		c.reason = d.Reason
@@ -201,9 +211,11 @@ func (s *Supervisor) exited(c *component, inc int, exit Exit) {
 		case d.Failed:
 			c.state = proto.StateFailed
 			s.log.Error("exited; gave up", "name", c.name, "exit", exit.String(), "reason", d.Reason)
+			c.closeStore()
 		default:
 			c.state = proto.StateStopped
 			s.log.Info("exited; not restarting", "name", c.name, "exit", exit.String(), "reason", d.Reason)
+			c.closeStore()
 		}
 	}
 }

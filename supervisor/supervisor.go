@@ -352,6 +352,9 @@ func (s *Supervisor) cleanup() {
 		if c.persist != nil {
 			c.persist.Close()
 		}
+		if c.store != nil {
+			c.store.closeAll()
+		}
 	}
 	os.Remove(p.PIDFile)
 	os.Remove(p.Config)
@@ -377,6 +380,9 @@ func (s *Supervisor) startAll() error {
 				name: name, kind: proto.KindServer, tracker: NewTracker(pol), state: proto.StateStopped,
 				spec:    launchSpec{path: s.opts.Binary, args: []string{"saturn", name, "--config", s.opts.Paths.Config}},
 				persist: persist,
+			}
+			if name == "netproc" {
+				c.store = newFDStore(name, s.log)
 			}
 			if err := s.identifyServer(c); err != nil && idErr == nil {
 				idErr = fmt.Errorf("%s ([%s] user in %s): %w", name, name, s.cfg.Source, err)
