@@ -62,6 +62,7 @@ type Handler struct {
 	// capacity is how many sockets the backend holds in all (0: it does
 	// not say); shared out among the apps (see admitSocket).
 	capacity int
+	flusher  backend.Flusher // the backend's, if it batches over a round (see EndRound)
 }
 
 var _ serverkit.Handler = (*Handler)(nil)
@@ -110,6 +111,7 @@ func (h *Handler) Start(l *serverkit.Loop) error {
 	if c, ok := h.be.(backend.Capacity); ok {
 		h.capacity = c.Capacity()
 	}
+	h.flusher, _ = h.be.(backend.Flusher)
 	if h.opts.MaxApps <= 0 {
 		h.opts.MaxApps = DefaultMaxApps
 	}
@@ -123,7 +125,7 @@ func (h *Handler) Start(l *serverkit.Loop) error {
 func (h *Handler) Close() error {
 	for key, socks := range h.orphans {
 		for _, s := range socks {
-			s.closeBackend()
+			s.leave()
 		}
 		delete(h.orphans, key)
 	}
@@ -248,6 +250,22 @@ func (h *Handler) Dropped(ch *serverkit.Channel) {
 		return
 	}
 	app.gone = true
+	if h.loop != nil && h.loop.Stopping() {
+		// netproc stops, its app does not: what outlives netproc (see
+		// backend.Leaver) is left to the next incarnation, as a death
+		// would leave it; the rest closes.
+		for _, s := range app.socks {
+			s.leave()
+		}
+		for s := range app.closing {
+			s.leave()
+		}
+		clear(app.socks)
+		clear(app.pending)
+		app.provided, app.starved = nil, nil
+		ch.Data = nil
+		return
+	}
 	kept := 0
 	for _, s := range app.socks {
 		if s.ln != nil && h.opts.Linger > 0 {
@@ -288,6 +306,16 @@ func (s *sock) releaseReceived() {
 			s.stream.Release(o.sub.Offset)
 			return
 		}
+	}
+}
+
+// EndRound implements serverkit.RoundEnder: a backend that batches over a
+// round (backend.Flusher: the kernel backend's puts to the descriptor
+// store) sends its batch before the round's completions are published, so
+// that no app learns a handle whose socket would not outlive netproc.
+func (h *Handler) EndRound() {
+	if h.flusher != nil {
+		h.flusher.Flush()
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 // backends are the socket implementations this build can run, by their
 // name in the config.
 var backends = map[string]func(cfg configs.Netproc) (backend.Backend, error){
-	"kernel":  func(configs.Netproc) (backend.Backend, error) { return kernel.New(), nil },
+	"kernel":  newKernel,
 	"usertcp": newUserTCP,
 }
 
@@ -37,6 +37,22 @@ func newUserTCP(cfg configs.Netproc) (backend.Backend, error) {
 		c.Persist = f
 	}
 	return usertcp.New(c)
+}
+
+// newKernel makes the kernel-socket backend, with netproc's persistent
+// memory and its end of the supervisor's descriptor store, so that its
+// sockets outlive the process (netproc/kernel's resume.go). Under "auto"
+// after usertcp failed, the persistent memory is gone with it, and the
+// sockets die with netproc.
+func newKernel(configs.Netproc) (backend.Backend, error) {
+	var cfg kernel.Config
+	if f, err := proto.PersistFromEnv(); err == nil {
+		cfg.Persist = f
+	}
+	if f, err := proto.FDStoreFromEnv(); err == nil {
+		cfg.Store = f
+	}
+	return kernel.NewWith(cfg), nil
 }
 
 // autoOrder is what backend = "auto" tries, best first.
@@ -120,6 +136,11 @@ func Main(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 		return err
 	}
 	oneProc(be, log)
+	if f, err := proto.FDStoreFromEnv(); err == nil {
+		// A backend that keeps no descriptors there (usertcp): close what
+		// an earlier incarnation on the kernel backend left.
+		kernel.DiscardStore(f, log)
+	}
 	// Before ServeWith: netproc is still root, for the host's ports.
 	pub := startPublish(cfg.Netproc, be.Name(), log)
 	defer pub.Close()

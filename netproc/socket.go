@@ -392,6 +392,30 @@ func (s *sock) close(why syscall.Errno) {
 	s.closeBackend()
 }
 
+// leave lets go of s as netproc stops: a socket the backend keeps across
+// netproc's death (backend.Leaver) stays for the next incarnation; any
+// other closes. Nothing is completed: the apps learn of the stop from the
+// region, as of a death.
+func (s *sock) leave() {
+	var sk backend.Socket
+	if s.ln != nil {
+		sk = s.ln
+	} else if s.conn != nil {
+		sk = s.conn
+	}
+	l, ok := sk.(backend.Leaver)
+	if !ok || s.closed {
+		s.closeBackend()
+		return
+	}
+	s.closed = true
+	if s.lingering != nil {
+		s.lingering.Stop()
+		s.lingering = nil
+	}
+	l.Leave()
+}
+
 func (s *sock) closeBackend() {
 	s.closed = true
 	if s.ln != nil {

@@ -275,3 +275,18 @@ type StreamConn interface {
 	// closed the connection once its stream reaches end (see Resumed).
 	Closing(end uint64)
 }
+
+// Flusher is a Backend with work it batches over a loop round (the kernel
+// backend's puts to the supervisor's descriptor store): the handler calls
+// Flush at the end of every round, after the round's operations and
+// before its completions are published.
+type Flusher interface {
+	Flush()
+}
+
+// Leaver is a Socket that netproc can let go of without closing it: when
+// netproc stops (an upgrade, a restart), a socket that outlives the
+// process is left to the next incarnation rather than closed.
+type Leaver interface {
+	Leave()
+}

@@ -12,6 +12,7 @@ package kernel
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,10 +23,31 @@ import (
 // Backend is the kernel-socket backend.
 type Backend struct {
 	env backend.Env
+	cfg Config
+
+	// Sockets that outlive netproc (resume.go); nil when not kept.
+	tab        *table
+	store      *storeLink
+	adopted    []*socket // taken over, waiting for their app's channel
+	grace      backend.Timer
+	fullWarned bool
 }
 
-// New returns a kernel backend; Start gives it the loop.
+// Config is what a kernel backend needs to keep its sockets across
+// netproc's death: netproc's persistent memory and its end of the
+// supervisor's descriptor store. With either missing, sockets die with
+// the process.
+type Config struct {
+	Persist *os.File // proto.PersistFromEnv; the backend owns it
+	Store   *os.File // proto.FDStoreFromEnv; the backend owns it
+}
+
+// New returns a kernel backend whose sockets die with netproc; Start
+// gives it the loop.
 func New() *Backend { return &Backend{} }
+
+// NewWith returns a kernel backend that keeps its sockets as cfg allows.
+func NewWith(cfg Config) *Backend { return &Backend{cfg: cfg} }
 
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return "kernel" }
@@ -54,17 +76,57 @@ func (b *Backend) Capacity() int {
 	return max(int(lim.Cur)-descriptorsKept, 64)
 }
 
-// Start implements backend.Backend.
+// Start implements backend.Backend. A backend that keeps its sockets
+// takes back, before anything else, what the supervisor's store holds for
+// it (resume.go).
 func (b *Backend) Start(env backend.Env) error {
 	b.env = env
+	log := env.Logger()
+	persist, store := b.cfg.Persist, b.cfg.Store
+	b.cfg = Config{}
+	if persist == nil || store == nil {
+		if store != nil {
+			DiscardStore(store, log)
+		}
+		if persist != nil {
+			persist.Close()
+		}
+		return nil
+	}
+	tab, err := openTable(persist, 0)
+	persist.Close() // mapped
+	if err != nil {
+		log.Warn("kernel: sockets will not outlive netproc", "err", err)
+		DiscardStore(store, log)
+		return nil
+	}
+	if tab.discard != "" {
+		log.Info("kernel: persistent memory held something else; started afresh", "found", tab.discard)
+	}
+	link, back, err := openStore(store, log)
+	if err != nil {
+		log.Warn("kernel: sockets will not outlive netproc", "err", err)
+		tab.close()
+		return nil
+	}
+	b.tab, b.store = tab, link
+	b.adopt(back)
 	return nil
 }
 
 // Info implements backend.Backend: the kernel backend has nothing to add.
 func (b *Backend) Info() map[string]string { return nil }
 
-// Close implements backend.Backend; the handler closes the sockets.
-func (b *Backend) Close() error { return nil }
+// Close implements backend.Backend; the handler closes (or leaves) the
+// sockets first. What is queued for the store goes now.
+func (b *Backend) Close() error {
+	if b.grace != nil {
+		b.grace.Stop()
+	}
+	b.store.flush()
+	b.store.close()
+	return b.tab.close()
+}
 
 // defaultBacklog is used when an app asks for none; the kernel clamps it to
 // net.core.somaxconn.
@@ -82,7 +144,13 @@ func (b *Backend) Listen(addr netip.AddrPort, opts backend.ListenOptions, notify
 	if err != nil {
 		return nil, err
 	}
-	s := &socket{b: b, fd: fd, notify: notify}
+	s := &socket{b: b, fd: fd, notify: notify, listener: true, rec: -1, kind: kindListener, backlog: uint32(max(opts.Backlog, 0))}
+	if opts.V6Only {
+		s.flags |= flagV6Only
+	}
+	if opts.ReusePort {
+		s.flags |= flagReusePort
+	}
 	if err := b.env.AddFD(fd, unix.EPOLLIN|unix.EPOLLET, s.event); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -134,7 +202,7 @@ func (b *Backend) Connect(addr netip.AddrPort, notify backend.Notify) (backend.C
 		unix.Close(fd)
 		return nil, err
 	}
-	s := &socket{b: b, fd: fd, notify: notify, connecting: true}
+	s := &socket{b: b, fd: fd, notify: notify, connecting: true, rec: -1, kind: kindDialed}
 	if err := b.env.AddFD(fd, connEvents, s.event); err != nil {
 		unix.Close(fd)
 		return nil, err

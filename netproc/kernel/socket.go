@@ -17,8 +17,21 @@ type socket struct {
 	fd         int
 	notify     backend.Notify
 	connecting bool
+	listener   bool
 	peer       netip.AddrPort // known once connected or accepted
 	closed     bool
+
+	// What outlives netproc (resume.go), when the backend keeps sockets:
+	// the record (-1: none yet) and the store's key, and what the record
+	// holds.
+	rec            int
+	key            uint64
+	kind, flags    uint32
+	backlog        uint32
+	owner, handle  uint64
+	call           uint64
+	sent, consumed uint64
+	closeAt        uint64
 }
 
 var (
@@ -63,7 +76,7 @@ func (s *socket) Accept(notify backend.Notify) (backend.Conn, netip.AddrPort, er
 			return nil, netip.AddrPort{}, errno(err)
 		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c := &socket{b: s.b, fd: fd, notify: notify, peer: addrPort(sa)}
+		c := &socket{b: s.b, fd: fd, notify: notify, peer: addrPort(sa), rec: -1, kind: kindAccepted}
 		if err := s.b.env.AddFD(fd, connEvents, c.event); err != nil {
 			unix.Close(fd)
 			return nil, netip.AddrPort{}, errno(err)
@@ -99,15 +112,29 @@ func (s *socket) ConnectResult() error {
 	}
 	s.connecting = false
 	s.peer = addrPort(sa)
+	s.setFlag(flagConnected)
 	return nil
 }
 
-// Read implements backend.Conn.
+// Read implements backend.Conn. A socket with a record counts what it
+// consumes there (see discard).
 func (s *socket) Read(b []byte) (int, error) {
+	if s.rec >= 0 {
+		s.b.tab.u64(s.rec, rDiscarding).Store(uint64(len(b)))
+	}
 	for {
 		n, err := unix.Read(s.fd, b)
 		if err == unix.EINTR {
 			continue
+		}
+		if s.rec >= 0 {
+			if n > 0 {
+				s.consumed += uint64(n)
+				s.b.tab.u64(s.rec, rConsumed).Store(s.consumed)
+			}
+			s.b.tab.u64(s.rec, rDiscarding).Store(0)
+		} else if n > 0 {
+			s.consumed += uint64(n)
 		}
 		if err != nil {
 			return 0, errno(err)
@@ -122,10 +149,23 @@ func (s *socket) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	if s.rec >= 0 {
+		// The intent first: a death between the kernel taking the bytes
+		// and the count below leaves it, for the next incarnation to
+		// settle from the kernel's counts.
+		s.b.tab.u64(s.rec, rWriting).Store(uint64(len(b)))
+	}
 	for {
 		r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
 		if e == unix.EINTR {
 			continue
+		}
+		if e == 0 {
+			s.sent += uint64(r)
+		}
+		if s.rec >= 0 {
+			s.b.tab.u64(s.rec, rSent).Store(s.sent)
+			s.b.tab.u64(s.rec, rWriting).Store(0)
 		}
 		if e != 0 {
 			return 0, e
@@ -146,6 +186,9 @@ func (s *socket) Shutdown(how int) error {
 		h = unix.SHUT_RDWR
 	default:
 		return unix.EINVAL
+	}
+	if h != unix.SHUT_RD {
+		s.setFlag(flagShutWrite)
 	}
 	return errno(unix.Shutdown(s.fd, h))
 }
@@ -207,12 +250,24 @@ func (s *socket) SetOption(opt proto.SockOpt, v int64) error {
 
 // Close implements backend.Socket. The descriptor leaves the epoll set
 // first, so that a later socket given the same number is not confused with
-// this one.
+// this one (the store's copy keeps the open file, and with it the epoll
+// registration, until the store drops it). A kept socket's record is
+// freed before the close and the store's copy dropped after it, so that
+// a death anywhere in between leaves nothing the next incarnation would
+// take for a live socket.
 func (s *socket) Close() error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
 	s.b.env.DelFD(s.fd)
-	return errno(unix.Close(s.fd))
+	if s.rec >= 0 {
+		s.b.tab.release(s.rec)
+	}
+	err := errno(unix.Close(s.fd))
+	if s.rec >= 0 {
+		s.b.store.drop(s.key)
+		s.rec = -1
+	}
+	return err
 }

@@ -1,0 +1,212 @@
+package netproc_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"saturn/internal/testkit"
+)
+
+// The kernel backend's sockets outlive netproc (netproc/kernel's
+// resume.go, docs/restart.md): the supervisor holds each socket's
+// descriptor and hands it back to the next incarnation. These kill netproc
+// under traffic and check that neither side sees an error and every byte
+// arrives once.
+
+const keepConfig = kernelConfig + "backoff = \"20ms\"\nmax_backoff = \"40ms\"\n"
+
+// TestKernelKeepEcho streams through examples/echo in both directions
+// while netproc is killed twice, with an idle connection beside it: the
+// bytes come back exactly, on the same connections, and echo never sees an
+// error.
+func TestKernelKeepEcho(t *testing.T) {
+	in, addr := startEcho(t, keepConfig)
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if err := echoOver(idle, "before"); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(16 << 20)
+	if isLong() {
+		size = 1 << 30
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	werr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for off := int64(0); off < size; off += int64(len(buf)) {
+			b := buf[:min(int64(len(buf)), size-off)]
+			pattern(b, off)
+			if _, err := c.Write(b); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- c.(*net.TCPConn).CloseWrite()
+	}()
+	got := make([]byte, 64<<10)
+	want := make([]byte, len(got))
+	var n int64
+	kills := 0
+	for n < size {
+		k, err := c.Read(got)
+		pattern(want[:k], n)
+		if !bytes.Equal(got[:k], want[:k]) {
+			t.Fatalf("echoed bytes differ at offset %d..%d: %s", n, n+int64(k), diagnose(got[:k], n))
+		}
+		n += int64(k)
+		if err != nil {
+			t.Fatalf("after %d of %d bytes: %v", n, size, err)
+		}
+		if kills < 2 && n > int64(kills+1)*size/3 {
+			kills++
+			d := killNetproc(t, in, kills)
+			t.Logf("kill %d after %d MiB: netproc running again %v later", kills, n>>20, d.Round(time.Millisecond))
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("sending: %v", err)
+	}
+	if k, err := c.Read(got); k != 0 || err != io.EOF {
+		t.Errorf("after the stream: %d bytes, %v; want the end", k, err)
+	}
+	if err := echoOver(idle, "after"); err != nil {
+		t.Errorf("the idle connection after two kills: %v", err)
+	}
+	if logs := in.MustRun("logs", "echo", "-n", "0"); strings.Contains(logs, "reset") || strings.Count(logs, "listening on") != 1 {
+		t.Errorf("echo saw the deaths:\n%s", logs)
+	}
+	checkResumed(t, in, 2)
+}
+
+// TestKernelKeepAccept kills netproc with clients connecting all along,
+// and with an accept of echo's waiting: the listener is the same socket
+// across the death, so clients that connect while netproc is down wait in
+// its backlog and are served by the next incarnation; none is refused or
+// reset.
+func TestKernelKeepAccept(t *testing.T) {
+	in, addr := startEcho(t, keepConfig)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fails []string
+	served := 0
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := echoOnce(addr, fmt.Sprintf("client %d.%d", w, i))
+				mu.Lock()
+				if err != nil {
+					fails = append(fails, err.Error())
+				} else {
+					served++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	for kill := 1; kill <= 3; kill++ {
+		killNetproc(t, in, kill)
+		time.Sleep(200 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if len(fails) > 0 {
+		t.Errorf("%d of %d connections failed across 3 kills of netproc; first: %s", len(fails), len(fails)+served, fails[0])
+	}
+	t.Logf("%d connections served across 3 kills", served)
+	if logs := in.MustRun("logs", "echo", "-n", "0"); strings.Count(logs, "listening on") != 1 {
+		t.Errorf("echo restarted:\n%s", logs)
+	}
+}
+
+// TestKernelKeepStore checks the supervisor's side: it holds one
+// descriptor per socket an app holds, lets go of each as it closes, and of
+// every one when the instance stops.
+func TestKernelKeepStore(t *testing.T) {
+	in, addr := startEcho(t, keepConfig)
+	pid := in.SupervisorPID()
+	base := fdCount(t, pid)
+	var conns []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := echoOver(c, "hi"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return fdCount(t, pid) == base+20 },
+		"the supervisor holds %d TCP sockets, want %d (%d before, 20 connections)", fdCount(t, pid), base+20, base)
+	killNetproc(t, in, 1)
+	for i, c := range conns {
+		if err := echoOver(c, "still"); err != nil {
+			t.Fatalf("connection %d after the kill: %v", i, err)
+		}
+	}
+	for _, c := range conns[:10] {
+		c.Close()
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return fdCount(t, pid) == base+10 },
+		"after 10 closes the supervisor holds %d TCP sockets, want %d", fdCount(t, pid), base+10)
+	in.MustRun("supervisor", "stop")
+	for i, c := range conns[10:] {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+			t.Errorf("connection %d not ended by the instance's stop: %v", i, err)
+		}
+	}
+}
+
+// fdCount counts the TCP sockets among pid's descriptors (their inodes
+// are in /proc/PID/net/tcp or tcp6), so that the control connections and
+// files the supervisor opens meanwhile do not count.
+func fdCount(t *testing.T, pid int) int {
+	t.Helper()
+	tcp := map[string]bool{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if fs := strings.Fields(line); len(fs) > 9 {
+				tcp[fs[9]] = true
+			}
+		}
+	}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") && tcp[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] {
+			n++
+		}
+	}
+	return n
+}
