@@ -54,6 +54,9 @@ type Channel struct {
 	// wakeDue: an entry published under mu found the server asleep; the
 	// holder of mu rings its doorbell after letting mu go (unlockWake).
 	wakeDue bool
+	// woken: calls the dispatcher completed under mu, whose callers it
+	// wakes once mu is let go (dispatcher only).
+	woken []*call
 
 	restarts int // server restarts seen (for tests and status)
 	done     chan struct{}
@@ -197,6 +200,10 @@ func (c *Channel) Do(ctx context.Context, req *Request) (Response, error) {
 	if err := c.submit(cl, needBuf); err != nil {
 		c.giveRoom(needSlot, needBuf)
 		return Response{}, err
+	}
+	if ctx.Done() == nil { // no select for a context that never ends
+		<-cl.done
+		return cl.resp, cl.err
 	}
 	select {
 	case <-cl.done:
@@ -369,10 +376,22 @@ func (c *Channel) dispatch() {
 		}
 		dead := c.dead != nil
 		c.unlockWake()
+		c.wakeCallers()
 		if dead {
 			return // a completion broke the protocol (see reap)
 		}
 	}
+}
+
+// wakeCallers wakes the callers of the calls reap completed, after mu is
+// let go: a caller woken under mu would often find it taken by the
+// dispatcher still at work, and park again on it. Dispatcher only.
+func (c *Channel) wakeCallers() {
+	for i, cl := range c.woken {
+		close(cl.done)
+		c.woken[i] = nil
+	}
+	c.woken = c.woken[:0]
 }
 
 // reap handles n ready completions. mu held.
@@ -460,7 +479,7 @@ func (c *Channel) finish(cl *call, comp proto.Completion) {
 		}
 		return
 	}
-	close(cl.done)
+	c.woken = append(c.woken, cl) // woken once mu is let go: wakeCallers
 }
 
 // serverRestarted handles a new server incarnation: calls the dead one took
