@@ -22,6 +22,7 @@
 # nginx (one worker, sendfile on, access log off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
@@ -46,100 +47,34 @@ chmod 644 "$work/site"/*
 go build -o "$work/benchserver" ./apps/webserver/internal/benchserver
 go build -o "$work/lgrun" ./apps/loadgen/internal/lgrun
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-declare -A addr
+declare -A url prefix
 start() { # name impl port
 	"$work/benchserver" -impl "$2" -root "$work/site" -addr "127.0.0.1:$3" >"$work/$1.log" 2>&1 &
 	pids+=($!)
-	addr[$1]="127.0.0.1:$3"
+	url[$1]="http://127.0.0.1:$3"
 }
 start saturn saturn 18081
 start nethttp nethttp 18082
 start nethttp-fs nethttp-fs 18083
 servers=(saturn nethttp nethttp-fs)
 if command -v nginx >/dev/null; then
-	mkdir -p "$work/nginx"
-	cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 1000000;
-	client_body_temp_path $work/nginx;
-	proxy_temp_path $work/nginx;
-	fastcgi_temp_path $work/nginx;
-	uwsgi_temp_path $work/nginx;
-	scgi_temp_path $work/nginx;
-	server { listen 127.0.0.1:18084; root $work/site; }
-}
-CONF
+	nginx_conf "$work/nginx" "$work/site" 18084
 	nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
 	pids+=($!)
-	addr[nginx]=127.0.0.1:18084
+	url[nginx]=http://127.0.0.1:18084
 	servers+=(nginx)
 fi
-for s in "${servers[@]}"; do # wait until each answers
-	ok=
-	for _ in $(seq 50); do curl -sf -o /dev/null "http://${addr[$s]}/1k.bin" && ok=1 && break; sleep 0.1; done
-	[ -n "$ok" ] || { echo "$s does not serve /1k.bin" >&2; exit 1; }
-done
+wait_serving /1k.bin
 
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "# wrk -t$THREADS -c$CONNS -d$DURATION, $RUNS interleaved runs per case; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 results="$work/results"
 : >"$results"
-for file in 1k.bin 100k.bin; do
-	for run in $(seq "$RUNS"); do
-		for s in "${servers[@]}"; do
-			out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "http://${addr[$s]}/$file")
-			if grep -q 'Non-2xx' <<<"$out"; then # a wrong answer voids the comparison
-				echo "$s: error responses while serving $file:" >&2; echo "$out" >&2; exit 1
-			fi
-			if grep -q 'Socket errors' <<<"$out"; then # reported, not fatal: a loaded machine times out
-				echo "  ($s: $(grep 'Socket errors' <<<"$out" | sed 's/^ *//'))"
-			fi
-			rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-			echo "$file $s run $run: $rps req/s"
-			echo "$file $s $rps $run" >>"$results"
-		done
-	done
-done
+wrk_rounds "$results" "" 1k.bin 100k.bin
 
-# The ratio column is the median of per-round ratios (each server against
-# net/http in the same round), which a drifting background load disturbs
-# less than a ratio of medians.
 echo
-echo "| file | server | median req/s | runs | vs net/http (median of per-round ratios) |"
-echo "| --- | --- | --- | --- | --- |"
-for file in 1k.bin 100k.bin; do
-	for s in "${servers[@]}"; do
-		m=$(awk -v f="$file" -v s="$s" '$1 == f && $2 == s { print $3 }' "$results" | median)
-		n=$(awk -v f="$file" -v s="$s" '$1 == f && $2 == s' "$results" | wc -l)
-		r=$(awk -v f="$file" -v s="$s" '$1 == f && $2 == "nethttp" { base[$4] = $3 } $1 == f && $2 == s { v[$4] = $3 }
-			END { for (k in v) if (base[k] > 0) print v[k] / base[k] }' "$results" | median)
-		printf '| %s | %s | %.0f | %d | %.2fx |\n' "$file" "$s" "$m" "$n" "$r"
-	done
-done
+ratio_table "$results" "1k.bin 100k.bin" nethttp
 
 echo
 echo "# cross-check: saturn loadgen vs wrk, saturn server, 1k.bin, -c$CONNS -d$DURATION, $RUNS runs"
-: >"$work/cross"
-for run in $(seq "$RUNS"); do
-	w=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "http://${addr[saturn]}/1k.bin" | awk '/^Requests\/sec/ { print $2 }')
-	l=$("$work/lgrun" -c "$CONNS" -d "$DURATION" -json "http://${addr[saturn]}/1k.bin" | awk -F': ' '/"requests_per_sec"/ { gsub(",", "", $2); print $2 }')
-	echo "run $run: wrk $w req/s, loadgen $l req/s"
-	echo "$w $l" >>"$work/cross"
-done
-mw=$(cut -d' ' -f1 "$work/cross" | median)
-ml=$(cut -d' ' -f2 "$work/cross" | median)
-echo "| client | median req/s |"
-echo "| --- | --- |"
-printf '| wrk | %.0f |\n| saturn loadgen | %.0f |\n\n' "$mw" "$ml"
-awk -v w="$mw" -v l="$ml" 'BEGIN { printf "loadgen/wrk = %.2f (ratio of medians)\n", l / w }'
-echo "loadgen/wrk = $(awk '$1 > 0 { print $2 / $1 }' "$work/cross" | median) (median of per-round ratios)"
+crosscheck "${url[saturn]}/1k.bin"

@@ -16,6 +16,7 @@
 #                                              # body read through diskproc
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
@@ -73,78 +74,21 @@ fi
 "$work/benchserver" -impl nethttp -root "$site" -addr 127.0.0.1:18082 >"$work/nethttp.log" 2>&1 &
 pids+=($!)
 url[nethttp]="http://127.0.0.1:18082"; prefix[nethttp]=""; servers+=(nethttp)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 1000000;
-	client_body_temp_path $work/nginx;
-	proxy_temp_path $work/nginx;
-	fastcgi_temp_path $work/nginx;
-	uwsgi_temp_path $work/nginx;
-	scgi_temp_path $work/nginx;
-	server { listen 127.0.0.1:18084; root $site; }
-}
-CONF
+nginx_conf "$work/nginx" "$site" 18084
 nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
 pids+=($!)
 url[nginx]="http://127.0.0.1:18084"; prefix[nginx]=""; servers+=(nginx)
-for s in "${servers[@]}"; do
-	ok=
-	for _ in $(seq 100); do ${prefix[$s]} curl -sf -o /dev/null "${url[$s]}/files/1k.bin" && ok=1 && break; sleep 0.1; done
-	[ -n "$ok" ] || { echo "$s does not serve /files/1k.bin" >&2; exit 1; }
-done
+wait_serving /files/1k.bin
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1)"
 echo "# wrk -t$THREADS -c$CONNS -d$DURATION, $RUNS interleaved runs per case; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 results="$work/results"
 : >"$results"
-for file in 1k.bin 100k.bin; do
-	for run in $(seq "$RUNS"); do
-		for s in "${servers[@]}"; do
-			out=$(${prefix[$s]} wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "${url[$s]}/files/$file")
-			if grep -q 'Non-2xx' <<<"$out"; then
-				echo "$s: error responses while serving $file:" >&2; echo "$out" >&2; exit 1
-			fi
-			grep -q 'Socket errors' <<<"$out" && echo "  ($s: $(grep 'Socket errors' <<<"$out" | sed 's/^ *//'))"
-			rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-			echo "$file $s run $run: $rps req/s"
-			echo "$file $s $rps $run" >>"$results"
-		done
-	done
-done
+wrk_rounds "$results" /files 1k.bin 100k.bin
 
 echo
-echo "| file | server | median req/s | runs | vs net/http (median of per-round ratios) | vs nginx |"
-echo "| --- | --- | --- | --- | --- | --- |"
-for file in 1k.bin 100k.bin; do
-	for s in "${servers[@]}"; do
-		m=$(awk -v f="$file" -v s="$s" '$1 == f && $2 == s { print $3 }' "$results" | median)
-		n=$(awk -v f="$file" -v s="$s" '$1 == f && $2 == s' "$results" | wc -l)
-		ratio() { awk -v f="$file" -v s="$s" -v b="$1" '$1 == f && $2 == b { base[$4] = $3 } $1 == f && $2 == s { v[$4] = $3 }
-			END { for (k in v) if (base[k] > 0) print v[k] / base[k] }' "$results" | median; }
-		printf '| %s | %s | %.0f | %d | %.2fx | %.2fx |\n' "$file" "$s" "$m" "$n" "$(ratio nethttp)" "$(ratio nginx)"
-	done
-done
+ratio_table "$results" "1k.bin 100k.bin" nethttp nginx
 
 echo
 echo "# cross-check: saturn's loadgen (on kernel sockets) vs wrk, both against nginx, 1k.bin, -c$CONNS -d$DURATION, $RUNS runs"
-: >"$work/cross"
-for run in $(seq "$RUNS"); do
-	w=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "${url[nginx]}/files/1k.bin" | awk '/^Requests\/sec/ { print $2 }')
-	l=$("$work/lgrun" -c "$CONNS" -d "$DURATION" -json "${url[nginx]}/files/1k.bin" | awk -F': ' '/"requests_per_sec"/ { gsub(",", "", $2); print $2 }')
-	echo "run $run: wrk $w req/s, loadgen $l req/s"
-	echo "$w $l" >>"$work/cross"
-done
-mw=$(cut -d' ' -f1 "$work/cross" | median)
-ml=$(cut -d' ' -f2 "$work/cross" | median)
-awk -v w="$mw" -v l="$ml" 'BEGIN { printf "wrk %.0f req/s, loadgen %.0f req/s: loadgen/wrk = %.2f (ratio of medians)\n", w, l, l / w }'
-echo "loadgen/wrk = $(awk '$1 > 0 { print $2 / $1 }' "$work/cross" | median) (median of per-round ratios)"
+crosscheck "${url[nginx]}/files/1k.bin"
