@@ -63,6 +63,9 @@ func TestChaos(t *testing.T) {
 		netproc: "backend = \"kernel\"\n",
 		listen:  fmt.Sprintf("127.0.0.1:%d", port),
 		base:    fmt.Sprintf("http://127.0.0.1:%d", port),
+		// The supervisor holds every socket across netproc's death
+		// (netproc/kernel's resume.go, docs/restart.md).
+		netprocKillsLoseNothing: true,
 		afterStop: func(t *testing.T) {
 			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 				c.Close()
@@ -83,9 +86,11 @@ func TestChaos(t *testing.T) {
 // gone and no persistent TUN device was left anywhere.
 func TestChaosUserTCP(t *testing.T) { chaosUserTCP(t, false) }
 
-// TestChaosUserTCPResume is TestChaosUserTCP with resume on (see
-// docs/restart.md): connections ride out netproc's deaths, and every
-// check of TestChaos still holds.
+// TestChaosUserTCPResume is TestChaosUserTCP with resume on, the default
+// (see docs/restart.md): connections, listeners and the calls in flight
+// ride out netproc's deaths, so a kill of netproc must fail no request of
+// any client, keep-alive or a new connection per request; every check of
+// TestChaos still holds.
 func TestChaosUserTCPResume(t *testing.T) { chaosUserTCP(t, true) }
 
 func chaosUserTCP(t *testing.T, resume bool) {
@@ -104,9 +109,10 @@ func chaosUserTCP(t *testing.T, resume bool) {
 		}
 	})
 	runChaos(t, setup{
-		netproc: fmt.Sprintf("backend = \"usertcp\"\nnetns = %q\naddress = %q\nresume = %v\n", ns, addr, resume),
-		listen:  ":8080",
-		base:    "http://10.97.0.2:8080",
+		netproc:                 fmt.Sprintf("backend = \"usertcp\"\nnetns = %q\naddress = %q\nresume = %v\n", ns, addr, resume),
+		netprocKillsLoseNothing: resume,
+		listen:                  ":8080",
+		base:                    "http://10.97.0.2:8080",
 		opts: func(o *Options) {
 			var err error
 			if dialer, err = NewNetnsDialer(ns); err != nil {
