@@ -181,8 +181,8 @@ func memfd(t *testing.T, size int64) *os.File {
 	return f
 }
 
-// fakeSupervisor hands back fds under keys on the far end of a store link,
-// then collects what the backend sends.
+// fakeSupervisor hands back fds under keys on the far end of a store link
+// (and closes its own), then collects what the backend sends.
 func fakeSupervisor(t *testing.T, keys []uint64, fds []int) (*os.File, <-chan []uint64) {
 	t.Helper()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -194,6 +194,9 @@ func fakeSupervisor(t *testing.T, keys []uint64, fds []int) (*os.File, <-chan []
 		defer unix.Close(pair[0])
 		if len(keys) > 0 {
 			unix.Sendmsg(pair[0], proto.AppendStoreMsg(nil, proto.StoreBack, keys), unix.UnixRights(fds...), nil, 0)
+		}
+		for _, fd := range fds {
+			unix.Close(fd) // in flight: the link holds them
 		}
 		unix.Sendmsg(pair[0], proto.AppendStoreMsg(nil, proto.StoreEnd, nil), nil, nil, 0)
 		var got []uint64
@@ -264,9 +267,6 @@ func TestAdopt(t *testing.T) {
 	keys := []uint64{rl.key(), rc.key(), rt.key(), ry.key(), rk.key(), rs.key() + 1<<32}
 	fds := []int{dup(int(lf.Fd())), dup(conn), dup(torn), dup(lying), dup(conn), dup(stale)}
 	link, drops := fakeSupervisor(t, keys, fds)
-	for _, fd := range fds {
-		unix.Close(fd) // in flight: the link holds them
-	}
 	env := &fakeEnv{watched: map[int]bool{}}
 	pfd, _ := unix.Dup(int(persist.Fd()))
 	b := NewWith(Config{Persist: os.NewFile(uintptr(pfd), "persist"), Store: link})
