@@ -17,15 +17,10 @@ func configCommand() *cli.Command {
 			Usage: "print the effective configuration: the file (or the built-in default) with every default filled in",
 			Flags: withInstance(&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "the configuration `FILE`; default: /etc/saturn/INSTANCE.toml if it exists, else the built-in one"}),
 			Action: func(c *cli.Context) error {
-				p, err := paths(c)
+				_, cfg, err := instanceConfig(c)
 				if err != nil {
 					return err
 				}
-				cfg, err := configs.LoadInstance(c.String("config"), p.Instance)
-				if err != nil {
-					return err
-				}
-				cfg.Resolve(p.Dir)
 				out, err := configs.Print(cfg)
 				if err != nil {
 					return err

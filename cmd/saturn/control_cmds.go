@@ -43,17 +43,7 @@ func restartCommand() *cli.Command {
 		Description: "Returns once the new incarnation is ready. A failed component is started again\nwith its restart count for the intensity limit cleared.",
 		ArgsUsage:   "NAME",
 		Flags:       withInstance(),
-		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "NAME")
-			if err != nil {
-				return err
-			}
-			if err := request(c, proto.MsgRestart, &proto.Restart{Name: name}, nil, 2*time.Minute); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "saturn: %s restarted\n", name)
-			return nil
-		},
+		Action:      nameAction(proto.MsgRestart, func(name string) any { return &proto.Restart{Name: name} }, "restarted"),
 	}
 }
 
@@ -184,17 +174,25 @@ func detachCommand() *cli.Command {
 		Usage:     "stop an attached app and remove it from the instance",
 		ArgsUsage: "NAME",
 		Flags:     withInstance(),
-		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "NAME")
-			if err != nil {
-				return err
-			}
-			if err := request(c, proto.MsgDetach, &proto.Detach{Name: name}, nil, 2*time.Minute); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "saturn: %s detached\n", name)
-			return nil
-		},
+		Action:    nameAction(proto.MsgDetach, func(name string) any { return &proto.Detach{Name: name} }, "detached"),
+	}
+}
+
+// nameAction is the action of a command whose one argument is a
+// component's NAME: it sends the request body(NAME) and, once the
+// supervisor has done it (2 minutes at the most: a restart waits for the
+// new incarnation to be ready), says "saturn: NAME done".
+func nameAction(t proto.MsgType, body func(name string) any, done string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		name, err := oneArg(c, "NAME")
+		if err != nil {
+			return err
+		}
+		if err := request(c, t, body(name), nil, 2*time.Minute); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "saturn: %s %s\n", name, done)
+		return nil
 	}
 }
 

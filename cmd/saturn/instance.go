@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"saturn/configs"
 	"saturn/proto"
 	"saturn/supervisor"
 )
@@ -36,6 +37,22 @@ func withInstance(flags ...cli.Flag) []cli.Flag { return append(flags, instanceF
 // paths resolves the instance the command names.
 func paths(c *cli.Context) (supervisor.Paths, error) {
 	return supervisor.NewPaths(lookup(c, "state-dir"), lookup(c, "instance"))
+}
+
+// instanceConfig resolves the instance the command names and loads its
+// configuration (--config, else the instance's file or the built-in
+// default), with every path resolved against the instance's folder.
+func instanceConfig(c *cli.Context) (supervisor.Paths, *configs.Config, error) {
+	p, err := paths(c)
+	if err != nil {
+		return p, nil, err
+	}
+	cfg, err := configs.LoadInstance(c.String("config"), p.Instance)
+	if err != nil {
+		return p, nil, err
+	}
+	cfg.Resolve(p.Dir)
+	return p, cfg, nil
 }
 
 // lookup finds a flag's value set on the command or before it.

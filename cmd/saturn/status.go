@@ -65,14 +65,7 @@ func printStatus(w io.Writer, st *proto.StatusReply) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tPID\tSTATE\tUPTIME\tRESTARTS\tLAST EXIT\tINFO")
 	for _, c := range st.Components {
-		pid := "-"
-		if c.PID != 0 {
-			pid = fmt.Sprint(c.PID)
-		}
-		uptime := "-"
-		if c.Uptime > 0 {
-			uptime = (time.Duration(c.Uptime * float64(time.Second))).Round(time.Second).String()
-		}
+		pid, uptime := pidAndUptime(c)
 		kind := c.Kind
 		if c.Attached {
 			kind += " (self-attached)"
@@ -140,6 +133,19 @@ func sizeString(n int64) string {
 
 // infoString is the INFO column: what a component reports of itself (its
 // counters are apart, in --json and --metrics).
+// pidAndUptime are a component's PID and uptime as the tables show them:
+// "-" for a component that is not running.
+func pidAndUptime(c proto.ComponentStatus) (pid, uptime string) {
+	pid, uptime = "-", "-"
+	if c.PID != 0 {
+		pid = fmt.Sprint(c.PID)
+	}
+	if c.Uptime > 0 {
+		uptime = (time.Duration(c.Uptime * float64(time.Second))).Round(time.Second).String()
+	}
+	return pid, uptime
+}
+
 func infoString(info map[string]string) string {
 	keys := slices.Sorted(maps.Keys(info))
 	var parts []string

@@ -58,15 +58,10 @@ func supervisorCommand() *cli.Command {
 }
 
 func supervisorStart(c *cli.Context) error {
-	p, err := paths(c)
+	p, cfg, err := instanceConfig(c)
 	if err != nil {
 		return err
 	}
-	cfg, err := configs.LoadInstance(c.String("config"), p.Instance)
-	if err != nil {
-		return err
-	}
-	cfg.Resolve(p.Dir)
 	if c.Bool("detach") {
 		return startDetached(c, p, cfg)
 	}

@@ -74,14 +74,7 @@ func topFrame(w io.Writer, prev *topSample, cur topSample, every time.Duration, 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tPID\tSTATE\tUPTIME\tRESTARTS\tCONNS\tSUBMIT/s\tCOMPLETE/s\t")
 	for _, c := range st.Components {
-		pid := "-"
-		if c.PID != 0 {
-			pid = fmt.Sprint(c.PID)
-		}
-		uptime := "-"
-		if c.Uptime > 0 {
-			uptime = (time.Duration(c.Uptime * float64(time.Second))).Round(time.Second).String()
-		}
+		pid, uptime := pidAndUptime(c)
 		conns := "-"
 		switch n, ok := c.Counters["tcp.curr_estab"]; {
 		case ok:
