@@ -95,5 +95,5 @@ func (c *Conn) Check() error {
 	if c.state.synchronized() && c.state != StateTimeWait && c.cc.Cwnd == 0 {
 		return bad("zero cwnd")
 	}
-	return nil
+	return c.checkPMTU()
 }

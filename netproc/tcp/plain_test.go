@@ -67,6 +67,9 @@ func TestCheckDetectsCorruption(t *testing.T) {
 		"sack outside": func(c *Conn) { c.sack.n = 1; c.sack.blocks[0] = seqRange{c.snd.nxt, c.snd.nxt + 10} },
 		"nxt>data":     func(c *Conn) { c.snd.nxt = c.dataEnd() + 10 },
 		"cwnd":         func(c *Conn) { c.cc.Cwnd = 0 },
+		"mss":          func(c *Conn) { c.snd.mss = 0 },
+		"mss raised":   func(c *Conn) { c.snd.mss = c.cfg.MSS + 1 },
+		"probe":        func(c *Conn) { c.pmtu.max, c.pmtu.probeMSS = c.snd.mss, c.snd.mss },
 	} {
 		c := good
 		corrupt(&c)

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"fmt"
 	"time"
 
 	"saturn/netproc/tcp/seqnum"
@@ -339,3 +340,22 @@ func (c *Conn) pmtuProbe(e *env, room uint32) bool {
 // txProbe marks the range of RACK's log that holds a path MTU probe: a
 // range so marked is never merged with its neighbours.
 const txProbe uint8 = 1 << 7
+
+// checkPMTU verifies the send MSS and the search (for Check): the MSS is
+// at least minMSS and at most what the handshake agreed, and a probe in
+// flight is larger than the MSS, no larger than the ceiling, and lies
+// below SND.NXT.
+func (c *Conn) checkPMTU() error {
+	if !c.state.synchronized() {
+		return nil
+	}
+	p, mss := &c.pmtu, c.snd.mss
+	if mss < minMSS || mss > c.cfg.MSS || p.max != 0 && mss > p.max {
+		return fmt.Errorf("%w: %s: send MSS %d outside [%d, %d] (handshake %d)", ErrCorrupt, c.state, mss, minMSS, c.cfg.MSS, p.max)
+	}
+	if p.probeMSS != 0 && (p.probeMSS <= mss || p.probeMSS > p.max || p.probe.end.GreaterThan(c.snd.nxt) || !p.probe.start.LessThan(p.probe.end)) {
+		return fmt.Errorf("%w: %s: path MTU probe of %d at [%d,%d), MSS %d, ceiling %d, snd.nxt %d",
+			ErrCorrupt, c.state, p.probeMSS, p.probe.start, p.probe.end, mss, p.max, c.snd.nxt)
+	}
+	return nil
+}

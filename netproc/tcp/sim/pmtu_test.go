@@ -124,7 +124,7 @@ func TestPathMTU(t *testing.T) {
 // these rates none does. -long runs 5 seeds of 8 MB at 0, 1, 5 and 10%
 // loss, and logs the figures of docs/benchmarks.md ("Path MTU").
 func TestMTUProbingCostsNothing(t *testing.T) {
-	seeds, size, losses := uint64(2), 2<<20, []float64{0, 0.05}
+	seeds, size, losses := uint64(2), 1<<20, []float64{0, 0.05}
 	if *longFlag {
 		seeds, size, losses = 5, 8<<20, []float64{0, 0.01, 0.05, 0.10}
 	}
