@@ -198,10 +198,10 @@
 // conventional recovery, and so does saturn: with timestamps the Eifel
 // test still judges them) or during a fast recovery; RFC 7661's pacing of
 // a burst from a kept window (4.4.2: the whole window may go at once after
-// an idle period); TCP-AO; a
-// path MTU kept between connections (each learns it anew; the shell keeps
-// no route cache), and ICMP about a segment in SYN-SENT or
-// SYN-RECEIVED (handshake segments are small). ECN (RFC 3168, ecn.go) is in the
-// core, off by default (Config.ECN); the shell must carry the CE and ECT
-// bits between the IP header and Segment.
+// an idle period); TCP-AO; a path MTU kept between connections (each
+// learns it anew: the shell keeps no route cache), and the reaction to an
+// ICMP "fragmentation needed" in SYN-SENT or SYN-RECEIVED (handshake
+// segments are small). ECN (RFC 3168, ecn.go) is in the core, off by
+// default (Config.ECN); the shell must carry the CE and ECT bits between
+// the IP header and Segment.
 package tcp
