@@ -375,7 +375,7 @@ func TestConnectTimeoutAndCancel(t *testing.T) {
 	start := time.Now()
 	c, _ := a.call(proto.Submission{Op: proto.OpConnect, Buf: a.buf(sockAddr(t, full)), Len: proto.SockAddrSize, Args: [3]uint64{uint64(100 * time.Millisecond)}})
 	wantErr(t, "connect with a timeout", c, syscall.ETIMEDOUT)
-	if d := time.Since(start); d < 90*time.Millisecond || d > 2*time.Second {
+	if d := time.Since(start); d < 90*time.Millisecond || d > 10*time.Second { // the upper bound: a timeout that fires at all, on a loaded machine
 		t.Errorf("timed out after %v, asked for 100ms", d)
 	}
 	id := a.submit(proto.Submission{Op: proto.OpConnect, Buf: a.buf(sockAddr(t, full)), Len: proto.SockAddrSize})

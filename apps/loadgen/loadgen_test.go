@@ -250,7 +250,9 @@ func TestDuration(t *testing.T) {
 				}
 			}
 		}})
-	if el := time.Since(start); el > 2*time.Second {
+	// What this catches is a run that does not stop at its duration;
+	// the slack is for a loaded machine under the race detector.
+	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("run took %v", el)
 	}
 	if rep.Requests == 0 || rep.Errors.Total() != 0 {

@@ -67,7 +67,10 @@ func testSlowSenders(t *testing.T, ln net.Listener) {
 			if !strings.HasPrefix(string(out), tt.want) || (tt.want == "" && len(out) > 0) {
 				t.Errorf("got %q, want prefix %q", out, tt.want)
 			}
-			if elapsed > tt.within+time.Second {
+			// Generous: the subtests run in parallel, and in the full
+			// suite beside other packages under the race detector; what
+			// this bound catches is a timeout that never fires.
+			if elapsed > tt.within+5*time.Second {
 				t.Errorf("closed after %v, want about %v", elapsed, tt.within)
 			}
 		})
