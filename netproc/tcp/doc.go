@@ -128,7 +128,8 @@
 // is in flight is resent in segments of the new size, without a congestion
 // response; where no ICMP comes, two timeouts in a row of a segment that a
 // smaller MSS would split make a black hole (RFC 4821), and the MSS falls
-// to 1024, then by halves, never below 536; after either, once the loss is
+// to 1024, then by halves as far as it takes to split it, never below 536
+// (and again on each further timeout in a row); after either, once the loss is
 // repaired, probes of new data search upward by halving, and a lost probe
 // is resent without a congestion response (RFC 8899, 4.4); the search
 // rests ten minutes once it has converged, then starts again from the

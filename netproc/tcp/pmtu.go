@@ -29,10 +29,11 @@ import (
 //   - Packetization-layer PMTU discovery (RFC 4821, RFC 8899; Linux's
 //     tcp_mtu_probing) for paths that drop the ICMP: a black hole is
 //     presumed when the retransmission timer expires twice in a row on a
-//     segment larger than the smaller MSS would make it (blackholeRTOs;
-//     Linux waits for three), and the MSS falls to pmtuBaseMSS, or to half
-//     of what it was, never below pmtuFloorMSS. The timeouts themselves
-//     are handled as any other.
+//     segment that a smaller MSS would make smaller (blackholeRTOs; Linux
+//     waits for three). The MSS falls to pmtuBaseMSS, then by halves, as
+//     far as it takes to make that segment smaller, never below
+//     pmtuFloorMSS; each further timeout in a row may lower it again. The
+//     timeouts themselves are handled as any other.
 //
 //   - Probing: after a reduction the sender searches upward, by halving the
 //     interval between the MSS in use (known to pass) and the largest not
