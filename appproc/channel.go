@@ -57,6 +57,10 @@ type Channel struct {
 	// woken: calls the dispatcher completed under mu, whose callers it
 	// wakes once mu is let go (dispatcher only).
 	woken []*call
+	// spin, if set, adapts the dispatcher's spin to how often it pays
+	// (dispatcher only). Only diskproc's channel has it so far: measured
+	// there (docs/benchmarks.md), not yet on netproc's.
+	spin *ring.AdaptiveSpin
 
 	restarts int // server restarts seen (for tests and status)
 	done     chan struct{}
@@ -158,6 +162,9 @@ func newChannel(server string, region *ring.Region, end *ring.AppEnd) *Channel {
 		c.slots <- struct{}{}
 	}
 	c.epoch, _ = region.ServerEpoch()
+	if server == DiskServer {
+		c.spin = &ring.AdaptiveSpin{}
+	}
 	go c.dispatch()
 	return c
 }
@@ -337,7 +344,7 @@ func (c *Channel) dispatch() {
 	defer close(c.done)
 	var deadline time.Time
 	for {
-		n, err := c.end.Complete.Wait(ring.WaitPolicy{Spin: ring.DefaultSpin}, deadline)
+		n, err := c.end.Complete.Wait(ring.WaitPolicy{Spin: ring.DefaultSpin, Adapt: c.spin}, deadline)
 		if errors.Is(err, ring.ErrWaitTimeout) {
 			n, err = 0, nil
 		}

@@ -280,6 +280,9 @@ type WaitPolicy struct {
 	// Spin is how long to poll an empty ring before sleeping. Zero means
 	// sleep at once; a negative value means never sleep (spin only).
 	Spin time.Duration
+	// Adapt, if set, chooses the spin instead of Spin, and learns from
+	// how each wait went (see AdaptiveSpin).
+	Adapt *AdaptiveSpin
 }
 
 // DefaultSpin is a spin budget that covers a typical round trip through a
@@ -296,15 +299,22 @@ func (c *Consumer) Wait(policy WaitPolicy, deadline time.Time) (int, error) {
 	if n, err := c.Peek(int(c.r.capacity)); n > 0 || err != nil {
 		return n, err
 	}
-	if policy.Spin != 0 {
+	spin := policy.Spin
+	if policy.Adapt != nil {
+		spin = policy.Adapt.Budget()
+	}
+	if spin != 0 {
 		start := time.Now()
 		for i := 1; ; i++ {
 			if c.ready() {
+				if policy.Adapt != nil {
+					policy.Adapt.Paid()
+				}
 				return c.Peek(int(c.r.capacity))
 			}
 			if i%128 == 0 {
 				now := time.Now()
-				if policy.Spin > 0 && now.Sub(start) >= policy.Spin {
+				if spin > 0 && now.Sub(start) >= spin {
 					break
 				}
 				if !deadline.IsZero() && now.After(deadline) {
@@ -318,6 +328,9 @@ func (c *Consumer) Wait(policy WaitPolicy, deadline time.Time) (int, error) {
 	}
 	if c.r.bell == nil {
 		return 0, errors.New("ring: cannot sleep: the ring has no doorbell")
+	}
+	if policy.Adapt != nil {
+		policy.Adapt.Slept()
 	}
 	token := c.r.bell.Prepare()
 	c.r.wakeFlag.Store(1)

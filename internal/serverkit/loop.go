@@ -89,6 +89,9 @@ type Loop struct {
 	// Spin is how long an idle loop keeps polling before it sleeps: a
 	// request that arrives within it is served without a wake-up.
 	Spin time.Duration
+	// AdaptSpin, if set before Run, chooses the spin instead of Spin, from
+	// how often spinning has paid (ring.AdaptiveSpin).
+	AdaptSpin *ring.AdaptiveSpin
 
 	// Loop only:
 	channels []*Channel
@@ -230,13 +233,23 @@ func (l *Loop) Run(ctx context.Context) error {
 	events := make([]unix.EpollEvent, 128)
 	var idleSince, lastPoll time.Time
 	spins := 0
+	idle := false // the last round found nothing to do
 	for ctx.Err() == nil {
 		l.runTasks()
 		if l.round() {
+			if idle && l.AdaptSpin != nil {
+				l.AdaptSpin.Paid()
+			}
+			idle = false
 			idleSince = time.Time{}
 			continue
 		}
-		if l.Spin > 0 {
+		idle = true
+		spin := l.Spin
+		if l.AdaptSpin != nil {
+			spin = l.AdaptSpin.Budget()
+		}
+		if spin > 0 {
 			// Spinning polls the rings (memory loads, in round) on every
 			// turn, reads the clock every spinTurns turns, and polls the
 			// other descriptors every spinPollEvery: an epoll_wait and a
@@ -255,11 +268,15 @@ func (l *Loop) Run(ctx context.Context) error {
 					for _, ev := range events[:n] {
 						l.event(int(ev.Fd), ev.Events)
 					}
+					if l.AdaptSpin != nil {
+						l.AdaptSpin.Paid()
+					}
+					idle = false
 					idleSince = time.Time{}
 					continue
 				}
 			}
-			if now.Sub(idleSince) < l.Spin {
+			if now.Sub(idleSince) < spin {
 				continue
 			}
 		}
@@ -267,12 +284,16 @@ func (l *Loop) Run(ctx context.Context) error {
 		if !l.armAll() {
 			continue
 		}
+		if l.AdaptSpin != nil {
+			l.AdaptSpin.Slept()
+		}
 		timeout := -1
 		if l.backlogs {
 			timeout = 5 // retry completions waiting for room
 		}
 		n, err := unix.EpollWait(l.epfd, events, timeout)
 		l.disarmAll()
+		idle = false // what wakes us was not caught by a spin
 		if err != nil && !errors.Is(err, syscall.EINTR) {
 			return fmt.Errorf("serverkit: epoll_wait: %w", err)
 		}
