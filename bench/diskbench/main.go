@@ -45,6 +45,7 @@ func main() {
 	seq := flag.Bool("seq", false, "sequential reads (each goroutine its own stretch) instead of random")
 	dur := flag.Duration("duration", 3*time.Second, "how long to read")
 	serverPID := flag.Int("server-pid", 0, "diskproc's process, whose processor time per read is reported too")
+	idle := flag.Bool("idle", false, "read nothing: hold the file open for -duration after one read, and report the processor time the reader and diskproc spent meanwhile (idle-cpu-%, of one core)")
 	flag.Parse()
 	if *mode == "fio" {
 		fioLine(*name)
@@ -80,6 +81,10 @@ func main() {
 		readAt, size = f.ReadAt, fi.Size()
 	default:
 		check(fmt.Errorf("unknown mode %q", *mode))
+	}
+	if *idle {
+		idleCost(*name, readAt, *bs, *dur, *serverPID)
+		return
 	}
 	blocks := size / int64(*bs)
 	var ops atomic.Int64
@@ -121,6 +126,23 @@ func main() {
 
 func emit(name string, iops float64, bs int, extra string) {
 	fmt.Printf("Benchmark%s 1 %.0f ns/op %.0f IOPS %.1f MB/s%s\n", name, 1e9/iops, iops, iops*float64(bs)/1e6, extra)
+}
+
+// idleCost reads once (so that everything is set up and warm), waits a
+// moment for spinning to end, then measures what holding the file open and
+// doing nothing costs, in this process and in diskproc.
+func idleCost(name string, readAt func([]byte, int64) (int, error), bs int, dur time.Duration, serverPID int) {
+	if _, err := readAt(make([]byte, bs), 0); err != nil && err != io.EOF {
+		check(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cpu0, server0 := selfCPU(), procCPU(serverPID)
+	start := time.Now()
+	time.Sleep(dur)
+	elapsed := time.Since(start)
+	self := float64(selfCPU()-cpu0) / float64(elapsed) * 100
+	server := float64(procCPU(serverPID)-server0) / float64(elapsed) * 100
+	fmt.Printf("Benchmark%s 1 %.0f ns/op %.3f idle-cpu-%% %.3f server-idle-cpu-%%\n", name, float64(elapsed), self, server)
 }
 
 // selfCPU is the processor time this process has used, in nanoseconds.
