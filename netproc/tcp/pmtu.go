@@ -303,13 +303,16 @@ func (c *Conn) pmtuOnAck(e *env) {
 }
 
 // pmtuProbe sends a probe if the search calls for one and the flight
-// allows it: the open state, no probe out, room in cwnd and the peer's
-// window for the probe, and data queued for it and for dupThresh segments
-// behind it. room is what cwnd leaves. It reports whether it sent.
+// allows it: the open state, data already in flight, no probe out, room
+// in cwnd and the peer's window for the probe, and data queued for it and
+// for dupThresh segments behind it. room is what cwnd leaves. It reports
+// whether it sent.
 func (c *Conn) pmtuProbe(e *env, room uint32) bool {
 	p := &c.pmtu
 	if c.cfg.DisableMTUProbing || p.max == 0 || p.probeMSS != 0 || c.rec.mode != modeOpen ||
-		e.now < p.next || p.high < c.snd.mss+probeThreshold {
+		e.now < p.next || p.high < c.snd.mss+probeThreshold || c.snd.una == c.snd.nxt {
+		// Nor does a probe start a flight: the first segment after an
+		// idle period goes through sendNew, which restarts the window.
 		return false
 	}
 	size := c.snd.mss + (p.high-c.snd.mss+1)/2
