@@ -114,20 +114,26 @@ func (f *File) readAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	return f.chunked(p, off, func(b []byte, off int64) (int, error) {
-		done := 0
-		for done < len(b) { // a short read before the end is retried for the rest
-			resp, err := f.fsys.do(&Request{Op: proto.OpRead, Handle: f.handle, Offset: uint64(off) + uint64(done), Out: b[done:], Replay: true})
-			if err != nil {
-				return done, err
-			}
-			if resp.N == 0 {
-				return done, io.EOF
-			}
-			done += resp.N
+	if len(p) <= f.fsys.ch.BufferSize() {
+		return f.readPiece(p, off) // without chunked's closure, which escapes
+	}
+	return f.chunked(p, off, f.readPiece)
+}
+
+// readPiece reads b, at most one buffer, at off.
+func (f *File) readPiece(b []byte, off int64) (int, error) {
+	done := 0
+	for done < len(b) { // a short read before the end is retried for the rest
+		resp, err := f.fsys.do(&Request{Op: proto.OpRead, Handle: f.handle, Offset: uint64(off) + uint64(done), Out: b[done:], Replay: true})
+		if err != nil {
+			return done, err
 		}
-		return done, nil
-	})
+		if resp.N == 0 {
+			return done, io.EOF
+		}
+		done += resp.N
+	}
+	return done, nil
 }
 
 // maxParallel bounds the requests one ReadAt or WriteAt keeps in flight.

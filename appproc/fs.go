@@ -52,11 +52,21 @@ func (fsys *FS) Channel() *Channel { return fsys.ch }
 // when diskproc explained it.
 func (fsys *FS) do(req *Request) (Response, error) {
 	resp, err := fsys.ch.Do(context.Background(), req)
-	var errno syscall.Errno
-	if err != nil && errors.As(err, &errno) && resp.Aux != 0 {
-		err = proto.DiskErr(-int64(errno), resp.Aux)
+	if err != nil {
+		err = diskErr(err, resp.Aux)
 	}
 	return resp, err
+}
+
+// diskErr is err as a *proto.DiskError when diskproc explained it in aux.
+// Apart from do so that a call that succeeds allocates nothing for it
+// (errors.As takes the errno's address).
+func diskErr(err error, aux uint64) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) && aux != 0 {
+		return proto.DiskErr(-int64(errno), aux)
+	}
+	return err
 }
 
 // Open opens name for reading (fs.FS). The result is a *File.
