@@ -21,10 +21,12 @@ import (
 //     (5927, 4.1 and 7.2); an MTU below 68 (RFC 791) is bogus and ignored,
 //     one below 576 counts as 576 (the least an IPv4 host must take, RFC
 //     1122, 3.3.2; Linux clamps at 552), and one that would not lower the
-//     MSS is ignored (RFC 1191, 3: an MSS is never raised by ICMP). The
-//     response is Linux's tcp_simple_retransmit: the new MSS at once, and
-//     everything in flight resent in segments of that size without any
-//     reduction of cwnd or ssthresh, since nothing was lost to congestion.
+//     MSS is ignored (RFC 1191, 3: an MSS is never raised by ICMP), but
+//     for one about a probe in flight, which lowers the probing's ceiling
+//     to what the router names (RFC 8899, 4.6.2). The response is Linux's
+//     tcp_simple_retransmit: the new MSS at once, and everything in flight
+//     resent in segments of that size without any reduction of cwnd or
+//     ssthresh, since nothing was lost to congestion.
 //
 //   - Packetization-layer PMTU discovery (RFC 4821, RFC 8899; Linux's
 //     tcp_mtu_probing) for paths that drop the ICMP: a black hole is
@@ -145,6 +147,15 @@ func (c *Conn) packetTooBig(e *env, p *PacketTooBig) {
 		return
 	}
 	mss := max(max(mtu, pmtuFloorMSS+ipTCPHeaders)-ipTCPHeaders, minMSS)
+	if pr := &c.pmtu; pr.probeMSS != 0 && mss < pr.probeMSS && mss >= c.snd.mss &&
+		pr.probe.start.LessThanEq(p.Seq) && p.Seq.LessThan(pr.probe.end) {
+		// About the probe in flight: the path takes less than the probe,
+		// and no less than the MSS in use (RFC 8899, 4.6.2). The ceiling
+		// falls to what the router names, so the search ends sooner; the
+		// probe's loss is left to loss detection (pmtuProbeLost).
+		pr.high = min(pr.high, mss)
+		return
+	}
 	if mss >= c.snd.mss {
 		e.st.PMTUIgnored++ // it would not lower the MSS
 		return
