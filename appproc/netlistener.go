@@ -194,8 +194,11 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 			if err := l.relisten(epoch); err != nil {
 				return nil, l.opErr(err)
 			}
-		case errors.Is(r.err, syscall.ECANCELED) && (l.isClosed() || l.dl.expired()):
-			// The top of the loop says which.
+		case errors.Is(r.err, syscall.ECANCELED) && (l.isClosed() || l.dl.expired()),
+			r.err != nil && l.isClosed():
+			// The top of the loop says which. An accept that reached
+			// netproc after the close (or a stop's leave) finds the
+			// handle gone (EBADF): the listener is closed all the same.
 		default:
 			return nil, l.opErr(r.err)
 		}

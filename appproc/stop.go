@@ -79,17 +79,25 @@ func stopChan() chan struct{} {
 // The first call to Stopping or StopContext catches SIGTERM and SIGINT for
 // the process: from then on the first of them no longer ends it, the app
 // ends itself once it has shut down (within the supervisor's stop_grace).
-// A second one ends it at once, as it would have without the handler.
+// A second one, or one after the stop has settled, ends it at once, as it
+// would have without the handler. An app that never calls them dies of
+// SIGTERM: netproc keeps its listeners then too, but its connections are
+// cut, as for any app that dies (docs/restart.md).
 func Stopping() <-chan struct{} {
 	stopping.once.Do(func() {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		stopped := stopChan()
 		go func() {
-			<-sig
+			select {
+			case <-sig:
+				Stop()
+			case <-stopped: // Stop, called by the app
+			}
 			// The next one has its default effect: an app stuck in its
 			// shutdown can still be ended by hand.
+			signal.Stop(sig)
 			signal.Reset(syscall.SIGTERM, syscall.SIGINT)
-			Stop()
 		}()
 	})
 	return stopChan()

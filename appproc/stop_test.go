@@ -1,6 +1,7 @@
 package appproc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -155,4 +156,65 @@ func get(url string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// TestStopWaitsForFirstBytes: a connection the app accepted before the
+// stop, whose client sends its request only afterwards, is served. Stop
+// leaves the listener at once, but closes Stopping's channel (on which
+// the app calls net/http's Shutdown, which would drop that request and
+// close the connection) only once the request has begun to arrive.
+func TestStopWaitsForFirstBytes(t *testing.T) {
+	t.Cleanup(resetStopping)
+	srv := netproctest.Start(t, netproc.Options{Linger: 10 * time.Second})
+	app := netApp(t, srv, "web", netproctest.Geometry)
+	ln, err := app.ListenTCP("tcp", "127.0.0.1:0", ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 1)
+	hs := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				accepted <- struct{}{}
+			}
+		},
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	stopping := Stopping()
+	go func() {
+		<-stopping
+		hs.Shutdown(context.Background())
+	}()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-accepted
+	Stop()
+	if !IsStopping() {
+		t.Error("IsStopping is false after Stop")
+	}
+	time.Sleep(StopSettle / 5) // a client slow to send its request
+	select {
+	case <-stopping:
+		t.Fatal("Stopping closed while an accepted connection had brought nothing yet")
+	default:
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the request sent after the stop began: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "served" {
+		t.Errorf("body %q", body)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v, want http.ErrServerClosed", err)
+	}
 }
