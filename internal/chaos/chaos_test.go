@@ -196,6 +196,7 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", %q]
 	if err != nil {
 		t.Fatal(err)
 	}
+	targetsBefore, _ := DescriptorTargets(sup)
 
 	o := Options{
 		Base: su.base, Files: sums,
@@ -220,7 +221,9 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", %q]
 		return fdsAfter == fdsBefore && regionsAfter == regionsBefore
 	})
 	if fdsAfter != fdsBefore || regionsAfter != regionsBefore {
-		t.Errorf("supervisor held %d descriptors (%d regions) before the kills and %d (%d) after", fdsBefore, regionsBefore, fdsAfter, regionsAfter)
+		targetsAfter, _ := DescriptorTargets(sup)
+		t.Errorf("supervisor held %d descriptors (%d regions), TCP sockets aside, before the kills and %d (%d) after: %s",
+			fdsBefore, regionsBefore, fdsAfter, regionsAfter, DescriptorChange(targetsBefore, targetsAfter))
 	}
 	if su.beforeStop != nil {
 		su.beforeStop(t)

@@ -3,25 +3,86 @@ package chaos
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Descriptors counts a process's open descriptors and, among them, saturn's
-// shared-memory regions (memfds named saturn-*).
+// shared-memory regions (memfds named saturn-*). TCP sockets are left out:
+// the supervisor holds those of netproc's kernel backend in its descriptor
+// store, one per socket that outlives netproc, and their number follows the
+// clients' connections, not a leak.
 func Descriptors(pid int) (all, regions int, err error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, e := range entries {
-		all++
-		if target, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(target, "/memfd:saturn-") {
+	targets, err := DescriptorTargets(pid)
+	for _, t := range targets {
+		if strings.HasPrefix(t, "/memfd:saturn-") {
 			regions++
 		}
 	}
-	return all, regions, nil
+	return len(targets), regions, err
+}
+
+// DescriptorTargets lists what a process's descriptors point to, TCP
+// sockets aside (see Descriptors), sorted, for a report of what changed.
+func DescriptorTargets(pid int) ([]string, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	tcp := tcpInodes(pid)
+	var targets []string
+	for _, e := range entries {
+		target, err := os.Readlink(dir + "/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if strings.HasPrefix(target, "socket:[") && tcp[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] {
+			continue
+		}
+		targets = append(targets, target)
+	}
+	slices.Sort(targets)
+	return targets, nil
+}
+
+// DescriptorChange says what differs between two DescriptorTargets lists:
+// the targets only in before (-) and only in after (+).
+func DescriptorChange(before, after []string) string {
+	count := map[string]int{}
+	for _, t := range before {
+		count[t]--
+	}
+	for _, t := range after {
+		count[t]++
+	}
+	var out []string
+	for t, n := range count {
+		for ; n < 0; n++ {
+			out = append(out, "-"+t)
+		}
+		for ; n > 0; n-- {
+			out = append(out, "+"+t)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+// tcpInodes is the set of inodes of the TCP sockets in pid's network
+// namespace (/proc/PID/net/tcp and tcp6).
+func tcpInodes(pid int) map[string]bool {
+	tcp := map[string]bool{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if fs := strings.Fields(line); len(fs) > 9 {
+				tcp[fs[9]] = true
+			}
+		}
+	}
+	return tcp
 }
 
 // SettledDescriptors is Descriptors once the counts have held still for a
