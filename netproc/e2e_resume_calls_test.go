@@ -36,7 +36,9 @@ import (
 //     SYN-RECEIVED at the death) finishes its handshake with the next
 //     incarnation and is accepted;
 //   - a connect in flight (its SYN sent, unanswered) completes when its
-//     peer answers the next incarnation, and its connection carries data.
+//     peer answers the next incarnation, and its connection carries data;
+//   - then a graceful restart of netproc (SIGTERM, as an upgrade stops it)
+//     keeps a connection and a listener as the kill did.
 //
 // The app is this test process, attached to the instance; the clients are
 // the kernel in saturn's namespace and, for the two handshakes that must
@@ -229,6 +231,27 @@ func TestUserTCPResumeCalls(t *testing.T) {
 		m["tcp.resumed_listeners"], m["tcp.resumed_children"], m["tcp.resumed_connecting"], m["tcp.resumed"], m["tcp.recovered_reset"])
 	if m["tcp.recovered_reset"] != 0 {
 		t.Errorf("the next incarnation reset %d connections", m["tcp.recovered_reset"])
+	}
+
+	// A graceful restart (SIGTERM, as `saturn upgrade netproc` stops it)
+	// leaves what a kill leaves (backend.Leaver): the connection goes on,
+	// and the listener accepts.
+	in.MustRun("restart", "netproc")
+	if _, err := io.WriteString(queued.c, "again"); err != nil {
+		t.Fatalf("the client's connection after a graceful restart of netproc: %v", err)
+	}
+	expect("a connection across a graceful restart of netproc", c, "again")
+	next := dialAsync(7102, "next")
+	c2, err := lnQueued.Accept()
+	if err != nil {
+		t.Fatalf("accepting after a graceful restart of netproc: %v", err)
+	}
+	defer c2.Close()
+	expect("a client after a graceful restart of netproc", c2, "next")
+	if r := <-next; r.err != nil {
+		t.Errorf("a client after a graceful restart of netproc: %v", r.err)
+	} else {
+		r.c.Close()
 	}
 }
 

@@ -122,6 +122,18 @@ func (l *listener) unpersist() {
 	}
 }
 
+// Leave implements backend.Leaver: netproc stops (a restart or an
+// upgrade) and lets go of the listener without closing it. With its
+// record (resume on), it stays for the next incarnation, with its
+// children; without one, it closes.
+func (l *listener) Leave() {
+	if l.slot < 0 {
+		l.Close()
+		return
+	}
+	l.notify = nil
+}
+
 // SetOwner implements backend.Origin.
 func (l *listener) SetOwner(owner, handle uint64) {
 	if l.slot >= 0 && !l.closed {

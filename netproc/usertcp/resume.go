@@ -41,6 +41,8 @@ var (
 	_ backend.StreamConn = (*conn)(nil)
 	_ backend.Origin     = (*conn)(nil)
 	_ backend.Origin     = (*listener)(nil)
+	_ backend.Leaver     = (*conn)(nil)
+	_ backend.Leaver     = (*listener)(nil)
 )
 
 // stepRecord runs the core's Step on tc, record c's connection, with the
@@ -200,6 +202,18 @@ func (c *conn) SetOwner(owner, handle uint64) {
 		c.s.tab.setOwner(c.slot, owner, handle)
 		c.s.tab.setListen(c.slot, 0)
 	}
+}
+
+// Leave implements backend.Leaver: netproc stops (SIGTERM: a restart or an
+// upgrade) and lets go of the connection without closing it. With resume
+// on, its record stays as a death would leave it, for the next
+// incarnation to resume; without, it closes.
+func (c *conn) Leave() {
+	if !c.s.cfg.Resume {
+		c.Close()
+		return
+	}
+	c.notify = nil
 }
 
 // SetOrigin implements backend.Origin.
