@@ -51,13 +51,17 @@
 // the server's persistent memory: usertcp with resume on) also offers
 // Resumer, and its connections StreamConn. The handler then:
 //
-//   - names each connection's owner once the app holds it (SetOwner, after
-//     an accept or a finished connect, before the completion that gives
-//     the handle is posted), so that the record carries it;
+//   - names each socket's owner once the app holds it (SetOwner, after an
+//     accept, at a listen, and at a connect as soon as it begins), before
+//     the completion that gives the handle is posted, so that the record
+//     carries it, and, for a socket that is an Origin, the app's call
+//     that made it (SetOrigin);
 //   - when a channel comes (Added, which every channel sees again after a
-//     restart), asks Resume for the connections the channel's earlier
-//     incarnation owned and enters them in the app's table under their
-//     old handles; the backend resets what nobody claims within its grace;
+//     restart), asks Resume for the connections and listeners the
+//     channel's earlier incarnation owned and enters them in the app's
+//     table under their old handles; a replayed accept, connect or listen
+//     whose socket the dead incarnation made gets that socket; the backend
+//     resets what nobody claims within its grace;
 //   - serves sends, receives and closes that carry proto.FlagStream with
 //     the stream calls of StreamConn, so that an entry the dead
 //     incarnation took and the app replays is carried out exactly once.

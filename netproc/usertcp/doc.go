@@ -33,11 +33,17 @@
 //     in the stack, queued and delivered when the operation settles.
 //   - Memory (reclaim.go): idle connections give back the pages of their
 //     emptied buffers; the table is sparse until used.
-//   - Restarts (recover.go, resume.go): a new incarnation finds the table
-//     the dead one left, takes over the connections their apps had closed,
-//     and resets those apps held, unless resume is on: then it keeps them
-//     for their apps' channels to claim, and serves sends and receives by
-//     stream offsets so that what appproc replays is done exactly once.
+//   - Restarts (recover.go, resume.go, listenrec.go): a new incarnation
+//     finds the table the dead one left, takes over the connections their
+//     apps had closed, and resets those apps held, unless resume is on (the
+//     default): then it rebuilds the apps' listeners from their records,
+//     puts their half-open and not-yet-accepted children back in their
+//     queues, keeps the connections (those still connecting included) and
+//     listeners for their apps' channels to claim, and serves sends and
+//     receives by stream offsets so that what appproc replays is done
+//     exactly once. A hold route in the namespace (link.EnsureHold) drops
+//     what is sent to saturn while no TUN device is there, so that it is
+//     sent again rather than refused.
 //
 // # Operations and wake-ups
 //
