@@ -18,6 +18,7 @@ type socket struct {
 	notify     backend.Notify
 	connecting bool
 	listener   bool
+	abortive   bool           // SO_LINGER 0: a close resets
 	peer       netip.AddrPort // known once connected or accepted
 	closed     bool
 
@@ -242,6 +243,7 @@ func (s *socket) SetOption(opt proto.SockOpt, v int64) error {
 			l.Onoff, l.Linger = 1, int32(v)
 		}
 		err = unix.SetsockoptLinger(s.fd, unix.SOL_SOCKET, unix.SO_LINGER, &l)
+		s.abortive = err == nil && v == 0
 	default:
 		return unix.ENOPROTOOPT
 	}
@@ -263,6 +265,13 @@ func (s *socket) Close() error {
 	s.b.env.DelFD(s.fd)
 	if s.rec >= 0 {
 		s.b.tab.release(s.rec)
+		if s.kind != kindListener && !s.abortive {
+			// The store's copy keeps the socket open until the drop
+			// reaches the supervisor: the FIN goes now, as close(2)'s
+			// would. (A socket holding unread bytes, or set to linger 0,
+			// is reset by the store's close, as by ours.)
+			unix.Shutdown(s.fd, unix.SHUT_WR)
+		}
 	}
 	err := errno(unix.Close(s.fd))
 	if s.rec >= 0 {
