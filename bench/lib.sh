@@ -3,11 +3,18 @@
 # table of medians and ratios, and the cross-check of saturn's load generator
 # against wrk. Sourced, not run.
 #
-# The functions read the caller's settings: RUNS, DURATION, CONNS, THREADS;
+# The functions read the settings RUNS, DURATION, CONNS and THREADS, which
+# default to what both scripts document (5 rounds of 10 s, 64 connections,
+# 2 wrk threads), and the caller's own:
 # the servers to measure in the array servers, each one's base URL in the
 # associative array url and the command that wrk and curl run under in
 # prefix (empty, or `ip netns exec NS` for a server inside a namespace);
 # $work/lgrun, the load generator's runner.
+
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
 
 # median prints the median of the numbers on standard input, one a line.
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

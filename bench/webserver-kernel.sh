@@ -22,11 +22,7 @@
 # nginx (one worker, sendfile on, access log off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/lib.sh
-RUNS=${RUNS:-5}
-DURATION=${DURATION:-10s}
-CONNS=${CONNS:-64}
-THREADS=${THREADS:-2}
+. bench/lib.sh # RUNS, DURATION, CONNS, THREADS default there
 
 ./scripts/deps.sh bench
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }

@@ -16,11 +16,7 @@
 #                                              # body read through diskproc
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/lib.sh
-RUNS=${RUNS:-5}
-DURATION=${DURATION:-10s}
-CONNS=${CONNS:-64}
-THREADS=${THREADS:-2}
+. bench/lib.sh # RUNS, DURATION, CONNS, THREADS default there
 
 ./scripts/deps.sh bench
 for c in wrk nginx curl; do command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] || { echo "$c is not installed" >&2; exit 1; }; done
