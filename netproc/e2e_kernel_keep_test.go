@@ -144,8 +144,9 @@ func TestKernelKeepAccept(t *testing.T) {
 }
 
 // TestKernelKeepStore checks the supervisor's side: it holds one
-// descriptor per socket an app holds, lets go of each as it closes, and of
-// every one when the instance stops.
+// descriptor per socket an app holds, hands them back across a kill and a
+// graceful restart of netproc, lets go of each as it closes, and of every
+// one when the instance stops.
 func TestKernelKeepStore(t *testing.T) {
 	in, addr := startEcho(t, keepConfig)
 	pid := in.SupervisorPID()
@@ -167,6 +168,14 @@ func TestKernelKeepStore(t *testing.T) {
 	for i, c := range conns {
 		if err := echoOver(c, "still"); err != nil {
 			t.Fatalf("connection %d after the kill: %v", i, err)
+		}
+	}
+	// A graceful restart (SIGTERM, as an upgrade's) leaves the sockets
+	// where a kill does.
+	in.MustRun("restart", "netproc")
+	for i, c := range conns {
+		if err := echoOver(c, "restarted"); err != nil {
+			t.Fatalf("connection %d after a restart of netproc: %v", i, err)
 		}
 	}
 	for _, c := range conns[:10] {
