@@ -75,6 +75,8 @@ intensity = 50
 	}
 	const kills = 3
 	for i := 1; i <= kills; i++ {
+		// Deliberate: the load runs on this incarnation a while, with
+		// requests in flight, before the kill (the pause is the test).
 		time.Sleep(300 * time.Millisecond)
 		pid := testkit.Component(in.Status(), "diskproc").PID
 		in.MustRun("kill", "diskproc")
@@ -85,7 +87,7 @@ intensity = 50
 			t.Fatalf("diskproc not back after kill %d", i)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // deliberate: load on the last incarnation too
 	os.WriteFile(stop, nil, 0o644)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
