@@ -81,13 +81,20 @@ run() { # name bs depth direct seq
 	nice -n "$NICE" fio --name=r --filename="$file" --rw=$rw --bs="$bs" --ioengine=io_uring --iodepth="$depth" --direct="$direct" \
 		--time_based --runtime="$DUR" --invalidate=0 --norandommap --randrepeat=0 --output-format=json |
 		"$base/diskbench" -mode fio -name "Disk/$name/fio" | tee -a "$out"
-	nice -n "$NICE" "$base/diskbench" -mode diskproc -server-pid "$diskproc" -name "Disk/$name/diskproc" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
-	if [ -n "${BASE_REV:-}" ]; then
-		SATURN_INSTANCE=bench-base nice -n "$NICE" "$base/diskbench-base" "${base_pid[@]}" -mode diskproc -name "Disk/$name/diskproc-base" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
-	fi
+	local ab=(new)
+	# With an A/B, the two go in turn first, round by round: on a shared
+	# machine the place in the round matters.
+	[ -n "${BASE_REV:-}" ] && ab=(new base) && ((round % 2)) && ab=(base new)
+	for which in "${ab[@]}"; do
+		if [ "$which" = new ]; then
+			nice -n "$NICE" "$base/diskbench" -mode diskproc -server-pid "$diskproc" -name "Disk/$name/diskproc" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
+		else
+			SATURN_INSTANCE=bench-base nice -n "$NICE" "$base/diskbench-base" "${base_pid[@]}" -mode diskproc -name "Disk/$name/diskproc-base" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
+		fi
+	done
 	nice -n "$NICE" "$base/diskbench" -mode osfile -name "Disk/$name/osfile" -file "$file" -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
 }
-for i in $(seq "$COUNT"); do
+for round in $(seq "$COUNT"); do
 	for cache in cached direct; do
 		d=0; [ $cache = direct ] && d=1
 		for depth in 1 32 128; do
@@ -95,7 +102,7 @@ for i in $(seq "$COUNT"); do
 		done
 		run "seq1m/$cache/qd1" 1048576 1 "$d" 1
 	done
-	echo "# load average after round $i: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
+	echo "# load average after round $round: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
 done
 echo
 ratios=()
