@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"saturn/appproc"
 	"saturn/internal/testkit"
 	"saturn/netproc"
 	"saturn/netproc/link"
@@ -109,6 +110,89 @@ func TestRecoverOwned(t *testing.T) {
 			if !testkit.Until(5*time.Second, func() bool { return counters()["tcp.recovered_reset"] == 1 }) {
 				t.Fatalf("the connection nobody claimed is still kept: %v", counters())
 			}
+		}
+		srv2.Stop()
+	}
+}
+
+// TestRecoverListenersHostile: a next incarnation rebuilds the listeners
+// an earlier one left in its table, and checks each record as hostile: a
+// record broken in any field (a port 0, a backlog or buffer size no Listen
+// makes, an address not ours, an asked address that contradicts its
+// family, a torn write, no owner, a port taken twice) is not rebuilt, and
+// nothing panics. It needs no TUN device: the link is a test's channel.
+func TestRecoverListenersHostile(t *testing.T) {
+	fd, err := unix.MemfdCreate("listen-test", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	persist := os.NewFile(uintptr(fd), "persist")
+	defer persist.Close()
+	mine, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParsePrefix("10.99.0.2/24")
+	cfg := func(f *os.File) usertcp.Config {
+		return usertcp.Config{Device: link.NewChannel(link.ChannelConfig{}), Namespace: "test", Address: addr, Persist: f,
+			MaxConns: 16, SendBuf: 64 << 10, RecvBuf: 64 << 10, Resume: true}
+	}
+	st, err := usertcp.New(cfg(os.NewFile(uintptr(mine), "persist")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := netproctest.Start(t, netproc.Options{Backend: st})
+	desc, files := srv.Channel(t, "app", netproctest.Geometry)
+	ch, err := appproc.OpenChannel(desc, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := appproc.NewApp("app", ch)
+	defer app.Close()
+	for _, a := range []string{"0.0.0.0:7100", "127.0.0.1:7101"} {
+		ln, err := app.Listen("tcp4", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	size, err := persist.Seek(0, io.SeekEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := make([]byte, size)
+	srv.Do(func() { _, err = persist.ReadAt(image, 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		how  string
+		kept uint64
+	}{
+		{"none", 2}, {"port", 0}, {"backlog", 0}, {"bufsize", 0}, {"laddr", 0}, {"asked4", 0},
+		{"torn", 0}, {"owner", 0}, {"dup", 1},
+	} {
+		img := append([]byte(nil), image...)
+		if n := usertcp.CorruptListeners(img, tc.how); tc.how != "none" && n == 0 {
+			t.Fatalf("%s: no listener record to break", tc.how)
+		}
+		cp, err := unix.MemfdCreate("listen-copy", unix.MFD_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(cp), "copy")
+		if _, err := f.WriteAt(img, 0); err != nil {
+			t.Fatal(err)
+		}
+		st2, err := usertcp.New(cfg(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv2 := netproctest.Start(t, netproc.Options{Backend: st2})
+		var m map[string]uint64
+		srv2.Do(func() { m = st2.Counters() })
+		if m["tcp.resumed_listeners"] != tc.kept {
+			t.Errorf("%s: %d listeners rebuilt, want %d", tc.how, m["tcp.resumed_listeners"], tc.kept)
 		}
 		srv2.Stop()
 	}
