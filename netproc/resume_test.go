@@ -168,3 +168,93 @@ func streamConnect(t *testing.T, srv *netproctest.Server, a *rawApp, be *streamB
 	srv.Do(func() { conn = be.conn })
 	return uint64(c.Result), conn
 }
+
+// replayBackend is a backend whose earlier incarnation "left" one
+// listener, one connection it had accepted and one still connecting, each
+// with the user_data of the app's call that made it (backend.Resumed's
+// Call), as usertcp's table does.
+type replayBackend struct {
+	streamBackend
+	ln         *stubListener
+	accepted   *streamConn
+	connecting *connectingConn
+}
+
+const (
+	replayLn, replayAccepted, replayConnecting = 0x1_0000_0000_0101, 0x1_0000_0000_0102, 0x1_0000_0000_0103
+	callListen, callAccept, callConnect        = 101, 102, 103
+)
+
+func (b *replayBackend) Resume(_ uint64, notify func(uint64) backend.Notify) []backend.Resumed {
+	b.connecting.notify = notify(replayConnecting)
+	notify(replayLn)
+	notify(replayAccepted)
+	return []backend.Resumed{
+		{Handle: replayLn, Listener: b.ln, Call: callListen},
+		{Handle: replayAccepted, Conn: b.accepted, Call: callAccept},
+		{Handle: replayConnecting, Conn: b.connecting, Call: callConnect},
+	}
+}
+
+type stubListener struct{ addr netip.AddrPort }
+
+func (l *stubListener) LocalAddr() (netip.AddrPort, error)    { return l.addr, nil }
+func (l *stubListener) SetOption(proto.SockOpt, int64) error { return nil }
+func (l *stubListener) Close() error                         { return nil }
+func (l *stubListener) Accept(backend.Notify) (backend.Conn, netip.AddrPort, error) {
+	return nil, netip.AddrPort{}, syscall.EAGAIN
+}
+
+// connectingConn is a streamConn whose connect has not finished until done.
+type connectingConn struct {
+	streamConn
+	done   bool
+	notify backend.Notify
+}
+
+func (c *connectingConn) ConnectResult() error {
+	if !c.done {
+		return syscall.EINPROGRESS
+	}
+	return nil
+}
+
+// TestReplayedCalls: a listen, an accept and a connect that the dead
+// incarnation took and made a socket for, replayed by the app under the
+// same user_data, are answered with that socket: the listen with the
+// listener, the accept with the connection it had accepted (not the next
+// one in the queue), the connect once its handshake ends. An accept of
+// another call waits for a connection of its own.
+func TestReplayedCalls(t *testing.T) {
+	peer := netip.MustParseAddrPort("127.0.0.1:9")
+	be := &replayBackend{ln: &stubListener{addr: netip.MustParseAddrPort("127.0.0.1:7000")},
+		accepted: &streamConn{peer: peer}, connecting: &connectingConn{streamConn: streamConn{peer: peer}}}
+	srv := netproctest.Start(t, netproc.Options{Backend: be})
+	a := newRawApp(t, srv, "app")
+
+	var sa [proto.SockAddrSize]byte
+	proto.EncodeSockAddr(sa[:], be.ln.addr)
+	a.nextID = callListen - 1
+	if c := a.wait(a.submit(proto.Submission{Op: proto.OpListen, Buf: a.buf(sa[:]), Len: proto.SockAddrSize}), 5*time.Second); c.Result != replayLn {
+		t.Fatalf("replayed listen: %#x %v, want the listener %#x", c.Result, errOf(c), replayLn)
+	}
+	if c := a.wait(a.submit(proto.Submission{Op: proto.OpAccept, Handle: replayLn}), 5*time.Second); c.Result != replayAccepted {
+		t.Fatalf("replayed accept: %#x %v, want the connection %#x", c.Result, errOf(c), replayAccepted)
+	}
+	proto.EncodeSockAddr(sa[:], peer)
+	connect := a.submit(proto.Submission{Op: proto.OpConnect, Buf: a.buf(sa[:]), Len: proto.SockAddrSize})
+	other := a.submit(proto.Submission{Op: proto.OpAccept, Handle: replayLn})
+	if c, ok := a.waitOK(connect, 50*time.Millisecond); ok {
+		t.Fatalf("the replayed connect ended before its handshake: %#x %v", c.Result, errOf(c))
+	}
+	srv.Do(func() {
+		be.connecting.done = true
+		be.connecting.notify(backend.Writable)
+	})
+	if c := a.wait(connect, 5*time.Second); c.Result != replayConnecting {
+		t.Fatalf("replayed connect: %#x %v, want the connection %#x", c.Result, errOf(c), replayConnecting)
+	}
+	if c, ok := a.waitOK(other, 50*time.Millisecond); ok {
+		t.Fatalf("an accept of another call got %#x %v; want it waiting", c.Result, errOf(c))
+	}
+}
