@@ -198,7 +198,7 @@ func (b *replayBackend) Resume(_ uint64, notify func(uint64) backend.Notify) []b
 
 type stubListener struct{ addr netip.AddrPort }
 
-func (l *stubListener) LocalAddr() (netip.AddrPort, error)    { return l.addr, nil }
+func (l *stubListener) LocalAddr() (netip.AddrPort, error)   { return l.addr, nil }
 func (l *stubListener) SetOption(proto.SockOpt, int64) error { return nil }
 func (l *stubListener) Close() error                         { return nil }
 func (l *stubListener) Accept(backend.Notify) (backend.Conn, netip.AddrPort, error) {
