@@ -15,7 +15,7 @@ import (
 // once it has started (issue 16). ready_timeout is long, so that an attach
 // that waited for it would outlast the test's own patience for the state.
 func TestAttachPlainProgram(t *testing.T) {
-	in := testkit.NewInstance(t, "[supervisor]\nready_timeout = \"60s\"\n")
+	in := testkit.NewInstance(t, testkit.TestConfig+"[supervisor]\nready_timeout = \"60s\"\n")
 	in.Start()
 	out := in.MustRun("attach", "--name", "nap", "--", "sleep", "600")
 	if !strings.Contains(out, "nap attached") {
@@ -31,7 +31,7 @@ func TestAttachPlainProgram(t *testing.T) {
 	}
 	// Killed, it is restarted (on-failure) and running again.
 	in.MustRun("kill", "nap")
-	st, ok := in.WaitFor(5*time.Second, func(st *proto.StatusReply) bool {
+	st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
 		n := testkit.Component(st, "nap")
 		return n.State == proto.StateRunning && n.PID != c.PID && n.PID != 0 && n.Restarts == 1
 	})
@@ -58,7 +58,7 @@ func TestAttachPlainProgram(t *testing.T) {
 	if p := testkit.Component(in.Status(), "ping2"); p.State != proto.StateRunning || p.Type != "simple" {
 		t.Fatalf("ping2 after attach: %+v", p)
 	}
-	if st, ok := in.WaitFor(5*time.Second, func(st *proto.StatusReply) bool {
+	if st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
 		chs := testkit.Component(st, "diskproc").Channels
 		return len(chs) == 1 && chs[0].App == "ping2" && chs[0].Completed > 0
 	}); !ok {
@@ -73,7 +73,7 @@ func TestAttachPlainProgram(t *testing.T) {
 // TestNotifySilent: a notify app that never attaches is taken as running at
 // ready_timeout, with the reason in status, and attach returns then.
 func TestNotifySilent(t *testing.T) {
-	in := testkit.NewInstance(t, "[supervisor]\nready_timeout = \"2s\"\n")
+	in := testkit.NewInstance(t, testkit.TestConfig+"[supervisor]\nready_timeout = \"2s\"\n")
 	in.Start()
 	in.MustRun("attach", "--name", "mute", "--type", "notify", "--", "sleep", "600")
 	c := testkit.Component(in.Status(), "mute")
@@ -82,7 +82,7 @@ func TestNotifySilent(t *testing.T) {
 	}
 	// The same holds for every incarnation, not only the first.
 	in.MustRun("kill", "mute")
-	if st, ok := in.WaitFor(5*time.Second, func(st *proto.StatusReply) bool {
+	if st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
 		m := testkit.Component(st, "mute")
 		return m.Restarts == 1 && m.State == proto.StateRunning
 	}); !ok {
@@ -98,7 +98,7 @@ func TestConfigPlainApp(t *testing.T) {
 	if err != nil {
 		t.Skip("no sleep(1) here")
 	}
-	in := testkit.NewInstance(t, fmt.Sprintf(`
+	in := testkit.NewInstance(t, testkit.TestConfig+fmt.Sprintf(`
 [supervisor]
 ready_timeout = "60s"
 

@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,7 +22,6 @@ import (
 
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
-	"github.com/vishvananda/netns"
 
 	"saturn/internal/testkit"
 	"saturn/proto"
@@ -33,19 +30,13 @@ import (
 // `saturn capture` end to end: an instance on the usertcp backend, real
 // clients in its namespace, and the capture files checked by tshark.
 
-// needUserTCP skips a test that needs root, /dev/net/tun and iproute2.
+// needUserTCP skips a test that needs the usertcp backend (root,
+// /dev/net/tun and iproute2) and curl.
 func needUserTCP(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the usertcp backend creates a TUN device and a network namespace")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no TUN device here: %v", err)
-	}
-	for _, cmd := range []string{"ip", "curl"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			t.Skipf("needs %s (scripts/deps.sh installs it)", cmd)
-		}
+	testkit.NeedTUN(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("needs curl (scripts/deps.sh installs it)")
 	}
 }
 
@@ -99,36 +90,12 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":8080"]
 	return in, ns, pfx.Addr()
 }
 
-// inNS runs fn on a thread that joined the namespace; the thread is
-// discarded afterwards.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.GetFromName(ns)
-		if err == nil {
-			err = netns.Set(h)
-			h.Close()
-		}
-		if err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 // echoOnce sends n random bytes to the echo app from the namespace (the
 // kernel's TCP) and checks what comes back: segments both ways, GSO ones
 // among them.
 func echoOnce(ns string, addr netip.Addr, n int) error {
-	var c net.Conn
-	if err := inNS(ns, func() error {
-		var err error
-		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(addr, 7007).String(), 5*time.Second)
-		return err
-	}); err != nil {
+	c, err := testkit.DialInNamespace(ns, netip.AddrPortFrom(addr, 7007).String(), 5*time.Second)
+	if err != nil {
 		return err
 	}
 	defer c.Close()
@@ -187,29 +154,39 @@ func traffic(ns string, addr netip.Addr, stop <-chan struct{}) <-chan error {
 }
 
 // runCapture runs cmd (a `saturn capture`) while traffic flows, until it
-// exits or timeout passes.
-func runCapture(t *testing.T, cmd *exec.Cmd, ns string, addr netip.Addr, timeout time.Duration) error {
+// exits or timeout passes. With interruptWhen, it sends the capture SIGINT
+// once interruptWhen holds, with traffic still flowing.
+func runCapture(t *testing.T, cmd *exec.Cmd, ns string, addr netip.Addr, timeout time.Duration, interruptWhen func() bool) error {
 	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	capture := testkit.Start(t, cmd)
 	stop := make(chan struct{})
 	gen := traffic(ns, addr, stop)
-	var err error
+	defer func() {
+		close(stop)
+		if terr := <-gen; terr != nil {
+			t.Errorf("traffic during the capture: %v", terr)
+		}
+	}()
+	deadline := time.After(timeout)
+	if interruptWhen != nil {
+		testkit.Until(timeout, func() bool {
+			select {
+			case <-capture.Exited():
+				return true
+			default:
+				return interruptWhen()
+			}
+		})
+		cmd.Process.Signal(syscall.SIGINT)
+	}
 	select {
-	case err = <-exited:
-	case <-time.After(timeout):
+	case <-capture.Exited():
+		return capture.Err()
+	case <-deadline:
 		cmd.Process.Kill()
-		<-exited
-		err = fmt.Errorf("saturn capture still running after %v", timeout)
+		<-capture.Exited()
+		return fmt.Errorf("saturn capture still running after %v", timeout)
 	}
-	close(stop)
-	if terr := <-gen; terr != nil {
-		t.Errorf("traffic during the capture: %v", terr)
-	}
-	return err
 }
 
 // pcapCount reads a capture with gopacket and returns its packets, failing
@@ -353,7 +330,7 @@ func TestCaptureUserTCP(t *testing.T) {
 		var stderr bytes.Buffer
 		cmd := in.Command("capture", "-w", file, "--count", strconv.Itoa(count))
 		cmd.Stderr = &stderr
-		if err := runCapture(t, cmd, ns, addr, time.Minute); err != nil {
+		if err := runCapture(t, cmd, ns, addr, time.Minute, nil); err != nil {
 			t.Fatalf("saturn capture -w %s --count %d: %v\n%s", file, count, err, stderr.String())
 		}
 		if n := capturedCount(t, stderr.String()); n != count {
@@ -395,7 +372,7 @@ func TestCaptureUserTCP(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		cmd := in.Command("capture", "--count", strconv.Itoa(count))
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := runCapture(t, cmd, ns, addr, time.Minute); err != nil {
+		if err := runCapture(t, cmd, ns, addr, time.Minute, nil); err != nil {
 			t.Fatalf("saturn capture --count %d: %v\n%s", count, err, stderr.String())
 		}
 		if n := pcapCount(t, stdout.Bytes()); n != count {
@@ -414,38 +391,11 @@ func TestCaptureUserTCP(t *testing.T) {
 		var stderr bytes.Buffer
 		cmd := in.Command("capture", "-w", file)
 		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		stop := make(chan struct{})
-		gen := traffic(ns, addr, stop)
-		// Interrupt once packets are in the file, with traffic still
-		// flowing.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if fi, err := os.Stat(file); err == nil && fi.Size() > 64<<10 {
-				break
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatal("nothing captured after 30 s")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		cmd.Process.Signal(syscall.SIGINT)
-		var err error
-		select {
-		case err = <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			err = errors.New("still running 20 s after SIGINT")
-		}
-		close(stop)
-		if terr := <-gen; terr != nil {
-			t.Errorf("traffic during the capture: %v", terr)
-		}
+		// Interrupted once packets are in the file.
+		err := runCapture(t, cmd, ns, addr, time.Minute, func() bool {
+			fi, err := os.Stat(file)
+			return err == nil && fi.Size() > 64<<10
+		})
 		if err != nil {
 			t.Fatalf("saturn capture -w %s, interrupted: %v\n%s", file, err, stderr.String())
 		}
@@ -462,7 +412,7 @@ func TestCaptureUserTCP(t *testing.T) {
 		var again bytes.Buffer
 		cmd = in.Command("capture", "--count", "5")
 		cmd.Stdout = &again
-		if err := runCapture(t, cmd, ns, addr, time.Minute); err != nil {
+		if err := runCapture(t, cmd, ns, addr, time.Minute, nil); err != nil {
 			t.Fatalf("a capture after the interrupted one: %v", err)
 		}
 		if got := pcapCount(t, again.Bytes()); got != 5 {

@@ -78,7 +78,7 @@ func TestHostileAcceptOutOfDescriptors(t *testing.T) {
 	burst = nil
 	restore()
 	var st *proto.StatusReply
-	if !eventually(10*time.Second, func() bool {
+	if !testkit.Until(10*time.Second, func() bool {
 		c, err := proto.Dial(sock)
 		if err != nil {
 			return false
@@ -92,9 +92,9 @@ func TestHostileAcceptOutOfDescriptors(t *testing.T) {
 	if st.Supervisor != pid {
 		t.Fatalf("status from pid %d, want %d", st.Supervisor, pid)
 	}
-	logSays(t, in, "accepting again", 5*time.Second)
+	logSays(t, in, "accepting again", 10*time.Second)
 	// And the CLI works.
-	if _, ok := in.WaitFor(5*time.Second, running("netproc", "diskproc")); !ok {
+	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
 		t.Fatal("the instance is not running")
 	}
 }

@@ -82,7 +82,7 @@ func TestHostileAttachTwice(t *testing.T) {
 		t.Fatalf("attach of a taken name: %v", err)
 	}
 	s.Close()
-	st, ok := in.WaitFor(5*time.Second, func(st *proto.StatusReply) bool {
+	st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
 		return testkit.Component(st, "first") == nil && len(channelsOf(st, "netproc")) == 0 && len(channelsOf(st, "diskproc")) == 0
 	})
 	if !ok {

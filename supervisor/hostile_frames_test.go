@@ -65,7 +65,7 @@ func TestHostileDescriptorCounts(t *testing.T) {
 	if st, err := statusOver(t, c); err != nil || st.Supervisor != pid {
 		t.Fatalf("status on the same connection after the bad frames: %v", err)
 	}
-	if _, ok := in.WaitFor(2*time.Second, running("netproc", "diskproc")); !ok {
+	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
 		t.Fatal("the instance is not running after the bad frames")
 	}
 	if in.SupervisorPID() != pid || !testkit.Alive(pid) {

@@ -55,7 +55,7 @@ func TestHostileClientDoesNotRead(t *testing.T) {
 	// Wait until the kernel holds all it will of the replies: the rest
 	// wait in the supervisor.
 	var last int
-	if !eventually(10*time.Second, func() bool {
+	if !testkit.Until(10*time.Second, func() bool {
 		prev := last
 		last = unread()
 		return last > 0 && last == prev && last < n*len(replyFrame)
@@ -69,7 +69,7 @@ func TestHostileClientDoesNotRead(t *testing.T) {
 	if out, err := in.Run("kill", "netproc"); err != nil {
 		t.Fatalf("kill while a client does not read: %v %s", err, out)
 	}
-	st2, ok := in.WaitFor(5*time.Second, func(st *proto.StatusReply) bool {
+	st2, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
 		c := testkit.Component(st, "netproc")
 		return c.State == proto.StateRunning && c.PID != old && c.Restarts == 1
 	})
@@ -95,8 +95,8 @@ func TestHostileClientDoesNotRead(t *testing.T) {
 		flood.Close()
 		t.Fatal("a client that never reads was not dropped within 30 s")
 	}
-	logSays(t, in, "does not read its replies", 5*time.Second)
-	if _, ok := in.WaitFor(2*time.Second, running("netproc", "diskproc")); !ok {
+	logSays(t, in, "does not read its replies", 10*time.Second)
+	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
 		t.Fatal("the instance is not running")
 	}
 	if strings.Contains(supervisorLog(in), "panic") {

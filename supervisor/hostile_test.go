@@ -35,24 +35,10 @@ func supervisorLog(in *testkit.Instance) string {
 	return string(b)
 }
 
-// eventually polls cond every 10 ms until it holds or timeout passes.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // logSays waits until the supervisor's log contains want.
 func logSays(t *testing.T, in *testkit.Instance, want string, timeout time.Duration) {
 	t.Helper()
-	if !eventually(timeout, func() bool { return strings.Contains(supervisorLog(in), want) }) {
+	if !testkit.Until(timeout, func() bool { return strings.Contains(supervisorLog(in), want) }) {
 		t.Errorf("the supervisor's log does not say %q:\n%s", want, tail(supervisorLog(in), 3000))
 	}
 }

@@ -223,7 +223,7 @@ func TestMetricsPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	in := testkit.NewInstance(t, fmt.Sprintf("[supervisor]\nmetrics = %q\n", ln.Addr().String()))
+	in := testkit.NewInstance(t, testkit.TestConfig+fmt.Sprintf("[supervisor]\nmetrics = %q\n", ln.Addr().String()))
 	out := in.MustRun("supervisor", "start", "--detach", "--config", in.Config)
 	if !strings.Contains(out, "no metrics endpoint") || !strings.Contains(out, "address already in use") {
 		t.Errorf("start does not say the endpoint is missing:\n%s", out)
@@ -244,7 +244,7 @@ func TestMetricsPortTaken(t *testing.T) {
 	}
 
 	// And "" turns it off without a word.
-	off := testkit.NewInstance(t, "[supervisor]\nmetrics = \"\"\n")
+	off := testkit.NewInstance(t, testkit.TestConfig+"[supervisor]\nmetrics = \"\"\n")
 	off.Start()
 	if st := off.Status(); st.Metrics != "" || st.MetricsError != "" {
 		t.Errorf("metrics = \"\": status says %q, %q", st.Metrics, st.MetricsError)

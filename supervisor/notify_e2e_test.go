@@ -51,20 +51,7 @@ func TestSystemdNotify(t *testing.T) {
 	cmd := in.Command("supervisor", "start", "--config", in.Config)
 	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+sock, fmt.Sprintf("JOURNAL_STREAM=%d:%d", fst.Dev, fst.Ino))
 	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	sup := testkit.Start(t, cmd)
 
 	// next reads the next message, and fails the test if none comes.
 	next := func(what string) string {
@@ -109,7 +96,7 @@ func TestSystemdNotify(t *testing.T) {
 	if m = until("READY=1"); !strings.Contains(m, "STATUS=reloaded") {
 		t.Errorf("after the reload %q", m)
 	}
-	if _, ok := in.WaitFor(5*time.Second, func(st *proto.StatusReply) bool { return generation(st) == 2 }); !ok {
+	if _, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool { return generation(st) == 2 }); !ok {
 		t.Error("status does not show generation 2 after SIGHUP")
 	}
 
@@ -121,9 +108,9 @@ func TestSystemdNotify(t *testing.T) {
 	in.MustRun("supervisor", "stop")
 	until("STOPPING=1")
 	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Errorf("supervisor exited with %v", waitErr)
+	case <-sup.Exited():
+		if err := sup.Err(); err != nil {
+			t.Errorf("supervisor exited with %v", err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("supervisor still running after stop")
