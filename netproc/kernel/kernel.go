@@ -30,6 +30,7 @@ type Backend struct {
 	store      *storeLink
 	adopted    []*socket // taken over, waiting for their app's channel
 	grace      backend.Timer
+	retry      backend.Timer // a flush that found no room, tried again
 	fullWarned bool
 }
 
@@ -122,6 +123,9 @@ func (b *Backend) Info() map[string]string { return nil }
 func (b *Backend) Close() error {
 	if b.grace != nil {
 		b.grace.Stop()
+	}
+	if b.retry != nil {
+		b.retry.Stop()
 	}
 	b.store.flush()
 	b.store.close()

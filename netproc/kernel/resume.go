@@ -72,7 +72,7 @@ func (b *Backend) adopt(back map[uint64]int) {
 			freed++
 		}
 	}
-	b.store.flush()
+	b.Flush()
 	if len(back) > 0 || len(recs) > 0 {
 		b.env.Logger().Info("kernel: sockets taken over from the last incarnation", "sockets", len(b.adopted),
 			"closed", bad, "records freed", freed)
@@ -93,7 +93,7 @@ func (b *Backend) endGrace() {
 		s.Close()
 	}
 	b.adopted = nil
-	b.store.flush()
+	b.Flush()
 }
 
 // checkFD reports whether fd is a TCP socket of kind.
@@ -241,8 +241,21 @@ func (b *Backend) Resume(owner uint64, notify func(handle uint64) backend.Notify
 }
 
 // Flush implements backend.Flusher: the store's puts and drops of the
-// round go out before its completions.
-func (b *Backend) Flush() { b.store.flush() }
+// round go out before its completions. What found no room on the link (a
+// supervisor that fell behind) is tried again shortly, even if no round
+// follows: a drop left queued would keep a closed socket open.
+func (b *Backend) Flush() {
+	b.store.flush()
+	if b.retry == nil && b.store.pending() {
+		b.retry = b.env.AfterFunc(storeRetry, func() {
+			b.retry = nil
+			b.Flush()
+		})
+	}
+}
+
+// storeRetry is how soon a flush that found no room is tried again.
+const storeRetry = 2 * time.Millisecond
 
 // SetOwner implements backend.Origin: the socket gets its record and goes
 // into the store (the first time), or its record names its new holder.
@@ -273,7 +286,7 @@ func (s *socket) SetOwner(owner, handle uint64) {
 		// a reset), and the round may have much else to do before its
 		// end. Drops, and the puts of the rarer listens and connects,
 		// wait for the round's end.
-		s.b.store.flush()
+		s.b.Flush()
 	}
 }
 
@@ -348,6 +361,9 @@ func (s *socket) discard(n uint64) error {
 		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, uintptr(chunk), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EINTR {
 			continue
+		}
+		if e != 0 && e != unix.EAGAIN {
+			return errno(e) // reset, or otherwise failed: say so, as a read would
 		}
 		got := uint64(0)
 		if e == 0 {

@@ -178,6 +178,11 @@ func (l *storeLink) send(msg, oob []byte) bool {
 	}
 }
 
+// pending reports whether puts or drops wait for room on the link.
+func (l *storeLink) pending() bool {
+	return l != nil && !l.broken && len(l.puts)+len(l.drops) > 0
+}
+
 func (l *storeLink) close() {
 	if l != nil && l.fd >= 0 {
 		unix.Close(l.fd)
