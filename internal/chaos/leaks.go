@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Descriptors counts a process's open descriptors and, among them, saturn's
@@ -38,7 +40,7 @@ func DescriptorTargets(pid int) ([]string, error) {
 		if err != nil {
 			continue // closed meanwhile
 		}
-		if strings.HasPrefix(target, "socket:[") && tcp[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] {
+		if strings.HasPrefix(target, "socket:[") && (tcp[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] || isTCP(dir+"/"+e.Name())) {
 			continue
 		}
 		targets = append(targets, target)
@@ -83,6 +85,17 @@ func tcpInodes(pid int) map[string]bool {
 		}
 	}
 	return tcp
+}
+
+// isTCP reports whether the descriptor at path (/proc/PID/fd/N) is a TCP
+// socket, by the protocol name the kernel gives its sockets: a TCP socket
+// that has reached CLOSE (its peer reset it, and its holder has not closed
+// it yet) is in no /proc/net/tcp table, but the descriptor store holds it
+// all the same.
+func isTCP(path string) bool {
+	b := make([]byte, 32)
+	n, err := unix.Getxattr(path, "system.sockprotoname", b)
+	return err == nil && n > 0 && strings.HasPrefix(string(b[:n]), "TCP")
 }
 
 // SettledDescriptors is Descriptors once the counts have held still for a
