@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,15 +40,13 @@ func pattern(b []byte, off int64) {
 // its namespace ns and address prefix, and the rest of the config.
 func resumeInstance(t *testing.T, ns, prefix, rest string) *testkit.Instance {
 	t.Helper()
-	if namespaceExists(ns) {
-		exec.Command("ip", "netns", "delete", ns).Run() // a crashed run's, not ours
-	}
+	testkit.RemoveNamespace(ns) // a crashed run's, not ours
 	policy := "backoff = \"20ms\"\nmax_backoff = \"40ms\"\n"
 	in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = %q\n%s%s", ns, prefix, policy, rest))
 	t.Cleanup(func() {
-		if namespaceExists(ns) {
+		if testkit.NamespaceExists(ns) {
 			in.Run("supervisor", "stop")
-			exec.Command("ip", "netns", "delete", ns).Run()
+			testkit.RemoveNamespace(ns)
 		}
 	})
 	return in

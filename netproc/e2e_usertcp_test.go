@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -88,11 +86,6 @@ func tunsIn(t *testing.T, ns string) map[string][]string {
 	return out
 }
 
-func namespaceExists(ns string) bool {
-	_, err := os.Stat(filepath.Join("/run/netns", ns))
-	return err == nil
-}
-
 // TestUserTCPNetprocDeath holds the usertcp backend with resume off
 // (`resume = false`) to what docs/restart.md promises when netproc dies,
 // with examples/echo as the app and the kernel
@@ -112,9 +105,7 @@ func namespaceExists(ns string) bool {
 func TestUserTCPNetprocDeath(t *testing.T) {
 	testkit.NeedTUN(t)
 	ns := fmt.Sprintf("sate2e%d", os.Getpid()%100000)
-	if namespaceExists(ns) {
-		exec.Command("ip", "netns", "delete", ns).Run() // a crashed run's, not ours
-	}
+	testkit.RemoveNamespace(ns) // a crashed run's, not ours
 	const prefix, peer = "10.96.0.2/24", "10.96.0.1/24"
 	const addr = "10.96.0.2:7007"
 	policy := "backoff = \"20ms\"\nmax_backoff = \"40ms\"\n"
@@ -249,10 +240,7 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 	}
 	waitEchoNS(t, ns, addr, 10*time.Second)
 	in.MustRun("supervisor", "stop")
-	if namespaceExists(ns) {
-		t.Errorf("namespace %s outlived the instance", ns)
-		exec.Command("ip", "netns", "delete", ns).Run()
-	}
+	testkit.NoNamespaceLeft(t, ns)
 }
 
 // TestUserTCPStopWhileNetprocDown: an instance stopped while netproc is
@@ -262,12 +250,10 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 func TestUserTCPStopWhileNetprocDown(t *testing.T) {
 	testkit.NeedTUN(t)
 	ns := fmt.Sprintf("satdown%d", os.Getpid()%100000)
-	if namespaceExists(ns) {
-		exec.Command("ip", "netns", "delete", ns).Run()
-	}
+	testkit.RemoveNamespace(ns)
 	in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = \"10.95.0.2/24\"\nbackoff = \"1m\"\n", ns))
 	in.Start()
-	if !namespaceExists(ns) {
+	if !testkit.NamespaceExists(ns) {
 		t.Fatalf("no namespace %s while the instance runs", ns)
 	}
 	in.MustRun("kill", "netproc")
@@ -277,8 +263,5 @@ func TestUserTCPStopWhileNetprocDown(t *testing.T) {
 		t.Fatal("netproc is not waiting to restart")
 	}
 	in.MustRun("supervisor", "stop")
-	if namespaceExists(ns) {
-		t.Errorf("namespace %s outlived the instance", ns)
-		exec.Command("ip", "netns", "delete", ns).Run()
-	}
+	testkit.NoNamespaceLeft(t, ns)
 }

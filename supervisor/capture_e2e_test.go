@@ -61,12 +61,7 @@ func userTCPInstance(t *testing.T) (*testkit.Instance, string, netip.Addr) {
 	ns := fmt.Sprintf("scap%d-%d", pid, n) // at most 15 characters
 	pfx := netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.2/24", 100+pid%50, n%250))
 	// Registered before the instance's own cleanup, so it runs after it.
-	t.Cleanup(func() {
-		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
-			t.Errorf("namespace %s outlived its instance", ns)
-			exec.Command("ip", "netns", "delete", ns).Run()
-		}
-	})
+	t.Cleanup(func() { testkit.NoNamespaceLeft(t, ns) })
 	in := testkit.NewInstance(t, fmt.Sprintf(`
 [netproc]
 backend = "usertcp"

@@ -5,12 +5,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"saturn/netproc/link"
 )
 
 // NeedTUN skips t unless saturn's usertcp backend can run here (NoTUN).
@@ -80,4 +83,29 @@ func DialInNamespace(ns, addr string, timeout time.Duration) (net.Conn, error) {
 		return err
 	})
 	return c, err
+}
+
+// NamespaceExists reports whether the named network namespace is there, as
+// netproc checks it (link.NamespaceExists: a namespace mounted at
+// /run/netns/NAME).
+func NamespaceExists(ns string) bool {
+	ok, _ := link.NamespaceExists(ns)
+	return ok
+}
+
+// RemoveNamespace removes the named namespace, or what is left of it in
+// /run/netns, if it is there: one a crashed run of the test left, before
+// the test makes its own.
+func RemoveNamespace(ns string) {
+	exec.Command("ip", "netns", "delete", ns).Run() // fails when there is none
+}
+
+// NoNamespaceLeft fails t if the named namespace is still there once its
+// instance has stopped, and removes it.
+func NoNamespaceLeft(t testing.TB, ns string) {
+	t.Helper()
+	if NamespaceExists(ns) {
+		t.Errorf("namespace %s outlived its instance", ns)
+		RemoveNamespace(ns)
+	}
 }
