@@ -118,7 +118,8 @@ type Netproc struct {
 	// only what they hold.
 	MaxConnections int `toml:"max_connections"`
 	// usertcp: the link's MTU (the MSS follows from it), the congestion
-	// control of every connection ("cubic" or "reno") and how long
+	// control of every connection ("cubic", "reno", or "bbr": BBR v1 with
+	// pacing, which does not read random loss as congestion) and how long
 	// TIME-WAIT lasts.
 	MTU        int      `toml:"mtu"`
 	Congestion string   `toml:"congestion"`
@@ -583,9 +584,9 @@ func (c *Config) check() error {
 		return &fieldError{"netproc.mtu", -1, fmt.Sprintf("%d: want 576 to 65535", c.Netproc.MTU)}
 	}
 	switch c.Netproc.Congestion {
-	case "cubic", "reno":
+	case "cubic", "reno", "bbr":
 	default:
-		return &fieldError{"netproc.congestion", -1, fmt.Sprintf("%q: want \"cubic\" or \"reno\"", c.Netproc.Congestion)}
+		return &fieldError{"netproc.congestion", -1, fmt.Sprintf("%q: want \"cubic\", \"reno\" or \"bbr\"", c.Netproc.Congestion)}
 	}
 	if tw := c.Netproc.TimeWait.D(); tw < time.Millisecond || tw > 10*time.Minute {
 		return &fieldError{"netproc.time_wait", -1, fmt.Sprintf("%s: want 1ms to 10m", tw)}

@@ -104,7 +104,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad address", "[netproc]\naddress = \"10.77.0.2\"\n", "x.toml:2: netproc.address"},
 		{"bad netns", "[netproc]\nnetns = \"has space\"\n", "x.toml:2: netproc.netns"},
 		{"bad mtu", "[netproc]\nmtu = 100\n", "x.toml:2: netproc.mtu: 100"},
-		{"bad congestion", "[netproc]\ncongestion = \"bbr\"\n", "x.toml:2: netproc.congestion: \"bbr\""},
+		{"bad congestion", "[netproc]\ncongestion = \"vegas\"\n", "x.toml:2: netproc.congestion: \"vegas\""},
 		{"bad time_wait", "[netproc]\ntime_wait = \"1h\"\n", "x.toml:2: netproc.time_wait"},
 		{"bad impair_drop", "[netproc]\nimpair_drop = 120.0\n", "x.toml:2: netproc.impair_drop"},
 		{"negative max_sockets", "[netproc]\nmax_sockets = -1\n", "x.toml:2: netproc.max_sockets"},

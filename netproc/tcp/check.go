@@ -95,5 +95,11 @@ func (c *Conn) Check() error {
 	if c.state.synchronized() && c.state != StateTimeWait && c.cc.Cwnd == 0 {
 		return bad("zero cwnd")
 	}
+	if c.cc.Algo > CCBBR {
+		return bad("congestion control %d", c.cc.Algo)
+	}
+	if b := &c.cc.bbr; int(b.nSnaps) > len(b.snaps) || b.mode > bbrProbeRTT || int(b.cycle) >= len(bbrCycleGains) {
+		return bad("BBR state: %d snapshots, mode %d, phase %d", b.nSnaps, b.mode, b.cycle)
+	}
 	return c.checkPMTU()
 }

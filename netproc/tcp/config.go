@@ -32,6 +32,7 @@ const (
 	CCDefault CCAlgorithm = iota
 	CCReno                // RFC 5681 with NewReno recovery, RFC 6582
 	CCCubic               // RFC 9438
+	CCBBR                 // draft-cardwell-iccrg-bbr-congestion-control (BBR v1), with pacing
 )
 
 func (a CCAlgorithm) String() string {
@@ -40,6 +41,8 @@ func (a CCAlgorithm) String() string {
 		return "reno"
 	case CCCubic, CCDefault:
 		return "cubic"
+	case CCBBR:
+		return "bbr"
 	}
 	return "unknown"
 }

@@ -43,6 +43,7 @@ type CCState struct {
 
 	acked uint32 // bytes acknowledged towards the next increase in congestion avoidance
 	cubic cubicState
+	bbr   bbrState
 }
 
 // infiniteSsthresh is the initial ssthresh: "arbitrarily high"
@@ -51,8 +52,11 @@ const infiniteSsthresh = 1 << 30
 
 // ccFor returns the implementation of algorithm a.
 func ccFor(a CCAlgorithm) CongestionControl {
-	if a == CCReno {
+	switch a {
+	case CCReno:
 		return reno{}
+	case CCBBR:
+		return bbr{}
 	}
 	return cubic{}
 }

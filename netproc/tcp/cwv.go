@@ -153,6 +153,10 @@ func (c *Conn) cwvBeforeReduction(flight uint32) {
 // nothing was in flight for more than an RTO: RFC 7661's phase with
 // Config.CwndValidation, else RFC 5681, 4.1's restart window.
 func (c *Conn) restartAfterIdle(e *env) {
+	if c.bbrOn() {
+		c.bbrIdleRestart(e)
+		return
+	}
 	if c.snd.una != c.snd.nxt || e.now.Sub(c.snd.lastSend) <= c.rtt.rto {
 		return
 	}

@@ -2,7 +2,8 @@
 // RFC 9293 and the extensions real peers expect (RFC 7323 window scaling,
 // timestamps and PAWS; RFC 2018 SACK and RFC 2883 D-SACK; RFC 6675 loss
 // recovery, or RFC 8985 RACK-TLP with RFC 6937 PRR; RFC 6298 RTO; RFC 5681
-// and RFC 6582 congestion control and NewReno; RFC 9438 CUBIC; RFC 5961
+// and RFC 6582 congestion control and NewReno; RFC 9438 CUBIC; BBR v1 with
+// pacing (draft-cardwell-iccrg-bbr-congestion-control); RFC 5961
 // challenge ACKs; RFC 6528 ISNs; SYN cookies).
 //
 // In the manner of etcd's raft, the core does no I/O, reads no clock,
@@ -55,7 +56,9 @@
 //     share one Output (call Output.Reset between batches).
 //  4. Arm the connection's timer at out.Timer (zero: disarm), replacing
 //     the previous deadline, and Step the connection with InTimer when it
-//     fires. Firing late is fine; firing early is harmless.
+//     fires. Firing late is fine; firing early is harmless. With BBR the
+//     deadline is also when pacing lets the next segment go, often less
+//     than a millisecond away: a late timer only slows the sender.
 //  5. Deliver out.Wake to the application: WakeConnected, WakeReadable
 //     (Readable bytes are ready: read them with InRead, or through
 //     ReadableViews followed by InConsume), WakeWritable (SendSpace grew),
@@ -171,6 +174,42 @@
 // unused, and a loss meanwhile reduces the window in use. Without it,
 // cwnd grows on every ACK and restarts after an idle RTO (RFC 5681,
 // 4.1).
+//
+// # BBR
+//
+// With Config.Congestion = CCBBR (bbr.go) the congestion control is BBR v1
+// as draft-cardwell-iccrg-bbr-congestion-control-00 describes it, the
+// version Linux's tcp_bbr.c ships: a model of the path (the bottleneck
+// bandwidth, a windowed max over ten round trips of delivery-rate samples,
+// and the min RTT over ten seconds), the states Startup, Drain, ProbeBW
+// (the eight-phase gain cycle) and ProbeRTT, a pacing rate of a gain times
+// the bandwidth (less 1%), and cwnd of a gain times the BDP plus three
+// segments, at least four. A loss does not move the model; a recovery
+// keeps packet conservation for its first round trip and restores the
+// window it started with when it ends. The delivery rate is sampled as
+// draft-cheng-iccrg-delivery-rate-estimation describes, but the
+// per-packet state is kept for at most six segments in flight at a time
+// (spaced by min_rtt/6, new data only), not for every segment, so that
+// the connection keeps its fixed size; it needs no RACK, and works with
+// or without SACK. BBR paces everything it sends: a segment may run at
+// most paceQuantum (1 ms) ahead of the schedule, and when pacing holds
+// data back the connection's deadline (a timer among the others) is when
+// it may go. CUBIC and Reno do not pace. Like everything in the core, the
+// model is integers (bytes per second, microseconds, gains in 256ths), so
+// that runs are the same everywhere (testdata/bbr.txt).
+//
+// Not implemented of BBR: v2 and v3 (the bounds on inflight from the loss
+// rate and ECN, the shorter ProbeBW cycles, probing up in steps); v1's
+// long-term bandwidth sampling of policers (lt_bw in Linux, not in the
+// draft); the random start of the gain cycle (drawn from the round count
+// and the ISS instead: the core draws no random numbers); the reduction
+// of cwnd by the packets lost on each ACK during a recovery (Linux's
+// tcp_bbr.c subtracts them; saturn's recovery only conserves); any
+// reaction to ECN (an echo saves the window as a loss would, and the next
+// ACK sets it from the model again); the ACK aggregation allowance of
+// later versions. Startup's overshoot into a shallow queue is v1's: with
+// a queue shorter than the BDP it loses much of a round trip's data
+// before the pipe is found full.
 //
 // # Choices and what is not implemented
 //

@@ -19,8 +19,10 @@ func TestPlainData(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if n := unsafe.Sizeof(Conn{}); n > 2048 {
-		t.Errorf("Conn is %d bytes, want at most 2048", n)
+	// usertcp's connection table holds a Conn in a record of 2304 bytes
+	// after a 64-byte header (its table.go fails to compile beyond).
+	if n := unsafe.Sizeof(Conn{}); n > 2240 {
+		t.Errorf("Conn is %d bytes, want at most 2240", n)
 	} else {
 		t.Logf("Conn is %d bytes, Listener %d, Stats %d", n, unsafe.Sizeof(Listener{}), unsafe.Sizeof(Stats{}))
 	}
@@ -70,6 +72,9 @@ func TestCheckDetectsCorruption(t *testing.T) {
 		"mss":          func(c *Conn) { c.snd.mss = 0 },
 		"mss raised":   func(c *Conn) { c.snd.mss = c.cfg.MSS + 1 },
 		"probe":        func(c *Conn) { c.pmtu.max, c.pmtu.probeMSS = c.snd.mss, c.snd.mss },
+		"cc":           func(c *Conn) { c.cc.Algo = 9 },
+		"bbr snaps":    func(c *Conn) { c.cc.bbr.nSnaps = 200 },
+		"bbr mode":     func(c *Conn) { c.cc.bbr.mode = 7 },
 	} {
 		c := good
 		corrupt(&c)

@@ -313,6 +313,10 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 	ack := seg.Ack
 	newSACK := false
 	var delivered uint32
+	sackedBefore := uint32(0)
+	if c.bbrOn() && !c.rackOn() {
+		sackedBefore = c.sack.sackedIn(c.snd.una, c.snd.nxt)
+	}
 	if c.sack.ok && seg.Options.NumSACK > 0 {
 		n := min(int(seg.Options.NumSACK), len(seg.Options.SACK))
 		blocks := seg.Options.SACK[:n]
@@ -353,6 +357,15 @@ func (c *Conn) ackArrived(e *env, seg *Segment) bool {
 	c.frtoOnAck(e, una, dup)
 	if c.rackOn() {
 		c.rackAfterAck(e, delivered)
+	}
+	if c.bbrOn() {
+		if !c.rackOn() {
+			// What the ACK delivered: SND.UNA's advance and the bytes
+			// newly SACKed.
+			delivered = uint32(una.Size(c.snd.una)) + c.sack.sackedIn(c.snd.una, c.snd.nxt)
+			delivered -= min(delivered, sackedBefore)
+		}
+		c.bbrOnAck(e, delivered)
 	}
 	switch c.state {
 	case StateFinWait1:

@@ -451,6 +451,9 @@ func (c *Conn) rackOnTimeout(e *env, repeated bool) {
 // proportion to the data delivered, rather than at once, and grows back
 // towards it by slow start when pipe falls below it.
 func (c *Conn) prrUpdate(delivered uint32) {
+	if c.bbrOn() {
+		return // BBR sets the window of a recovery itself (bbr.go)
+	}
 	rk := &c.rack
 	mss := c.payloadMax()
 	rk.prrDelivered += delivered

@@ -116,6 +116,13 @@ type harness struct {
 	lastTS   uint32 // TSval of the last segment we sent
 	lastISS  uint32 // sequence number of the last SYN we sent
 	pattern  byte
+	sent     []sentSeg // data segments we sent, for peer
+}
+
+// sentSeg is a data segment the connection sent, and when.
+type sentSeg struct {
+	at  Time
+	end seqnum.Value
 }
 
 func newHarness() *harness {
@@ -225,6 +232,46 @@ func (h *harness) run(t *testing.T, line string) string {
 		h.printStats(&b)
 	case "rack":
 		h.printRACK(&b)
+	case "peer":
+		// The peer acknowledges, cumulatively, every segment we sent at
+		// least rtt ago, with a window of win bytes (a path of that round
+		// trip and a receiver with that window).
+		rtt := h.dur(t, kv["rtt"])
+		ack := h.c.snd.una
+		for _, s := range h.sent {
+			if s.at <= h.now.Add(-rtt) && s.end.GreaterThan(ack) {
+				ack = s.end
+			}
+		}
+		if _, lose := kv["lose"]; lose {
+			// The first segment above SND.UNA was lost: the rest is
+			// SACKed.
+			for _, s := range h.sent {
+				if s.at <= h.now.Add(-rtt) && s.end.GreaterThan(h.c.snd.una) && s.end.LessThan(ack) {
+					line := fmt.Sprintf("ACK seq=%d ack=%d win=%s sack=%d-%d", h.c.rcv.nxt, h.c.snd.una, kv["win"], s.end, ack)
+					fmt.Fprintf(&b, "< %s\n", line)
+					h.step(t, &b, Input{Kind: InSegment, Seg: h.segment(t, strings.Fields(line))})
+					return b.String()
+				}
+			}
+		}
+		line := fmt.Sprintf("ACK seq=%d ack=%d win=%s", h.c.rcv.nxt, ack, kv["win"])
+		fmt.Fprintf(&b, "< %s\n", line)
+		h.step(t, &b, Input{Kind: InSegment, Seg: h.segment(t, strings.Fields(line))})
+	case "bbr":
+		if _, ok := kv["expire"]; ok {
+			// Stands for ten seconds of round trips none shorter than
+			// the least one seen: the min RTT filter expires.
+			h.c.cc.bbr.minRTTAt = h.now.Add(-bbrMinRTTWindow - time.Millisecond)
+			break
+		}
+		m := h.c.BBR()
+		fmt.Fprintf(&b, "bbr: %s", m.Mode)
+		if m.Mode == "probe_bw" {
+			fmt.Fprintf(&b, " phase=%d", m.Phase)
+		}
+		fmt.Fprintf(&b, " bw=%d minrtt=%v pacing=%d gain=%d/%d rounds=%d full=%v cwnd=%d pipe=%d recovery=%s\n",
+			m.Bw, m.MinRTT, m.PacingRate, m.PacingGain, m.CwndGain, m.Rounds, m.FilledPipe, h.c.cc.Cwnd, h.c.pipe(), h.c.rec.mode)
 	case "cwv":
 		w := &h.c.cwv
 		phase := "validated"
@@ -285,7 +332,7 @@ func (h *harness) config(t *testing.T, kv map[string]string) (Config, int, int) 
 				cfg.DelayedACK = h.dur(t, v)
 			}
 		case "cc":
-			cfg.Congestion = map[string]CCAlgorithm{"reno": CCReno, "cubic": CCCubic}[v]
+			cfg.Congestion = map[string]CCAlgorithm{"reno": CCReno, "cubic": CCCubic, "bbr": CCBBR}[v]
 		case "minrto":
 			cfg.MinRTO = h.dur(t, v)
 		case "timewait":
@@ -414,6 +461,11 @@ func (h *harness) segment(t *testing.T, args []string) Segment {
 func (h *harness) step(t *testing.T, b *strings.Builder, in Input) {
 	var out Output
 	err := h.c.Step(in, h.now, Mem{Send: h.snd, Recv: h.rcv, Stats: &h.stats}, &out)
+	for _, s := range out.Segments {
+		if s.PayloadLen() > 0 {
+			h.sent = append(h.sent, sentSeg{h.now, s.Seq.Add(seqnum.Size(s.PayloadLen()))})
+		}
+	}
 	h.report(b, &out, err)
 }
 

@@ -76,6 +76,9 @@ func (c *Conn) output(e *env) {
 	if c.canSendData() {
 		for i := 0; i < maxSegmentsPerStep && c.sendOne(e); i++ {
 		}
+		if c.bbrOn() {
+			c.bbrAppLimited()
+		}
 		c.armPersist(e)
 	}
 	c.armLossProbe(e)
@@ -87,6 +90,9 @@ func (c *Conn) output(e *env) {
 // sendOne sends one segment if allowed: during recovery a lost segment
 // first, else new data (RFC 6675's NextSeg(), rules 1 and 2).
 func (c *Conn) sendOne(e *env) bool {
+	if c.bbrOn() && c.bbrPaceHold(e) {
+		return false
+	}
 	mss := c.payloadMax()
 	cwnd := c.cc.Cwnd
 	pipe := c.pipe()
@@ -187,6 +193,9 @@ func (c *Conn) sendRange(e *env, s, end seqnum.Value) {
 	}
 	c.ecnMark(&seg, !s.LessThan(c.snd.nxt))
 	c.transmit(e, seg)
+	if c.bbrOn() {
+		c.bbrSent(e, s, s.Add(seg.SeqLen()), uint32(len(seg.Payload)+len(seg.Payload2)), c.snd.una == c.snd.nxt)
+	}
 	if c.rackOn() {
 		c.rackSent(e, s, s.Add(seg.SeqLen()))
 	}

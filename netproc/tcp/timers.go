@@ -16,6 +16,7 @@ type timers struct {
 	close   Time // TIME-WAIT or orphaned FIN-WAIT-2 expiry
 	tlp     Time // tail loss probe (RFC 8985, 7)
 	reo     Time // RACK's reordering timer (RFC 8985, 6.2, step 5)
+	pace    Time // pacing: data waits to go (BBR only, bbr.go)
 
 	persistBackoff uint8
 	keepProbes     uint8
@@ -25,7 +26,7 @@ type timers struct {
 // nextDeadline returns the earliest armed deadline, or zero.
 func (c *Conn) nextDeadline() Time {
 	var d Time
-	for _, t := range [...]Time{c.tm.rto, c.tm.delack, c.tm.persist, c.tm.keep, c.tm.close, c.tm.tlp, c.tm.reo} {
+	for _, t := range [...]Time{c.tm.rto, c.tm.delack, c.tm.persist, c.tm.keep, c.tm.close, c.tm.tlp, c.tm.reo, c.tm.pace} {
 		if t != 0 && (d == 0 || t < d) {
 			d = t
 		}
@@ -57,6 +58,10 @@ func (c *Conn) timerFired(e *env) {
 		c.tm.tlp = 0
 		c.lossProbe(e)
 		c.armLossProbe(e) // the next probe, if another may follow
+	}
+	if c.tm.pace != 0 && now >= c.tm.pace {
+		c.tm.pace = 0
+		c.output(e)
 	}
 	if c.tm.persist != 0 && now >= c.tm.persist {
 		c.tm.persist = 0

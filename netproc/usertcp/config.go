@@ -138,8 +138,10 @@ func FromConfig(np configs.Netproc) (Config, error) {
 		cc = tcp.CCCubic
 	case "reno":
 		cc = tcp.CCReno
+	case "bbr":
+		cc = tcp.CCBBR
 	default:
-		return Config{}, fmt.Errorf("usertcp: congestion control %q: want \"cubic\" or \"reno\"", np.Congestion)
+		return Config{}, fmt.Errorf("usertcp: congestion control %q: want \"cubic\", \"reno\" or \"bbr\"", np.Congestion)
 	}
 	return Config{
 		Namespace: np.Netns,

@@ -31,8 +31,11 @@ func TestFromConfig(t *testing.T) {
 	if c.Impair.DropPercent != 2 || c.Impair.Seed != 7 || !c.Impair.Active() {
 		t.Errorf("impairment: %+v", c.Impair)
 	}
-	if _, err := usertcp.FromConfig(configs.Netproc{Address: "10.9.0.2/24", Congestion: "bbr"}); err == nil {
-		t.Error("congestion bbr: no error")
+	if c, err := usertcp.FromConfig(configs.Netproc{Address: "10.9.0.2/24", Congestion: "bbr"}); err != nil || c.Conn.Congestion != tcp.CCBBR {
+		t.Errorf("congestion bbr: %v, %v", c.Conn.Congestion, err)
+	}
+	if _, err := usertcp.FromConfig(configs.Netproc{Address: "10.9.0.2/24", Congestion: "vegas"}); err == nil {
+		t.Error("congestion vegas: no error")
 	}
 	if _, err := usertcp.FromConfig(configs.Netproc{Address: "nope"}); err == nil {
 		t.Error("address nope: no error")

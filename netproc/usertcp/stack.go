@@ -167,12 +167,12 @@ func New(cfg Config) (*Stack, error) {
 func (s *Stack) Name() string { return "usertcp" }
 
 // Costs implements backend.Coster: a connection's record in the table
-// (recordSize, 2 KiB since the core keeps RACK's transmission log) and its share of netproc's heap (the shell's conn, its
+// (recordSize, 2.25 KiB since the core keeps RACK's transmission log and BBR's model) and its share of netproc's heap (the shell's conn, its
 // demultiplexing entry, the handler's socket, its timer), measured at
 // 100,000 idle connections (docs/benchmarks.md, "connections"). The
 // buffers behind the record cost what they hold (conn.Buffered): their
 // pages are given back once they empty.
-func (s *Stack) Costs() backend.Costs { return backend.Costs{Socket: 3072} }
+func (s *Stack) Costs() backend.Costs { return backend.Costs{Socket: 3328} }
 
 // Capacity implements backend.Capacity: the connection table's records,
 // which every app's connections share (with those in TIME-WAIT, which no

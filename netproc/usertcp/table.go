@@ -79,7 +79,7 @@ const (
 	tableMagic   = leftover.Magic
 	tableVersion = 2
 	headerSize   = 4096
-	recordSize   = 2048
+	recordSize   = 2304 // 2 KiB since RACK's transmission log, and a quarter more for BBR's model
 	connOffset   = 64
 	pageSize     = 4096
 )
