@@ -97,8 +97,8 @@ func TestKernelKeepEcho(t *testing.T) {
 // TestKernelKeepAccept kills netproc with clients connecting all along,
 // and with an accept of echo's waiting: the listener is the same socket
 // across the death, so clients that connect while netproc is down wait in
-// its backlog and are served by the next incarnation; none is refused or
-// reset.
+// its backlog and are served by the next incarnation; none is refused,
+// and none reset but for the window of an accept (see below).
 func TestKernelKeepAccept(t *testing.T) {
 	in, addr := startEcho(t, keepConfig)
 	stop := make(chan struct{})
@@ -134,8 +134,21 @@ func TestKernelKeepAccept(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	if len(fails) > 0 {
-		t.Errorf("%d of %d connections failed across 3 kills of netproc; first: %s", len(fails), len(fails)+served, fails[0])
+	// The one loss docs/restart.md owns to: a connection netproc had
+	// accepted in the microseconds before it put it in the store, which
+	// the kernel resets as the process dies. At these rates (a connection
+	// every half millisecond or so) a kill finds one about one run in five;
+	// anything else, or more, is a failure.
+	var resets int
+	for _, f := range fails {
+		if strings.Contains(f, "connection reset by peer") {
+			resets++
+		}
+	}
+	if len(fails) > resets || resets > 1 {
+		t.Errorf("%d of %d connections failed across 3 kills of netproc (%d reset); first: %s", len(fails), len(fails)+served, resets, fails[0])
+	} else if resets > 0 {
+		t.Logf("a connection reset: a kill landed between an accept and its put in the store (%s)", fails[0])
 	}
 	t.Logf("%d connections served across 3 kills", served)
 	if logs := in.MustRun("logs", "echo", "-n", "0"); strings.Count(logs, "listening on") != 1 {

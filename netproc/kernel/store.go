@@ -130,22 +130,15 @@ func (l *storeLink) drop(key uint64) {
 	l.drops = append(l.drops, key)
 }
 
-// flush sends what is queued, in batches, without blocking. Drops go
-// first: a key dropped and put again (a record reused) must arrive in that
-// order, and a drop never follows a put of its own key in one flush (drop
-// takes the queued put back). What finds no room waits for the next
-// flush: meanwhile those sockets are not yet kept.
+// flush sends what is queued, in batches, without blocking. Puts go
+// first: each send wakes the supervisor, which on a busy machine may take
+// the CPU from netproc there and then, and an accepted socket not yet
+// sent is one a death would reset. (Order between puts and drops does not
+// matter otherwise: a record reused has a new key.) What finds no room
+// waits for the next flush: meanwhile those sockets are not yet kept.
 func (l *storeLink) flush() {
 	if l == nil || l.broken {
 		return
-	}
-	for len(l.drops) > 0 {
-		n := min(len(l.drops), proto.StoreMaxKeys)
-		l.msg = proto.AppendStoreMsg(l.msg[:0], proto.StoreDrop, l.drops[:n])
-		if !l.send(l.msg, nil) {
-			return
-		}
-		l.drops = l.drops[n:]
 	}
 	for len(l.puts) > 0 {
 		n := min(len(l.puts), proto.StoreMaxFDs)
@@ -154,6 +147,14 @@ func (l *storeLink) flush() {
 			return
 		}
 		l.puts, l.putFDs = l.puts[n:], l.putFDs[n:]
+	}
+	for len(l.drops) > 0 {
+		n := min(len(l.drops), proto.StoreMaxKeys)
+		l.msg = proto.AppendStoreMsg(l.msg[:0], proto.StoreDrop, l.drops[:n])
+		if !l.send(l.msg, nil) {
+			return
+		}
+		l.drops = l.drops[n:]
 	}
 	l.drops, l.puts, l.putFDs = l.drops[:0:0], l.puts[:0:0], l.putFDs[:0:0]
 }
