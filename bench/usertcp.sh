@@ -55,6 +55,8 @@
 #               on the route to saturn (default: the namespace's, which is
 #               the host's: bbr on some machines, which does not slow down
 #               for random loss; cubic compares like for like with saturn)
+#   SATURN_CC   saturn's congestion control as the sender in phase loss
+#               ([netproc] congestion: cubic, the default, reno or bbr)
 #   CHANNEL_BUFFER  the instances' [channel] buffer_size (default: saturn's,
 #               64 KiB); the most one recv or send moves between app and
 #               netproc
@@ -75,6 +77,7 @@ LOSS=${LOSS:-1 5}
 LOSS_BYTES=${LOSS_BYTES:-256M}
 IMPAIR_SEED=${IMPAIR_SEED:-1}
 LINUX_CC=${LINUX_CC:-}
+SATURN_CC=${SATURN_CC:-cubic}
 CHANNEL_BUFFER=${CHANNEL_BUFFER:-}
 LOCK=/tmp/saturn-bench.lock
 
@@ -214,16 +217,18 @@ if phase loss; then
 	timeouts_kernel() { ip netns exec "$ns_loss" nstat -az TcpExtTCPTimeouts | awk '$1 == "TcpExtTCPTimeouts" { print $2 }'; }
 	for rate in $LOSS; do
 		inst="loss$rate-$id"
-		instance "$inst" "$(printf '[netproc]\nbackend = "usertcp"\nnetns = "%s"\naddress = "%s.2/24"\nimpair_drop = %s\nimpair_seed = %s\n' "$ns_loss" "$lossnet" "$rate" "$IMPAIR_SEED")"
+		instance "$inst" "$(printf '[netproc]\nbackend = "usertcp"\nnetns = "%s"\naddress = "%s.2/24"\nimpair_drop = %s\nimpair_seed = %s\ncongestion = "%s"\n' "$ns_loss" "$lossnet" "$rate" "$IMPAIR_SEED" "$SATURN_CC")"
 		cc=$(ip netns exec "$ns_loss" sysctl -n net.ipv4.tcp_congestion_control)
 		if [ -n "$LINUX_CC" ]; then
 			# A namespace may only pick the congestion controls the host
-			# allows; a route may name any the kernel has.
-			ldev=$(ip -n "$ns_loss" -o -4 addr show | awk -v a="$lossnet.1/" 'index($4, a) == 1 { print $2 }')
+			# allows; a route may name any the kernel has. The route goes
+			# through the TUN device, not netproc's hold device
+			# (netproc/link/hold_linux.go), which has the address too.
+			ldev=$(ip -n "$ns_loss" -o -4 addr show | awk -v a="$lossnet.1/" 'index($4, a) == 1 && $2 != "saturn-hold" { print $2 }')
 			ip -n "$ns_loss" route add "$lossnet.2/32" dev "$ldev" src "$lossnet.1" congctl "$LINUX_CC"
 			cc=$LINUX_CC
 		fi
-		echo "# loss $rate%: Linux's congestion control: $cc"
+		echo "# loss $rate%: Linux's congestion control: $cc; saturn's: $SATURN_CC"
 		server "lsink-saturn$rate" "$inst" "$work/usertcpbench" sink -impl saturn -listen "$lossnet.2:5001"
 		server "lsink-kernel$rate" - ip netns exec "$ns_loss" "$work/usertcpbench" sink -impl net -listen "$lossnet.1:5002"
 		for _ in $(seq "$RUNS"); do
