@@ -16,6 +16,7 @@ import (
 
 	"saturn/internal/testkit"
 	"saturn/netproc/link"
+	"saturn/netproc/tcp"
 	"saturn/netproc/usertcp"
 )
 
@@ -161,19 +162,22 @@ func (tr transfer) run(t *testing.T, e *stackEnv) {
 // TestTransfers moves streams both ways with Linux as the peer, with saturn
 // opening (active) and accepting (passive), over a clean link and with
 // netproc's impairment at 1%, 5% and 10% loss in each direction, plus 1%
-// reordering and 1% duplication; every byte is checked (SHA-256). A few MB
-// each time; -long (or SATURN_LONG=1) moves 1 GiB each time.
+// reordering and 1% duplication, and once more at 5% with BBR (its pacing
+// timer on usertcp's timer wheel); every byte is checked (SHA-256). A few
+// MB each time; -long (or SATURN_LONG=1) moves 1 GiB each time.
 func TestTransfers(t *testing.T) {
 	testkit.NeedTUN(t)
 	links := []struct {
 		name   string
 		impair link.ImpairOptions
 		size   int64
+		cc     tcp.CCAlgorithm
 	}{
-		{"clean", link.ImpairOptions{}, 16 << 20},
-		{"loss1", link.ImpairOptions{Seed: 1, DropPercent: 1, DuplicatePercent: 1, ReorderPercent: 1}, 8 << 20},
-		{"loss5", link.ImpairOptions{Seed: 5, DropPercent: 5, DuplicatePercent: 1, ReorderPercent: 1}, 4 << 20},
-		{"loss10", link.ImpairOptions{Seed: 10, DropPercent: 10, DuplicatePercent: 1, ReorderPercent: 1}, 2 << 20},
+		{"clean", link.ImpairOptions{}, 16 << 20, 0},
+		{"loss1", link.ImpairOptions{Seed: 1, DropPercent: 1, DuplicatePercent: 1, ReorderPercent: 1}, 8 << 20, 0},
+		{"loss5", link.ImpairOptions{Seed: 5, DropPercent: 5, DuplicatePercent: 1, ReorderPercent: 1}, 4 << 20, 0},
+		{"loss10", link.ImpairOptions{Seed: 10, DropPercent: 10, DuplicatePercent: 1, ReorderPercent: 1}, 2 << 20, 0},
+		{"bbr-loss5", link.ImpairOptions{Seed: 5, DropPercent: 5, DuplicatePercent: 1, ReorderPercent: 1}, 4 << 20, tcp.CCBBR},
 	}
 	for _, l := range links {
 		t.Run(l.name, func(t *testing.T) {
@@ -181,7 +185,7 @@ func TestTransfers(t *testing.T) {
 			if *long {
 				size = 1 << 30
 			}
-			e := startStack(t, usertcp.Config{Impair: l.impair})
+			e := startStack(t, usertcp.Config{Impair: l.impair, Conn: tcp.Config{Congestion: l.cc}})
 			timeout := 60 * time.Second
 			if *long {
 				timeout = 30 * time.Minute
