@@ -1,9 +1,7 @@
 package netproc_test
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
@@ -46,45 +44,7 @@ func TestKernelKeepEcho(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Minute))
-	werr := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 64<<10)
-		for off := int64(0); off < size; off += int64(len(buf)) {
-			b := buf[:min(int64(len(buf)), size-off)]
-			pattern(b, off)
-			if _, err := c.Write(b); err != nil {
-				werr <- err
-				return
-			}
-		}
-		werr <- c.(*net.TCPConn).CloseWrite()
-	}()
-	got := make([]byte, 64<<10)
-	want := make([]byte, len(got))
-	var n int64
-	kills := 0
-	for n < size {
-		k, err := c.Read(got)
-		pattern(want[:k], n)
-		if !bytes.Equal(got[:k], want[:k]) {
-			t.Fatalf("echoed bytes differ at offset %d..%d: %s", n, n+int64(k), diagnose(got[:k], n))
-		}
-		n += int64(k)
-		if err != nil {
-			t.Fatalf("after %d of %d bytes: %v", n, size, err)
-		}
-		if kills < 2 && n > int64(kills+1)*size/3 {
-			kills++
-			d := killNetproc(t, in, kills)
-			t.Logf("kill %d after %d MiB: netproc running again %v later", kills, n>>20, d.Round(time.Millisecond))
-		}
-	}
-	if err := <-werr; err != nil {
-		t.Fatalf("sending: %v", err)
-	}
-	if k, err := c.Read(got); k != 0 || err != io.EOF {
-		t.Errorf("after the stream: %d bytes, %v; want the end", k, err)
-	}
+	echoThroughKills(t, in, c, size, 64<<10)
 	if err := echoOver(idle, "after"); err != nil {
 		t.Errorf("the idle connection after two kills: %v", err)
 	}

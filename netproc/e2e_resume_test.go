@@ -139,32 +139,15 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", ":8080"]
 	in.MustRun("supervisor", "stop")
 }
 
-// TestUserTCPResumeEcho streams through examples/echo (receive and send,
-// io.Copy on a TCPConn) while netproc is killed twice: the bytes come back
-// exactly, on the same connection, and echo never sees an error.
-func TestUserTCPResumeEcho(t *testing.T) {
-	testkit.NeedTUN(t)
-	size := int64(64 << 20)
-	if isLong() {
-		size = 1 << 30
-	}
-	ns := fmt.Sprintf("satrese%d", os.Getpid()%100000)
-	const addr = "10.93.0.2:7007"
-	in := resumeInstance(t, ns, "10.93.0.2/24", "")
-	echo := testkit.Build(t, "./examples/echo")
-	in.Start()
-	in.MustRun("attach", "--name", "echo", "--", echo, "--listen", ":7007")
-	waitEchoNS(t, ns, addr, 10*time.Second)
-
-	c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Minute))
+// echoThroughKills writes size bytes of pattern to c, an echo server's
+// connection, in chunks of chunk bytes, reads them back byte-exact while
+// netproc is killed twice (after a third and two thirds of the stream),
+// and checks the stream ends cleanly: no error on either side.
+func echoThroughKills(t *testing.T, in *testkit.Instance, c net.Conn, size int64, chunk int) {
+	t.Helper()
 	werr := make(chan error, 1)
 	go func() {
-		buf := make([]byte, 256<<10)
+		buf := make([]byte, chunk)
 		for off := int64(0); off < size; off += int64(len(buf)) {
 			b := buf[:min(int64(len(buf)), size-off)]
 			pattern(b, off)
@@ -175,7 +158,7 @@ func TestUserTCPResumeEcho(t *testing.T) {
 		}
 		werr <- c.(*net.TCPConn).CloseWrite()
 	}()
-	got := make([]byte, 256<<10)
+	got := make([]byte, chunk)
 	want := make([]byte, len(got))
 	var n int64
 	kills := 0
@@ -201,6 +184,32 @@ func TestUserTCPResumeEcho(t *testing.T) {
 	if k, err := c.Read(got); k != 0 || err != io.EOF {
 		t.Errorf("after the stream: %d bytes, %v; want the end", k, err)
 	}
+}
+
+// TestUserTCPResumeEcho streams through examples/echo (receive and send,
+// io.Copy on a TCPConn) while netproc is killed twice: the bytes come back
+// exactly, on the same connection, and echo never sees an error.
+func TestUserTCPResumeEcho(t *testing.T) {
+	testkit.NeedTUN(t)
+	size := int64(64 << 20)
+	if isLong() {
+		size = 1 << 30
+	}
+	ns := fmt.Sprintf("satrese%d", os.Getpid()%100000)
+	const addr = "10.93.0.2:7007"
+	in := resumeInstance(t, ns, "10.93.0.2/24", "")
+	echo := testkit.Build(t, "./examples/echo")
+	in.Start()
+	in.MustRun("attach", "--name", "echo", "--", echo, "--listen", ":7007")
+	waitEchoNS(t, ns, addr, 10*time.Second)
+
+	c, err := testkit.DialInNamespace(ns, addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	echoThroughKills(t, in, c, size, 256<<10)
 	if logs := in.MustRun("logs", "echo", "-n", "0"); strings.Contains(logs, "reset") || strings.Count(logs, "listening on") != 1 {
 		t.Errorf("echo saw the deaths:\n%s", logs)
 	}
