@@ -24,49 +24,16 @@ CONNS=${CONNS:-8}
 BACKEND=${BACKEND:-usertcp}
 RESUME=${RESUME:-true}
 command -v ab >/dev/null || { echo "bench/netprockill.sh: needs ab (apt-get install apache2-utils)" >&2; exit 1; }
-work=$(mktemp -d)
-export SATURN_STATE_DIR="$work/state" SATURN_INSTANCE="kill$$"
-go build -o "$work/saturn" ./cmd/saturn
-saturn="$work/saturn"
-cleanup() { "$saturn" supervisor stop >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-mkdir -p "$work/site/files" && head -c 1024 /dev/urandom >"$work/site/files/1k.bin"
-chmod -R o+rX "$work/site" && chmod o+x "$work"
-
-port=$(( 20000 + $$ % 20000 ))
+. bench/webinstance.sh
+web_setup kill
 policy='backoff = "20ms"
 max_backoff = "40ms"
 intensity = 1000
 period = "60s"'
-case $BACKEND in
-kernel)
-	netproc='backend = "kernel"'
-	host=127.0.0.1 listen="127.0.0.1:$port" ;;
-usertcp)
-	host="10.$(( 200 + $$ % 50 )).$(( $$ % 250 )).2"
-	netproc="backend = \"usertcp\"
-netns = \"satkill$(( $$ % 100000 ))\"
-address = \"$host/24\"
-resume = $RESUME"
-	listen=":$port" ;;
-*) echo "bench/netprockill.sh: BACKEND is kernel or usertcp" >&2; exit 1 ;;
-esac
-cat >"$work/kill.toml" <<TOML
-[netproc]
-$netproc
-$policy
-[diskproc]
-root = "$work/site"
-[[app]]
-name = "web"
-command = ["saturn", "app", "webserver", "--root", "/", "--listen", "$listen"]
-TOML
-"$saturn" supervisor start --detach --config "$work/kill.toml" >/dev/null
-if [ "$BACKEND" = usertcp ]; then
-	link=$("$saturn" status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print([c for c in d["components"] if c["name"]=="netproc"][0]["info"]["host_route"].split(" via ")[1])')
-	ip route get "$host" | grep -q "dev $link " || { echo "bench/netprockill.sh: the host does not route $host into $link; not sending" >&2; exit 1; }
-fi
-url="http://$host:$port/files/1k.bin"
+resume=""
+[ "$BACKEND" = usertcp ] && resume="resume = $RESUME"
+web_start bench/netprockill.sh kill "$resume
+$policy"
 for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
 
 # kills KILLS times, GAP seconds apart, after GAP.

@@ -25,44 +25,10 @@ ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-16}
 FRESH=${FRESH:-4}
 BACKEND=${BACKEND:-kernel}
-work=$(mktemp -d)
-export SATURN_STATE_DIR="$work/state" SATURN_INSTANCE="upgrade$$"
-go build -o "$work/saturn" ./cmd/saturn
-cp "$work/saturn" "$work/saturn-next"
-saturn="$work/saturn"
-cleanup() { "$saturn" supervisor stop >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-mkdir -p "$work/site/files" && head -c 1024 /dev/urandom >"$work/site/files/1k.bin"
-chmod -R o+rX "$work/site" && chmod o+x "$work"
-
-port=$(( 20000 + $$ % 20000 ))
-case $BACKEND in
-kernel)
-	netproc='backend = "kernel"'
-	host=127.0.0.1 listen="127.0.0.1:$port" ;;
-usertcp)
-	host="10.$(( 200 + $$ % 50 )).$(( $$ % 250 )).2"
-	netproc="backend = \"usertcp\"
-netns = \"satup$(( $$ % 100000 ))\"
-address = \"$host/24\""
-	listen=":$port" ;;
-*) echo "bench/upgrade.sh: BACKEND is kernel or usertcp" >&2; exit 1 ;;
-esac
-cat >"$work/upgrade.toml" <<TOML
-[netproc]
-$netproc
-[diskproc]
-root = "$work/site"
-[[app]]
-name = "web"
-command = ["saturn", "app", "webserver", "--root", "/", "--listen", "$listen"]
-TOML
-"$saturn" supervisor start --detach --config "$work/upgrade.toml" >/dev/null
-if [ "$BACKEND" = usertcp ]; then
-	link=$("$saturn" status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print([c for c in d["components"] if c["name"]=="netproc"][0]["info"]["host_route"].split(" via ")[1])')
-	ip route get "$host" | grep -q "dev $link " || { echo "bench/upgrade.sh: the host does not route $host into $link; not sending" >&2; exit 1; }
-fi
-url="http://$host:$port/files/1k.bin"
+. bench/webinstance.sh
+web_setup upgrade
+cp "$saturn" "$work/saturn-next"
+web_start bench/upgrade.sh up ""
 
 if [ "$FRESH" -gt 0 ] && ! command -v wrk >/dev/null; then
 	echo "bench/upgrade.sh: no wrk for the connection-per-request load (scripts/deps.sh bench); FRESH=0" >&2
