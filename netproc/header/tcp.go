@@ -46,6 +46,10 @@ const (
 
 var tcpFlagNames = [...]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
 
+// tcpFlagOrder is the order String names the bits in: SYN|RST|FIN|PSH|ACK
+// reads best (and is what the TCP core's golden scripts print).
+var tcpFlagOrder = [...]int{1, 2, 0, 3, 4, 5, 6, 7}
+
 // Has reports whether all bits of g are set in f.
 func (f TCPFlags) Has(g TCPFlags) bool { return f&g == g }
 
@@ -55,9 +59,9 @@ func (f TCPFlags) String() string {
 		return "none"
 	}
 	var parts []string
-	for i, name := range tcpFlagNames {
+	for _, i := range tcpFlagOrder {
 		if f&(1<<i) != 0 {
-			parts = append(parts, name)
+			parts = append(parts, tcpFlagNames[i])
 		}
 	}
 	return strings.Join(parts, "|")

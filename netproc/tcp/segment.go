@@ -8,38 +8,22 @@ import (
 	"saturn/netproc/tcp/seqnum"
 )
 
-// Flags are the TCP control bits, with the values they have on the wire.
-type Flags uint8
+// Flags are the TCP control bits: the header package's type, so that a
+// parsed header's bits pass into the core and out again without conversion.
+type Flags = header.TCPFlags
 
-// The control bits (RFC 9293, 3.1; RFC 3168 for ECE and CWR).
+// The control bits (RFC 9293, 3.1; RFC 3168 for ECE and CWR), under the
+// names the core's code and golden scripts use.
 const (
-	FlagFIN Flags = 1 << iota
-	FlagSYN
-	FlagRST
-	FlagPSH
-	FlagACK
-	FlagURG
-	FlagECE
-	FlagCWR
+	FlagFIN = header.TCPFlagFin
+	FlagSYN = header.TCPFlagSyn
+	FlagRST = header.TCPFlagRst
+	FlagPSH = header.TCPFlagPsh
+	FlagACK = header.TCPFlagAck
+	FlagURG = header.TCPFlagUrg
+	FlagECE = header.TCPFlagEce
+	FlagCWR = header.TCPFlagCwr
 )
-
-// Has reports whether every bit of g is set in f.
-func (f Flags) Has(g Flags) bool { return f&g == g }
-
-func (f Flags) String() string {
-	names := [...]string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
-	order := [...]int{1, 2, 0, 3, 4, 5, 6, 7} // SYN|RST|FIN|PSH|ACK reads best
-	var parts []string
-	for _, i := range order {
-		if f&(1<<i) != 0 {
-			parts = append(parts, names[i])
-		}
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, "|")
-}
 
 // Segment is a TCP segment as the core sees it: header fields already
 // parsed (by the header package) and no addresses or ports, which the
