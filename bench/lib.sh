@@ -9,8 +9,11 @@
 # the servers to measure in the array servers, each one's base URL in the
 # associative array url and the command that wrk and curl run under in
 # prefix (empty, or `ip netns exec NS` for a server inside a namespace);
-# $work/lgrun, the load generator's runner.
+# $work/lgrun, the load generator's runner. Every measured command runs under
+# flock $LOCK, so that benchmarks run by different people on this machine
+# never overlap.
 
+LOCK=${LOCK:-/tmp/saturn-bench.lock}
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
@@ -67,7 +70,7 @@ wrk_rounds() {
 	for file in "$@"; do
 		for run in $(seq "$RUNS"); do
 			for s in "${servers[@]}"; do
-				out=$(${prefix[$s]:-} wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "${url[$s]}$path/$file")
+				out=$(flock "$LOCK" ${prefix[$s]:-} wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "${url[$s]}$path/$file")
 				if grep -q 'Non-2xx' <<<"$out"; then
 					echo "$s: error responses while serving $file:" >&2; echo "$out" >&2; exit 1
 				fi
@@ -121,8 +124,8 @@ crosscheck() {
 	local cross=$work/cross w l mw ml run
 	: >"$cross"
 	for run in $(seq "$RUNS"); do
-		w=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "$1" | awk '/^Requests\/sec/ { print $2 }')
-		l=$("$work/lgrun" -c "$CONNS" -d "$DURATION" -json "$1" | awk -F': ' '/"requests_per_sec"/ { gsub(",", "", $2); print $2 }')
+		w=$(flock "$LOCK" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s "$1" | awk '/^Requests\/sec/ { print $2 }')
+		l=$(flock "$LOCK" "$work/lgrun" -c "$CONNS" -d "$DURATION" -json "$1" | awk -F': ' '/"requests_per_sec"/ { gsub(",", "", $2); print $2 }')
 		echo "run $run: wrk $w req/s, loadgen $l req/s"
 		echo "$w $l" >>"$cross"
 	done
