@@ -83,8 +83,7 @@ func (h *Handler) adopt(app *appState, key orphanKey) *sock {
 	s := socks[0]
 	h.unorphan(s)
 	s.app = app
-	s.handle = h.newHandle(app)
-	app.socks[s.handle] = s
+	h.register(s)
 	h.log.Info("listener adopted", "app", app.name, "addr", key.addr)
 	return s
 }

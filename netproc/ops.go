@@ -64,8 +64,7 @@ func (h *Handler) listen(o *op) {
 			return
 		}
 		s.ln = ln
-		s.handle = h.newHandle(app)
-		app.socks[s.handle] = s
+		h.register(s)
 		// Kept under the port it got, so that a next incarnation that
 		// asked for port 0 and learned the port can ask for it again.
 		key.addr = netip.AddrPortFrom(addr.Addr(), s.localAddr().Port())
@@ -134,8 +133,7 @@ func (h *Handler) connect(o *op) {
 		return
 	}
 	s.conn = c
-	s.handle = h.newHandle(app)
-	app.socks[s.handle] = s
+	h.register(s)
 	h.owned(s, o.sub.UserData) // a death from here on leaves it connecting, for the app's replay
 	o.sock = s
 	s.connecting = o
@@ -362,6 +360,12 @@ func (h *Handler) connected(o *op, s *sock) bool {
 		return false
 	}
 	return true
+}
+
+// register gives s a new handle and enters it in its app's sockets.
+func (h *Handler) register(s *sock) {
+	s.handle = h.newHandle(s.app)
+	s.app.socks[s.handle] = s
 }
 
 // waitOn admits o as waiting on s (see admit); the caller then queues it
