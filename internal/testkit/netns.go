@@ -85,6 +85,17 @@ func DialInNamespace(ns, addr string, timeout time.Duration) (net.Conn, error) {
 	return c, err
 }
 
+// ListenInNamespace listens on addr (TCP) inside the named namespace.
+func ListenInNamespace(ns, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := InNamespace(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return ln, err
+}
+
 // NamespaceExists reports whether the named network namespace is there, as
 // netproc checks it (link.NamespaceExists: a namespace mounted at
 // /run/netns/NAME).

@@ -68,24 +68,12 @@ func (e *stackEnv) Counters() map[string]uint64 {
 
 // Dial connects from inside the namespace (the kernel's TCP).
 func (e *stackEnv) Dial(addr string) (net.Conn, error) {
-	var c net.Conn
-	err := testkit.InNamespace(e.NS, func() error {
-		var err error
-		c, err = net.DialTimeout("tcp", addr, 10*time.Second)
-		return err
-	})
-	return c, err
+	return testkit.DialInNamespace(e.NS, addr, 10*time.Second)
 }
 
 // Listen listens inside the namespace (the kernel's TCP).
 func (e *stackEnv) Listen(addr string) (net.Listener, error) {
-	var ln net.Listener
-	err := testkit.InNamespace(e.NS, func() error {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	return ln, err
+	return testkit.ListenInNamespace(e.NS, addr)
 }
 
 // Exec runs a command in the namespace and returns its output.

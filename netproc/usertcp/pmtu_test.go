@@ -2,11 +2,9 @@ package usertcp_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -121,69 +119,11 @@ func run(t *testing.T, name string, args ...string) string {
 // peer's, the way up says (saturn sends, else the peer), opened by saturn
 // (up) or by the peer (down), and checks the SHA-256 of what arrived.
 func (pp *pmtuPath) transfer(up bool, seed uint64, size int64) {
-	t, e := pp.t, pp.e
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var saturnSide, peerSide net.Conn
+	tr := transfer{name: "peer→saturn", active: up, upload: up, seed: seed, size: size, timeout: 60 * time.Second}
 	if up {
-		var ln net.Listener
-		err := testkit.InNamespace(pp.p, func() error {
-			var err error
-			ln, err = net.Listen("tcp", netip.AddrPortFrom(pp.peerAddr, 0).String())
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		acc := acceptOne(ln)
-		c, err := e.App.Dial(ctx, "tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatalf("saturn dials the peer: %v", err)
-		}
-		saturnSide, peerSide = c, <-acc
-	} else {
-		ln, err := e.App.Listen("tcp", ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		acc := acceptOne(ln)
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		c, err := testkit.DialInNamespace(pp.p, net.JoinHostPort(e.Addr.String(), port), 10*time.Second)
-		if err != nil {
-			t.Fatalf("the peer dials saturn: %v", err)
-		}
-		peerSide, saturnSide = c, <-acc
+		tr.name = "saturn→peer"
 	}
-	if saturnSide == nil || peerSide == nil {
-		t.Fatal("no connection")
-	}
-	defer saturnSide.Close()
-	defer peerSide.Close()
-	deadline, _ := ctx.Deadline()
-	saturnSide.SetDeadline(deadline)
-	peerSide.SetDeadline(deadline)
-	sender, receiver, name := peerSide, saturnSide, "peer→saturn"
-	if up {
-		sender, receiver, name = saturnSide, peerSide, "saturn→peer"
-	}
-	start := time.Now()
-	got := make(chan error, 1)
-	go func() {
-		n, err := receiveStream(receiver)
-		if err == nil && n != size {
-			err = fmt.Errorf("received %d bytes, want %d", n, size)
-		}
-		got <- err
-	}()
-	if err := sendStream(sender, seed, size); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if err := <-got; err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	t.Logf("%s: %d MiB in %v, SHA-256 checked", name, size>>20, time.Since(start).Round(time.Millisecond))
+	tr.run(pp.t, pp.e, pp.p, pp.peerAddr)
 }
 
 // TestPathMTUInterop transfers both ways between saturn and Linux across

@@ -23,17 +23,8 @@ import (
 // kept for its app's channel and, nobody claiming it, reset when the grace
 // ends; torn (its step sequence odd), it is reset at once.
 func TestRecoverOwned(t *testing.T) {
-	fd, err := unix.MemfdCreate("resume-test", unix.MFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	persist := os.NewFile(uintptr(fd), "persist")
-	defer persist.Close()
-	mine, err := unix.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := usertcp.Config{Persist: os.NewFile(uintptr(mine), "persist"), MaxConns: 16, SendBuf: 64 << 10, RecvBuf: 64 << 10, Resume: true}
+	persist, stackSide := persistMemory(t)
+	cfg := usertcp.Config{Persist: stackSide, MaxConns: 16, SendBuf: 64 << 10, RecvBuf: 64 << 10, Resume: true}
 	e := startStack(t, cfg)
 	ln, err := e.App.Listen("tcp", e.AddrPort(7100))
 	if err != nil {
@@ -56,19 +47,7 @@ func TestRecoverOwned(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The table as a death now would leave it.
-	st, err := persist.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var image []byte
-	e.Srv.Do(func() {
-		image = make([]byte, st.Size())
-		_, err = persist.ReadAt(image, 0)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	image := snapshot(t, e.Srv, persist)
 
 	for _, torn := range []bool{false, true} {
 		img := append([]byte(nil), image...)
@@ -77,17 +56,9 @@ func TestRecoverOwned(t *testing.T) {
 				t.Fatalf("tore %d records, want the one connection's", n)
 			}
 		}
-		cp, err := unix.MemfdCreate("resume-copy", unix.MFD_CLOEXEC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := os.NewFile(uintptr(cp), "copy")
-		if _, err := f.WriteAt(img, 0); err != nil {
-			t.Fatal(err)
-		}
 		dev := link.NewChannel(link.ChannelConfig{})
 		st2, err := usertcp.New(usertcp.Config{
-			Device: dev, Namespace: "copy", Address: netip.PrefixFrom(e.Addr, 24), Persist: f,
+			Device: dev, Namespace: "copy", Address: netip.PrefixFrom(e.Addr, 24), Persist: memfdWith(t, img),
 			MaxConns: 16, SendBuf: 64 << 10, RecvBuf: 64 << 10, Resume: true, ResumeGrace: 200 * time.Millisecond,
 		})
 		if err != nil {
@@ -122,22 +93,13 @@ func TestRecoverOwned(t *testing.T) {
 // family, a torn write, no owner, a port taken twice) is not rebuilt, and
 // nothing panics. It needs no TUN device: the link is a test's channel.
 func TestRecoverListenersHostile(t *testing.T) {
-	fd, err := unix.MemfdCreate("listen-test", unix.MFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	persist := os.NewFile(uintptr(fd), "persist")
-	defer persist.Close()
-	mine, err := unix.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	persist, stackSide := persistMemory(t)
 	addr := netip.MustParsePrefix("10.99.0.2/24")
 	cfg := func(f *os.File) usertcp.Config {
 		return usertcp.Config{Device: link.NewChannel(link.ChannelConfig{}), Namespace: "test", Address: addr, Persist: f,
 			MaxConns: 16, SendBuf: 64 << 10, RecvBuf: 64 << 10, Resume: true}
 	}
-	st, err := usertcp.New(cfg(os.NewFile(uintptr(mine), "persist")))
+	st, err := usertcp.New(cfg(stackSide))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,15 +118,7 @@ func TestRecoverListenersHostile(t *testing.T) {
 		}
 		defer ln.Close()
 	}
-	size, err := persist.Seek(0, io.SeekEnd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	image := make([]byte, size)
-	srv.Do(func() { _, err = persist.ReadAt(image, 0) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	image := snapshot(t, srv, persist)
 	for _, tc := range []struct {
 		how  string
 		kept uint64
@@ -176,15 +130,7 @@ func TestRecoverListenersHostile(t *testing.T) {
 		if n := usertcp.CorruptListeners(img, tc.how); tc.how != "none" && n == 0 {
 			t.Fatalf("%s: no listener record to break", tc.how)
 		}
-		cp, err := unix.MemfdCreate("listen-copy", unix.MFD_CLOEXEC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := os.NewFile(uintptr(cp), "copy")
-		if _, err := f.WriteAt(img, 0); err != nil {
-			t.Fatal(err)
-		}
-		st2, err := usertcp.New(cfg(f))
+		st2, err := usertcp.New(cfg(memfdWith(t, img)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,4 +142,46 @@ func TestRecoverListenersHostile(t *testing.T) {
 		}
 		srv2.Stop()
 	}
+}
+
+// persistMemory makes a stack's persistent memory, as the supervisor keeps
+// it: stackSide is for Config.Persist (the stack closes it), and the test
+// keeps persist to read what the stack wrote, closed when the test ends.
+func persistMemory(t *testing.T) (persist, stackSide *os.File) {
+	persist = memfdWith(t, nil)
+	t.Cleanup(func() { persist.Close() })
+	fd, err := unix.Dup(int(persist.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return persist, os.NewFile(uintptr(fd), "persist")
+}
+
+// snapshot copies persist whole on srv's loop, between two of its steps:
+// the table as a death at that moment would leave it.
+func snapshot(t *testing.T, srv *netproctest.Server, persist *os.File) []byte {
+	st, err := persist.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := make([]byte, st.Size())
+	srv.Do(func() { _, err = persist.ReadAt(image, 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return image
+}
+
+// memfdWith returns a new memfd holding img, for a next incarnation's
+// Config.Persist.
+func memfdWith(t *testing.T, img []byte) *os.File {
+	fd, err := unix.MemfdCreate("persist", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "persist")
+	if _, err := f.WriteAt(img, 0); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -1,7 +1,6 @@
 package usertcp_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -10,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -96,14 +96,14 @@ type transfer struct {
 	timeout time.Duration
 }
 
-// run carries out one transfer between the app and a kernel socket in the
-// namespace, and checks the bytes.
-func (tr transfer) run(t *testing.T, e *stackEnv) {
+// run carries out one transfer between e's app and a kernel socket at
+// peer, in the namespace ns, and checks the bytes.
+func (tr transfer) run(t *testing.T, e *stackEnv, ns string, peer netip.Addr) {
 	ctx, cancel := context.WithTimeout(context.Background(), tr.timeout)
 	defer cancel()
 	var saturnSide, kernelSide net.Conn
 	if tr.active {
-		ln, err := e.Listen(fmt.Sprintf("%s:0", e.Peer))
+		ln, err := testkit.ListenInNamespace(ns, netip.AddrPortFrom(peer, 0).String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,9 +122,9 @@ func (tr transfer) run(t *testing.T, e *stackEnv) {
 		defer ln.Close()
 		acc := acceptOne(ln)
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		c, err := e.Dial(net.JoinHostPort(e.Addr.String(), port))
+		c, err := testkit.DialInNamespace(ns, net.JoinHostPort(e.Addr.String(), port), 10*time.Second)
 		if err != nil {
-			t.Fatalf("dial saturn from the namespace: %v", err)
+			t.Fatalf("dial saturn from %s: %v", ns, err)
 		}
 		kernelSide, saturnSide = c, <-acc
 	}
@@ -197,7 +197,7 @@ func TestTransfers(t *testing.T) {
 				{name: "saturn→kernel (active)", active: true, upload: true},
 			} {
 				tr.seed, tr.size, tr.timeout = uint64(i+1)*1000+l.impair.Seed, size, timeout
-				tr.run(t, e)
+				tr.run(t, e, e.NS, e.Peer)
 			}
 			c := e.Counters()
 			t.Logf("retransmits %d, fast %d, timeouts %d (undone %d), sack recoveries %d (undone %d), ofo queued %d; impair tx dropped %d rx dropped %d",
@@ -209,5 +209,3 @@ func TestTransfers(t *testing.T) {
 		})
 	}
 }
-
-var _ = bytes.Equal
