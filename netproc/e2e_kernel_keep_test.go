@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,39 +62,30 @@ func TestKernelKeepEcho(t *testing.T) {
 // and none reset but for the window of an accept (see below).
 func TestKernelKeepAccept(t *testing.T) {
 	in, addr := startEcho(t, keepConfig)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var served atomic.Int64
 	var mu sync.Mutex
 	var fails []string
-	served := 0
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				err := echoOnce(addr, fmt.Sprintf("client %d.%d", w, i))
-				mu.Lock()
-				if err != nil {
-					fails = append(fails, err.Error())
-				} else {
-					served++
-				}
-				mu.Unlock()
-			}
-		}()
+	stop := echoClients(addr, func(err error) {
+		if err == nil {
+			served.Add(1)
+			return
+		}
+		mu.Lock()
+		fails = append(fails, err.Error())
+		mu.Unlock()
+	})
+	// Each kill lands on clients that are getting through, and they get
+	// through again after the last.
+	getThrough := func() {
+		start := served.Load()
+		testkit.Until(10*time.Second, func() bool { return served.Load() >= start+10 })
 	}
-	time.Sleep(200 * time.Millisecond)
 	for kill := 1; kill <= 3; kill++ {
+		getThrough()
 		killNetproc(t, in, kill)
-		time.Sleep(200 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	getThrough()
+	stop()
 	// The one loss docs/restart.md owns to: a connection netproc had
 	// accepted in the microseconds before it put it in the store, which
 	// the kernel resets as the process dies. At these rates (a connection
@@ -106,11 +98,11 @@ func TestKernelKeepAccept(t *testing.T) {
 		}
 	}
 	if len(fails) > resets || resets > 1 {
-		t.Errorf("%d of %d connections failed across 3 kills of netproc (%d reset); first: %s", len(fails), len(fails)+served, resets, fails[0])
+		t.Errorf("%d of %d connections failed across 3 kills of netproc (%d reset); first: %s", len(fails), len(fails)+int(served.Load()), resets, fails[0])
 	} else if resets > 0 {
 		t.Logf("a connection reset: a kill landed between an accept and its put in the store (%s)", fails[0])
 	}
-	t.Logf("%d connections served across 3 kills", served)
+	t.Logf("%d connections served across 3 kills", served.Load())
 	if logs := in.MustRun("logs", "echo", "-n", "0"); strings.Count(logs, "listening on") != 1 {
 		t.Errorf("echo restarted:\n%s", logs)
 	}

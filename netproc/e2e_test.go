@@ -60,6 +60,30 @@ func echoOnce(addr, msg string) error {
 	return echoOver(c, msg)
 }
 
+// echoClients runs four clients, each echoing a message of its own on a new
+// connection to addr again and again, and hands every outcome to count
+// (called from the four at once), until stop, which waits for them.
+func echoClients(addr string, count func(err error)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				count(echoOnce(addr, fmt.Sprintf("client %d message %d", w, i)))
+			}
+		})
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // TestKernelBackend runs examples/echo under an instance with the kernel
 // backend and checks, in turn on the same instance: what status shows,
 // that killing the app closes its connections at once, that its listener
@@ -99,31 +123,17 @@ func TestKernelBackend(t *testing.T) {
 func listenerSurvivesAppRestart(t *testing.T, in *testkit.Instance, addr string) {
 	var ok, refused, lost atomic.Int64
 	var firstRefusal atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				err := echoOnce(addr, fmt.Sprintf("client %d message %d", w, i))
-				switch {
-				case err == nil:
-					ok.Add(1)
-				case errors.Is(err, syscall.ECONNREFUSED):
-					refused.Add(1)
-					firstRefusal.CompareAndSwap(nil, err.Error())
-				default:
-					lost.Add(1)
-				}
-			}
-		}()
-	}
+	stop := echoClients(addr, func(err error) {
+		switch {
+		case err == nil:
+			ok.Add(1)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			refused.Add(1)
+			firstRefusal.CompareAndSwap(nil, err.Error())
+		default:
+			lost.Add(1)
+		}
+	})
 	for round := 1; round <= 2; round++ {
 		// The clients get through before the kill.
 		start := ok.Load()
@@ -140,8 +150,7 @@ func listenerSurvivesAppRestart(t *testing.T, in *testkit.Instance, addr string)
 		// The clients get through again after the restart.
 		testkit.Until(10*time.Second, func() bool { return ok.Load() >= before+10 })
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	t.Logf("%d echoes, %d refused, %d lost with a dying incarnation", ok.Load(), refused.Load(), lost.Load())
 	if refused.Load() > 0 {
 		t.Errorf("%d connections refused during app restarts (first: %v)", refused.Load(), firstRefusal.Load())
