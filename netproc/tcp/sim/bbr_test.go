@@ -1,9 +1,6 @@
 package sim
 
 import (
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,25 +67,11 @@ func TestBBRRandomTransfers(t *testing.T) {
 		}
 		return
 	}
-	var next atomic.Uint64
-	next.Store(1)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				seed := next.Add(1) - 1
-				if seed > uint64(n) {
-					return
-				}
-				if _, err := Run(bbrScenario(seed)); err != nil {
-					t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestBBRRandomTransfers$' -seed=%d -v", seed, err, seed)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	runSeeds(1, n, func(seed uint64) {
+		if _, err := Run(bbrScenario(seed)); err != nil {
+			t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestBBRRandomTransfers$' -seed=%d -v", seed, err, seed)
+		}
+	})
 }
 
 // TestBBRDeterministic checks that a BBR run replays exactly: the model

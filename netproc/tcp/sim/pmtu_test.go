@@ -2,8 +2,6 @@ package sim
 
 import (
 	"math/rand/v2"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,40 +65,25 @@ func TestPathMTU(t *testing.T) {
 				return
 			}
 			var (
-				next                        atomic.Uint64
 				tooBig, reductions, blackh  atomic.Int64
 				probes, probeFails, ignored atomic.Int64
-				wg                          sync.WaitGroup
 			)
-			next.Store(*firstFlag)
-			last := *firstFlag + uint64(n)
-			for range runtime.GOMAXPROCS(0) {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						seed := next.Add(1) - 1
-						if seed >= last {
-							return
-						}
-						res, err := Run(pmtuScenario(seed, bytes, icmp))
-						if err != nil {
-							t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestPathMTU/%s$' -seed=%d -bytes=%d -v",
-								seed, err, name, seed, bytes)
-							continue
-						}
-						tooBig.Add(int64(res.TooBig))
-						for _, st := range res.Stats {
-							reductions.Add(int64(st.PMTUReductions))
-							blackh.Add(int64(st.PMTUBlackholes))
-							probes.Add(int64(st.PMTUProbes))
-							probeFails.Add(int64(st.PMTUProbeFailures))
-							ignored.Add(int64(st.PMTUIgnored))
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			runSeeds(*firstFlag, n, func(seed uint64) {
+				res, err := Run(pmtuScenario(seed, bytes, icmp))
+				if err != nil {
+					t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestPathMTU/%s$' -seed=%d -bytes=%d -v",
+						seed, err, name, seed, bytes)
+					return
+				}
+				tooBig.Add(int64(res.TooBig))
+				for _, st := range res.Stats {
+					reductions.Add(int64(st.PMTUReductions))
+					blackh.Add(int64(st.PMTUBlackholes))
+					probes.Add(int64(st.PMTUProbes))
+					probeFails.Add(int64(st.PMTUProbeFailures))
+					ignored.Add(int64(st.PMTUIgnored))
+				}
+			})
 			t.Logf("%d seeds: %d packets too big for the hop; %d ICMP reductions (%d messages ignored), %d black holes, %d probes (%d failed)",
 				n, tooBig.Load(), reductions.Load(), ignored.Load(), blackh.Load(), probes.Load(), probeFails.Load())
 			if tooBig.Load() == 0 {

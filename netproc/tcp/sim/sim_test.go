@@ -22,6 +22,29 @@ var (
 	verbose   = flag.Bool("simv", false, "log stats and trace every packet of a -seed run")
 )
 
+// runSeeds calls run with each of the n seeds from first on, on as many
+// goroutines as there are processors. Each seed's simulation shares
+// nothing with the others, but run is called from several goroutines at
+// once: what it gathers across seeds must be safe for that.
+func runSeeds(first uint64, n int, run func(seed uint64)) {
+	var next atomic.Uint64
+	next.Store(first)
+	last := first + uint64(n)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				seed := next.Add(1) - 1
+				if seed >= last {
+					return
+				}
+				run(seed)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // TestRandomTransfers runs random transfers in both directions over lossy,
 // duplicating, reordering, rate-limited links, some with delay spikes
 // longer than the RTO, and checks that every byte arrives and every
@@ -45,35 +68,19 @@ func TestRandomTransfers(t *testing.T) {
 			bytes = 64 << 10
 		}
 	}
-	var next atomic.Uint64
-	next.Store(*firstFlag)
-	last := *firstFlag + uint64(n)
 	var (
 		mu     sync.Mutex
 		failed []uint64
-		wg     sync.WaitGroup
 	)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				seed := next.Add(1) - 1
-				if seed >= last {
-					return
-				}
-				sc := RandomScenario(seed, bytes)
-				if _, err := Run(sc); err != nil {
-					mu.Lock()
-					failed = append(failed, seed)
-					mu.Unlock()
-					t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestRandomTransfers$' -seed=%d -bytes=%d -v",
-						seed, err, seed, bytes)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	runSeeds(*firstFlag, n, func(seed uint64) {
+		if _, err := Run(RandomScenario(seed, bytes)); err != nil {
+			mu.Lock()
+			failed = append(failed, seed)
+			mu.Unlock()
+			t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestRandomTransfers$' -seed=%d -bytes=%d -v",
+				seed, err, seed, bytes)
+		}
+	})
 	if len(failed) > 0 {
 		t.Logf("%d of %d seeds failed: %v", len(failed), n, failed)
 	}
