@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"saturn/internal/testkit"
 	"saturn/proto"
 )
 
@@ -98,16 +99,8 @@ func TestFDStore(t *testing.T) {
 		unix.Close(fd) // the store's are the only ones left
 	}
 	f1.Close() // the incarnation dies with its messages still queued
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal(what)
-			}
-		}
-	}
-	wait("the dropped descriptor is still open", func() bool { return closedByAll(w[1]) })
-	wait("the malformed put's descriptor is still open", func() bool { return closedByAll(w[3]) })
+	testkit.Eventually(t, 5*time.Second, func() bool { return closedByAll(w[1]) }, "the dropped descriptor is still open")
+	testkit.Eventually(t, 5*time.Second, func() bool { return closedByAll(w[3]) }, "the malformed put's descriptor is still open")
 
 	f2, err := st.link()
 	if err != nil {
