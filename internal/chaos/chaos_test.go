@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,10 +95,7 @@ func TestChaosUserTCPResume(t *testing.T) { chaosUserTCP(t, true) }
 func chaosUserTCP(t *testing.T, resume bool) {
 	testkit.NeedTUN(t)
 	ns := fmt.Sprintf("satchaos%d", os.Getpid()%100000)
-	if NamespaceExists(ns) {
-		// A crashed run of a process with our pid: not this instance's.
-		exec.Command("ip", "netns", "delete", ns).Run()
-	}
+	testkit.RemoveNamespace(ns) // a crashed run of a process with our pid left it
 	const addr, peer = "10.97.0.2/24", "10.97.0.1"
 	persistent := persistentTUNs(t)
 	var dialer *NetnsDialer
@@ -133,10 +129,8 @@ func chaosUserTCP(t *testing.T, resume bool) {
 		},
 		afterStop: func(t *testing.T) {
 			dialer.Close()
-			if !testkit.Until(3*time.Second, func() bool { return !NamespaceExists(ns) }) {
-				t.Errorf("namespace %s outlived the instance", ns)
-				exec.Command("ip", "netns", "delete", ns).Run()
-			}
+			testkit.Until(3*time.Second, func() bool { return !testkit.NamespaceExists(ns) })
+			testkit.NoNamespaceLeft(t, ns)
 			for name := range persistentTUNs(t) {
 				if !persistent[name] {
 					t.Errorf("a persistent TUN device %s was left behind", name)
@@ -160,14 +154,11 @@ func persistentTUNs(t *testing.T) map[string]bool {
 	return devs
 }
 
-func runChaos(t *testing.T, su setup) {
-	s := *seed
-	if s == 0 {
-		s = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay with -chaos.seed=%d)", s, s)
-	root := filepath.Join(t.TempDir(), "site")
-	in := testkit.NewInstance(t, fmt.Sprintf(`
+// webConfig is the configuration of a chaos instance: netproc's section
+// (its body), diskproc serving the sample site from root, and the web
+// server listening on listen; every component under policy.
+func webConfig(netproc, root, listen string) string {
+	return fmt.Sprintf(`
 [netproc]
 %s%s
 [diskproc]
@@ -177,7 +168,17 @@ sample_site = true
 [[app]]
 name = "web"
 command = ["saturn", "app", "webserver", "--root", "/", "--listen", %q]
-%s`, su.netproc, policy, root, policy, su.listen, policy))
+%s`, netproc, policy, root, policy, listen, policy)
+}
+
+func runChaos(t *testing.T, su setup) {
+	s := *seed
+	if s == 0 {
+		s = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (replay with -chaos.seed=%d)", s, s)
+	root := filepath.Join(t.TempDir(), "site")
+	in := testkit.NewInstance(t, webConfig(su.netproc, root, su.listen))
 	in.Start()
 	// A larger file too, so that some kills land mid-transfer.
 	big := make([]byte, 3<<20)

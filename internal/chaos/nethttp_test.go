@@ -82,6 +82,8 @@ backend = "kernel"
 	}
 
 	for i := range 2 {
+		// Deliberate: the load runs on this incarnation a while, with
+		// requests in flight, before the restart (the pause is the test).
 		time.Sleep(700 * time.Millisecond)
 		before := testkit.Component(in.Status(), "hello")
 		in.MustRun("restart", "hello")
@@ -92,7 +94,7 @@ backend = "kernel"
 			t.Fatalf("restart %d: hello not running again", i+1)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // deliberate: load on the last incarnation too
 	cancel()
 	wg.Wait()
 	rep := <-loadDone

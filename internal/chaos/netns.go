@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -130,12 +128,6 @@ func (d *NetnsDialer) DialContext(ctx context.Context, network, addr string) (ne
 func (d *NetnsDialer) Close() {
 	d.once.Do(func() { close(d.done) })
 	d.wg.Wait()
-}
-
-// NamespaceExists reports whether /run/netns/NAME is there.
-func NamespaceExists(name string) bool {
-	_, err := os.Stat(filepath.Join("/run/netns", name))
-	return err == nil
 }
 
 // TUNDevices lists the TUN devices of namespace ns ("" for this process's

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -148,16 +147,10 @@ func webInstance(t *testing.T, backend string) (in *testkit.Instance, base strin
 	default:
 		testkit.NeedTUN(t)
 		ns := fmt.Sprintf("satwk%d", os.Getpid()%100000)
-		if NamespaceExists(ns) {
-			exec.Command("ip", "netns", "delete", ns).Run() // a crashed run of a process with our pid
-		}
+		testkit.RemoveNamespace(ns) // a crashed run of a process with our pid left it
 		netprocConf = fmt.Sprintf("backend = \"usertcp\"\nnetns = %q\naddress = \"10.96.0.2/24\"\nresume = %v\n", ns, backend == "usertcp-resume")
 		listen, base = ":8080", "http://10.96.0.2:8080"
-		t.Cleanup(func() {
-			if NamespaceExists(ns) {
-				exec.Command("ip", "netns", "delete", ns).Run()
-			}
-		})
+		t.Cleanup(func() { testkit.RemoveNamespace(ns) })
 		defer func() { // once the instance has made the namespace
 			dialer, err := NewNetnsDialer(ns)
 			if err != nil {
@@ -168,17 +161,7 @@ func webInstance(t *testing.T, backend string) (in *testkit.Instance, base strin
 		}()
 	}
 	root := filepath.Join(t.TempDir(), "site")
-	in = testkit.NewInstance(t, fmt.Sprintf(`
-[netproc]
-%s%s
-[diskproc]
-root = %q
-sample_site = true
-%s
-[[app]]
-name = "web"
-command = ["saturn", "app", "webserver", "--root", "/", "--listen", %q]
-%s`, netprocConf, policy, root, policy, listen, policy))
+	in = testkit.NewInstance(t, webConfig(netprocConf, root, listen))
 	in.Start()
 	t.Cleanup(func() { in.Run("supervisor", "stop") })
 	return in, base, dial
