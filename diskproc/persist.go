@@ -106,12 +106,7 @@ func openPersist(f *os.File, size int64) (*persistTable, error) {
 }
 
 func (p *persistTable) close() error {
-	if p.mem == nil {
-		return nil
-	}
-	err := unix.Munmap(p.mem)
-	p.mem = nil
-	return err
+	return serverkit.UnmapPersist(&p.mem)
 }
 
 func (p *persistTable) slotMem(i int) []byte {

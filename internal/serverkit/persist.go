@@ -125,3 +125,15 @@ func MapPersist(f *os.File, name string, size int64) ([]byte, error) {
 	}
 	return mem, nil
 }
+
+// UnmapPersist unmaps *mem, persistent memory MapPersist mapped, and sets
+// it to nil, so that a table closed twice (on an error path, then by its
+// server's Close) unmaps once.
+func UnmapPersist(mem *[]byte) error {
+	if *mem == nil {
+		return nil
+	}
+	err := unix.Munmap(*mem)
+	*mem = nil
+	return err
+}

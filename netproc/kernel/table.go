@@ -145,12 +145,10 @@ func (t *table) header() *serverkit.PersistHeader {
 }
 
 func (t *table) close() error {
-	if t == nil || t.mem == nil {
+	if t == nil {
 		return nil
 	}
-	err := unix.Munmap(t.mem)
-	t.mem = nil
-	return err
+	return serverkit.UnmapPersist(&t.mem)
 }
 
 func (t *table) rec(i int) []byte {

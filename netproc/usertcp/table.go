@@ -274,11 +274,7 @@ func (t *table) init() {
 }
 
 func (t *table) close() error {
-	var errs []error
-	if t.mem != nil {
-		errs = append(errs, unix.Munmap(t.mem))
-		t.mem = nil
-	}
+	errs := []error{serverkit.UnmapPersist(&t.mem)}
 	if t.file != nil {
 		errs = append(errs, t.file.Close())
 		t.file = nil
