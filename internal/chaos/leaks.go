@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"saturn/internal/testkit"
 )
 
 // Descriptors counts a process's open descriptors and, among them, saturn's
@@ -33,7 +35,7 @@ func DescriptorTargets(pid int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	tcp := tcpInodes(pid)
+	tcp := testkit.TCPInodes(pid)
 	var targets []string
 	for _, e := range entries {
 		target, err := os.Readlink(dir + "/" + e.Name())
@@ -70,21 +72,6 @@ func DescriptorChange(before, after []string) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, " ")
-}
-
-// tcpInodes is the set of inodes of the TCP sockets in pid's network
-// namespace (/proc/PID/net/tcp and tcp6).
-func tcpInodes(pid int) map[string]bool {
-	tcp := map[string]bool{}
-	for _, f := range []string{"tcp", "tcp6"} {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			if fs := strings.Fields(line); len(fs) > 9 {
-				tcp[fs[9]] = true
-			}
-		}
-	}
-	return tcp
 }
 
 // isTCP reports whether the descriptor at path (/proc/PID/fd/N) is a TCP

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -79,4 +80,20 @@ func FullListener(t testing.TB) string {
 		}
 	}
 	return addr
+}
+
+// TCPInodes is the set of inodes of the TCP sockets in pid's network
+// namespace (/proc/PID/net/tcp and tcp6): a descriptor of pid's whose
+// link reads socket:[INODE] with INODE in it is a TCP socket.
+func TCPInodes(pid int) map[string]bool {
+	tcp := map[string]bool{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if fs := strings.Fields(line); len(fs) > 9 {
+				tcp[fs[9]] = true
+			}
+		}
+	}
+	return tcp
 }
