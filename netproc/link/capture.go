@@ -29,11 +29,11 @@ var ErrCaptureActive = errors.New("link: a capture is already running")
 // pcap file, stamped with the time it passed. Without a session it costs an
 // atomic load per batch.
 //
-// Packets are recorded as the stack sees them: received packets after the
-// device has completed their checksums; sent packets before the device
-// segments them, so a GSO packet is one large record (as tcpdump shows on a
-// TSO interface), and with its TCP checksum computed in the copy written to
-// the file when the stack left it to the device.
+// Packets are recorded as the stack sees them: a GSO packet is one large
+// record (as tcpdump shows on a TSO interface), received or sent before the
+// device segments it; a TCP checksum that the kernel left partial on a
+// received packet, or the stack left to the device on a sent one, is
+// computed in the copy written to the file.
 type Capture struct {
 	dev     Device
 	session atomic.Pointer[CaptureSession]
@@ -92,8 +92,9 @@ func (c *Capture) Start(w io.Writer, opts CaptureOptions) (*CaptureSession, erro
 // Session returns the running session, or nil.
 func (c *Capture) Session() *CaptureSession { return c.session.Load() }
 
-// record writes one packet. needsChecksum says its TCP checksum is left
-// to the device; the copy in the file gets it computed.
+// record writes one packet. needsChecksum says its TCP checksum is not
+// filled in (partial, or left to the device); the copy in the file gets it
+// computed.
 func (s *CaptureSession) record(pkt []byte, needsChecksum bool, now time.Time) {
 	if s.stopped {
 		return
@@ -126,7 +127,7 @@ func (s *CaptureSession) recordBatch(pkts []Packet) {
 	now := time.Now()
 	for i := range pkts {
 		p := &pkts[i]
-		s.record(p.Bytes(), p.Flags&FlagNeedsChecksum != 0 || p.GSOSize > 0, now)
+		s.record(p.Bytes(), p.Flags&(FlagNeedsChecksum|FlagChecksumPartial) != 0 || p.GSOSize > 0, now)
 	}
 	if !s.stopped {
 		if err := s.bw.Flush(); err != nil {

@@ -81,15 +81,20 @@ func (p *Packet) Set(buf []byte, off, n int) {
 type PacketFlags uint8
 
 const (
-	// FlagChecksumValid (Read): the transport checksum has been verified
-	// or computed by the link (the kernel said so through the virtio-net
-	// header, or the device completed a partial checksum); the stack
-	// need not check it again.
+	// FlagChecksumValid (Read): the stack need not check the transport
+	// checksum: the kernel verified it, or made the packet itself and
+	// left the checksum partial (FlagChecksumPartial), both said through
+	// the virtio-net header.
 	FlagChecksumValid PacketFlags = 1 << iota
 	// FlagNeedsChecksum (Write): the packet is TCP/IPv4 and its checksum
 	// field is not filled in; the device completes it, by offload or in
 	// software. Implied by GSOSize > 0.
 	FlagNeedsChecksum
+	// FlagChecksumPartial (Read): the checksum field holds only the
+	// pseudo-header sum the kernel left (CHECKSUM_PARTIAL); the packet is
+	// trusted as it is (FlagChecksumValid is set too) and its checksum is
+	// computed only in a capture's copy.
+	FlagChecksumPartial
 )
 
 func (f PacketFlags) String() string {
@@ -99,6 +104,9 @@ func (f PacketFlags) String() string {
 	}
 	if f&FlagNeedsChecksum != 0 {
 		parts = append(parts, "needs-checksum")
+	}
+	if f&FlagChecksumPartial != 0 {
+		parts = append(parts, "checksum-partial")
 	}
 	if len(parts) == 0 {
 		return "none"

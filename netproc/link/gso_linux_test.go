@@ -221,7 +221,7 @@ func TestNetnsTUNTCPBulk(t *testing.T) {
 			st := dev.Stats()
 			t.Logf("8 MiB through the TUN in %v; %+v", elapsed, st)
 			if offload && dev.Offloads().TSO4 {
-				if st.RxGSO == 0 || st.TxGSO == 0 || st.RxChecksumFilled == 0 {
+				if st.RxGSO == 0 || st.TxGSO == 0 || st.RxChecksumPartial == 0 {
 					t.Fatalf("TSO active but no GSO traffic: %+v", st)
 				}
 			} else if st.TxSegmented == 0 || st.RxGSO != 0 {

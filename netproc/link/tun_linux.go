@@ -41,14 +41,14 @@ type TUNConfig struct {
 
 // TUNStats count what a TUN device did.
 type TUNStats struct {
-	RxPackets        uint64 // packets handed up by Read
-	RxGSO            uint64 // of which GSO segments larger than the MTU
-	RxChecksumFilled uint64 // partial checksums completed on receive
-	RxBadVirtio      uint64 // packets dropped for a bad virtio-net header
-	TxPackets        uint64 // packets given to the kernel
-	TxGSO            uint64 // of which GSO segments sent with TSO
-	TxSegmented      uint64 // GSO packets cut in software (no TSO)
-	TxErrors         uint64 // writes the kernel refused
+	RxPackets         uint64 // packets handed up by Read
+	RxGSO             uint64 // of which GSO segments larger than the MTU
+	RxChecksumPartial uint64 // packets received with a partial checksum (trusted, not summed)
+	RxBadVirtio       uint64 // packets dropped for a bad virtio-net header
+	TxPackets         uint64 // packets given to the kernel
+	TxGSO             uint64 // of which GSO segments sent with TSO
+	TxSegmented       uint64 // GSO packets cut in software (no TSO)
+	TxErrors          uint64 // writes the kernel refused
 }
 
 // TUN is a Linux TUN device (IFF_TUN|IFF_NO_PI, raw IPv4 packets), read and
@@ -69,7 +69,7 @@ type TUN struct {
 
 	closed atomic.Bool
 
-	rxPackets, rxGSO, rxFilled, rxBad    atomic.Uint64
+	rxPackets, rxGSO, rxPartial, rxBad   atomic.Uint64
 	txPackets, txGSO, txSegmented, txErr atomic.Uint64
 }
 
@@ -208,7 +208,7 @@ func (t *TUN) Headroom() int { return t.hdrLen }
 // Stats returns the device's counters.
 func (t *TUN) Stats() TUNStats {
 	return TUNStats{
-		RxPackets: t.rxPackets.Load(), RxGSO: t.rxGSO.Load(), RxChecksumFilled: t.rxFilled.Load(),
+		RxPackets: t.rxPackets.Load(), RxGSO: t.rxGSO.Load(), RxChecksumPartial: t.rxPartial.Load(),
 		RxBadVirtio: t.rxBad.Load(), TxPackets: t.txPackets.Load(), TxGSO: t.txGSO.Load(),
 		TxSegmented: t.txSegmented.Load(), TxErrors: t.txErr.Load(),
 	}
@@ -280,7 +280,7 @@ func (t *TUN) read(pkts []Packet, block bool) (int, error) {
 					continue
 				}
 				if h.flags&virtioNetHdrFNeedsCsum != 0 {
-					t.rxFilled.Add(1)
+					t.rxPartial.Add(1)
 				}
 				if gso != 0 {
 					t.rxGSO.Add(1)

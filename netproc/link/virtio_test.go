@@ -70,9 +70,9 @@ func TestFromKernel(t *testing.T) {
 	}{
 		{"no offload", virtioNetHdr{}, tcpPacket(t, 1, header.TCPFlagAck, nil), 0, 0, nil},
 		{"data valid", virtioNetHdr{flags: virtioNetHdrFDataValid}, tcpPacket(t, 1, header.TCPFlagAck, nil), 0, FlagChecksumValid, nil},
-		{"partial checksum completed", needsCsum, partial(), 0, FlagChecksumValid, nil},
-		{"GSO segment handed up whole", gso, partial(), 1448, FlagChecksumValid, nil},
-		{"GSO with ECN", virtioNetHdr{flags: 1, gsoType: 0x81, gsoSize: 1448, csumStart: 20, csumOffset: 16}, partial(), 1448, FlagChecksumValid, nil},
+		{"partial checksum trusted", needsCsum, partial(), 0, FlagChecksumValid | FlagChecksumPartial, nil},
+		{"GSO segment handed up whole", gso, partial(), 1448, FlagChecksumValid | FlagChecksumPartial, nil},
+		{"GSO with ECN", virtioNetHdr{flags: 1, gsoType: 0x81, gsoSize: 1448, csumStart: 20, csumOffset: 16}, partial(), 1448, FlagChecksumValid | FlagChecksumPartial, nil},
 		{"checksum offset past the end", virtioNetHdr{flags: virtioNetHdrFNeedsCsum, csumStart: 20, csumOffset: 60000}, partial(), 0, 0, errBadVirtioHeader},
 		{"checksum start past the end", virtioNetHdr{flags: virtioNetHdrFNeedsCsum, csumStart: 65000}, partial(), 0, 0, errBadVirtioHeader},
 		{"GSO of a truncated packet", gso, partial()[:5000], 0, 0, errBadVirtioHeader},
@@ -81,6 +81,7 @@ func TestFromKernel(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			sent := bytes.Clone(tt.pkt)
 			gso, flags, err := fromKernel(&tt.hdr, tt.pkt)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -90,6 +91,12 @@ func TestFromKernel(t *testing.T) {
 			}
 			if gso != tt.gso || flags != tt.flags {
 				t.Fatalf("gso %d flags %v, want %d %v", gso, flags, tt.gso, tt.flags)
+			}
+			if !bytes.Equal(tt.pkt, sent) {
+				t.Fatal("the packet was changed")
+			}
+			if flags&FlagChecksumPartial != 0 {
+				setFullChecksum(tt.pkt, header.IPv4MinimumSize) // as a capture's copy gets it
 			}
 			checkTCP(t, tt.pkt)
 		})

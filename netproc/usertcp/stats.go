@@ -126,7 +126,7 @@ func (s *Stack) counters() map[string]uint64 {
 		d := st.Stats()
 		add("link.rx_packets", d.RxPackets)
 		add("link.rx_gso", d.RxGSO)
-		add("link.rx_csum_filled", d.RxChecksumFilled)
+		add("link.rx_csum_partial", d.RxChecksumPartial)
 		add("link.rx_bad_virtio", d.RxBadVirtio)
 		add("link.tx_packets", d.TxPackets)
 		add("link.tx_gso", d.TxGSO)
