@@ -47,15 +47,10 @@ func TestBBRAgainstCUBICOnLoss(t *testing.T) {
 // SACK, timestamps and window scaling on or off) with BBR at both ends:
 // every byte arrives, in order, and every connection closes. It runs 150
 // seeds of up to 16 KiB each way (50 with -short; -long: 3,000 of up to
-// 64 KiB), and a seed replays with -seed.
+// 64 KiB; -seeds, -first and -bytes as for TestRandomTransfers), and a
+// seed replays with -seed.
 func TestBBRRandomTransfers(t *testing.T) {
-	n, bytes := 150, 16<<10
-	if testing.Short() {
-		n = 50
-	}
-	if *longFlag {
-		n, bytes = 3000, 64<<10
-	}
+	n, bytes := scale{seeds: 150, short: 50, long: 3000, bytes: 16 << 10, longBytes: 64 << 10}.get()
 	bbrScenario := func(seed uint64) Scenario {
 		sc := RandomScenario(seed, bytes)
 		sc.Client.Congestion, sc.Server.Congestion = tcp.CCBBR, tcp.CCBBR
@@ -67,9 +62,9 @@ func TestBBRRandomTransfers(t *testing.T) {
 		}
 		return
 	}
-	runSeeds(1, n, func(seed uint64) {
+	runSeeds(*firstFlag, n, func(seed uint64) {
 		if _, err := Run(bbrScenario(seed)); err != nil {
-			t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestBBRRandomTransfers$' -seed=%d -v", seed, err, seed)
+			t.Errorf("seed %d: %v\n\treplay: go test ./netproc/tcp/sim -run 'TestBBRRandomTransfers$' -seed=%d -bytes=%d -v", seed, err, seed, bytes)
 		}
 	})
 }

@@ -33,19 +33,7 @@ func pmtuScenario(seed uint64, maxBytes int, icmp bool) Scenario {
 // holes found. 100 seeds of up to 32 KiB each way by default; -long runs
 // 5,000 of up to 64 KiB (-seeds and -bytes as for TestRandomTransfers).
 func TestPathMTU(t *testing.T) {
-	n, bytes := 100, 32<<10
-	if testing.Short() {
-		n = 30
-	}
-	if *longFlag {
-		n, bytes = 5000, 64<<10
-	}
-	if flagSet("seeds") {
-		n = *seedsFlag
-	}
-	if flagSet("bytes") {
-		bytes = *bytesFlag
-	}
+	n, bytes := scale{seeds: 100, short: 30, long: 5000, bytes: 32 << 10, longBytes: 64 << 10}.get()
 	for _, icmp := range []bool{true, false} {
 		name := "icmp"
 		if !icmp {

@@ -22,6 +22,32 @@ var (
 	verbose   = flag.Bool("simv", false, "log stats and trace every packet of a -seed run")
 )
 
+// scale is how many seeds a test of random scenarios runs, by default,
+// with -short and in the long run, and the largest transfer each way of
+// each, by default and in the long run. -seeds and -bytes, where given,
+// say otherwise.
+type scale struct {
+	seeds, short, long int
+	bytes, longBytes   int
+}
+
+func (s scale) get() (n, bytes int) {
+	n, bytes = s.seeds, s.bytes
+	if testing.Short() {
+		n = s.short
+	}
+	if *longFlag {
+		n, bytes = s.long, s.longBytes
+	}
+	if flagSet("seeds") {
+		n = *seedsFlag
+	}
+	if flagSet("bytes") {
+		bytes = *bytesFlag
+	}
+	return n, bytes
+}
+
 // runSeeds calls run with each of the n seeds from first on, on as many
 // goroutines as there are processors. Each seed's simulation shares
 // nothing with the others, but run is called from several goroutines at
@@ -55,19 +81,7 @@ func TestRandomTransfers(t *testing.T) {
 		runSeed(t, *seedFlag)
 		return
 	}
-	n := *seedsFlag
-	if testing.Short() {
-		n = min(n, 100)
-	}
-	bytes := *bytesFlag
-	if *longFlag {
-		if !flagSet("seeds") {
-			n = 10000
-		}
-		if !flagSet("bytes") {
-			bytes = 64 << 10
-		}
-	}
+	n, bytes := scale{seeds: 1000, short: 100, long: 10000, bytes: 16 << 10, longBytes: 64 << 10}.get()
 	var (
 		mu     sync.Mutex
 		failed []uint64
