@@ -85,11 +85,12 @@ func (c *Conn) appConsume(e *env, n int) error {
 }
 
 // consume frees receive-buffer space and sends a window update if the
-// window opened enough to matter.
+// window opened enough to matter, or the ACK that scheduleACK held for
+// this read.
 func (c *Conn) consume(e *env, n uint32) {
 	c.rcv.head = (c.rcv.head + n) % c.rcvSize
 	c.rcv.readable -= n
-	if n > 0 && c.windowUpdateDue() {
+	if n > 0 && (c.rcv.unacked >= 2 || c.windowUpdateDue()) {
 		c.sendACK(e)
 	}
 }

@@ -160,7 +160,13 @@ func (c *Conn) setDSACK(s, e seqnum.Value) {
 
 // scheduleACK applies the delayed-ACK rules to in-order data: ACK at least
 // every second full-sized segment, and within DelayedACK otherwise
-// (RFC 9293, 3.8.6.3; RFC 5681, 4.2).
+// (RFC 9293, 3.8.6.3; RFC 5681, 4.2). While the application leaves more
+// than half of the receive buffer unread, the ACK of two full segments
+// waits for its next read instead (consume sends it, with the window that
+// read opens), as Linux's does (__tcp_ack_snd_check sends at once only
+// while the window's right edge keeps up): sent at once, it would
+// advertise the sliver left free and cost a segment that lets nothing
+// more through. DelayedACK still bounds the wait.
 func (c *Conn) scheduleACK(e *env, n int) {
 	r := &c.rcv
 	if c.cfg.DelayedACK < 0 {
@@ -181,7 +187,7 @@ func (c *Conn) scheduleACK(e *env, n int) {
 	} else if r.unacked == 0 {
 		r.unacked = 1
 	}
-	if r.unacked >= 2 {
+	if r.unacked >= 2 && r.readable <= c.rcvSize/2 {
 		r.ackNow = true
 		return
 	}
