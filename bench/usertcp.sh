@@ -331,6 +331,7 @@ if phase conns; then
 	SATURN_INSTANCE=$inst "$work/saturn" supervisor stop >/dev/null 2>&1 || true
 fi
 
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 if phase bulk; then
 	go run ./bench/benchsum -metric MB/s -ratio 'Bulk/kernel-to-saturn//Bulk/veth' -ratio 'Bulk/saturn-to-kernel//Bulk/veth' \
