@@ -446,18 +446,7 @@ func TestListenerOutlivesApp(t *testing.T) {
 		t.Fatalf("an impostor under the app's name, as another user: %v (aux %d), want EADDRINUSE", errOf(c), c.Aux)
 	}
 	second := newRawApp(t, srv, "phoenix")
-	ln, again, c := second.listen(addr, 0)
-	if c.Result < 0 || c.Aux != proto.ListenAdopted || again != bound {
-		t.Fatalf("second incarnation's listen: %v aux %d at %v", errOf(c), c.Aux, again)
-	}
-	c, _ = second.call(proto.Submission{Op: proto.OpAccept, Handle: ln})
-	if c.Result <= 0 {
-		t.Fatalf("accept of the queued connection: %v", errOf(c))
-	}
-	c, data := second.call(proto.Submission{Op: proto.OpRecv, Handle: uint64(c.Result), Buf: second.buf(nil), Len: 100})
-	if c.Result != 6 || !bytes.Equal(data[:6], []byte("queued")) {
-		t.Fatalf("recv: %d %q", c.Result, data[:max(c.Result, 0)])
-	}
+	second.adoptQueued(bound, "queued")
 
 	// Gone again and not back in time: the port is released.
 	srv.Drop(second.desc.ID)

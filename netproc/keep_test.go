@@ -1,7 +1,6 @@
 package netproc_test
 
 import (
-	"bytes"
 	"net"
 	"testing"
 	"time"
@@ -38,18 +37,7 @@ func TestCloseKeep(t *testing.T) {
 	client.Write([]byte("between"))
 
 	second := newRawApp(t, srv, "web")
-	ln2, again, c := second.listen(bound.String(), 0)
-	if c.Aux != proto.ListenAdopted || again != bound {
-		t.Fatalf("next incarnation's listen: aux %d at %v, want the kept listener at %v", c.Aux, again, bound)
-	}
-	c, _ = second.call(proto.Submission{Op: proto.OpAccept, Handle: ln2})
-	if c.Result <= 0 {
-		t.Fatalf("accept of the queued client: %v", errOf(c))
-	}
-	c, data := second.call(proto.Submission{Op: proto.OpRecv, Handle: uint64(c.Result), Buf: second.buf(nil), Len: 100})
-	if c.Result != 7 || !bytes.Equal(data[:7], []byte("between")) {
-		t.Fatalf("recv: %d %q", c.Result, data[:max(c.Result, 0)])
-	}
+	second.adoptQueued(bound, "between")
 
 	// Listening and leaving port after port: kept up to 64, closed after.
 	churner := newRawApp(t, srv, "churner")

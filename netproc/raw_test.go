@@ -229,3 +229,23 @@ func (a *rawApp) listen(addr string, flags proto.ListenFlag) (uint64, netip.Addr
 	}
 	return uint64(c.Result), bound, c
 }
+
+// adoptQueued listens at bound, where an earlier incarnation of a's app
+// left its listener: the listen must adopt it, and the first connection
+// accepted on it must bring msg, which a client sent while no incarnation
+// ran.
+func (a *rawApp) adoptQueued(bound netip.AddrPort, msg string) {
+	a.t.Helper()
+	ln, again, c := a.listen(bound.String(), 0)
+	if c.Result < 0 || c.Aux != proto.ListenAdopted || again != bound {
+		a.t.Fatalf("next incarnation's listen: %v, aux %d at %v, want the kept listener at %v", errOf(c), c.Aux, again, bound)
+	}
+	c, _ = a.call(proto.Submission{Op: proto.OpAccept, Handle: ln})
+	if c.Result <= 0 {
+		a.t.Fatalf("accept of the queued client: %v", errOf(c))
+	}
+	c, data := a.call(proto.Submission{Op: proto.OpRecv, Handle: uint64(c.Result), Buf: a.buf(nil), Len: 100})
+	if got := data[:max(c.Result, 0)]; string(got) != msg {
+		a.t.Fatalf("recv: %d %q, want %q", c.Result, got, msg)
+	}
+}
