@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"saturn/internal/testkit"
 	"saturn/proto"
 )
@@ -52,38 +49,6 @@ func waitEchoNS(t *testing.T, ns, addr string, within time.Duration) time.Durati
 		t.Fatalf("echo unreachable on %s from %s: %v", addr, ns, err)
 	}
 	return time.Since(start)
-}
-
-// tunsIn lists the TUN devices in namespace ns with their addresses.
-func tunsIn(t *testing.T, ns string) map[string][]string {
-	t.Helper()
-	nsh, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatalf("namespace %s: %v", ns, err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	links, err := h.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]string{}
-	for _, l := range links {
-		if _, ok := l.(*netlink.Tuntap); !ok {
-			continue
-		}
-		addrs, _ := h.AddrList(l, netlink.FAMILY_V4)
-		var as []string
-		for _, a := range addrs {
-			as = append(as, a.IPNet.String())
-		}
-		out[l.Attrs().Name] = as
-	}
-	return out
 }
 
 // TestUserTCPNetprocDeath holds the usertcp backend with resume off
@@ -216,17 +181,21 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 
 	// The namespace holds one TUN device, the new incarnation's, with the
 	// kernel's side of the link addressed.
-	tuns := tunsIn(t, ns)
+	tuns, err := testkit.TUNDevices(ns)
+	if err != nil {
+		t.Fatalf("TUN devices in %s: %v", ns, err)
+	}
 	if len(tuns) != 1 {
 		t.Errorf("namespace %s holds TUN devices %v; want one", ns, tuns)
 	}
-	for name, addrs := range tuns {
-		if len(addrs) != 1 || addrs[0] != peer {
-			t.Errorf("TUN device %s has addresses %v; want %s", name, addrs, peer)
+	for name, tun := range tuns {
+		if len(tun.Addrs) != 1 || tun.Addrs[0] != peer {
+			t.Errorf("TUN device %s has addresses %v; want %s", name, tun.Addrs, peer)
 		}
 	}
-	if tun := testkit.Component(in.Status(), "netproc").Info["tun"]; tuns[tun] == nil {
-		t.Errorf("status names TUN device %q; the namespace holds %v", tun, tuns)
+	named := testkit.Component(in.Status(), "netproc").Info["tun"]
+	if _, ok := tuns[named]; !ok {
+		t.Errorf("status names TUN device %q; the namespace holds %v", named, tuns)
 	}
 
 	// A second death, then stop: the namespace the first incarnation

@@ -119,7 +119,7 @@ func chaosUserTCP(t *testing.T, resume bool) {
 			o.NetprocInfo = map[string]string{"backend": "usertcp", "netns": ns, "address": addr, "peer": peer}
 		},
 		beforeStop: func(t *testing.T) {
-			devs, err := TUNDevices(ns)
+			devs, err := testkit.TUNDevices(ns)
 			if err != nil {
 				t.Fatalf("TUN devices in %s: %v", ns, err)
 			}
@@ -142,16 +142,17 @@ func chaosUserTCP(t *testing.T, resume bool) {
 
 // persistentTUNs lists this namespace's persistent TUN devices.
 func persistentTUNs(t *testing.T) map[string]bool {
-	devs, err := TUNDevices("")
+	devs, err := testkit.TUNDevices("")
 	if err != nil {
 		t.Fatalf("TUN devices: %v", err)
 	}
-	for name, persist := range devs {
-		if !persist {
-			delete(devs, name)
+	persistent := map[string]bool{}
+	for name, tun := range devs {
+		if tun.Persistent {
+			persistent[name] = true
 		}
 	}
-	return devs
+	return persistent
 }
 
 // webConfig is the configuration of a chaos instance: netproc's section

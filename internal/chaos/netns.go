@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -128,40 +127,4 @@ func (d *NetnsDialer) DialContext(ctx context.Context, network, addr string) (ne
 func (d *NetnsDialer) Close() {
 	d.once.Do(func() { close(d.done) })
 	d.wg.Wait()
-}
-
-// TUNDevices lists the TUN devices of namespace ns ("" for this process's
-// own), each with whether it is persistent (TUNSETPERSIST: it outlives
-// every descriptor, so nothing would ever remove it). A TUN device that is
-// not persistent goes when the last descriptor on it closes, so a dead
-// netproc's device is gone once the process is.
-func TUNDevices(ns string) (map[string]bool, error) {
-	h := &netlink.Handle{} // the zero handle works in the caller's namespace
-	if ns != "" {
-		nsh, err := netns.GetFromName(ns)
-		if err != nil {
-			return nil, err
-		}
-		defer nsh.Close()
-		if h, err = netlink.NewHandleAt(nsh); err != nil {
-			return nil, err
-		}
-		defer h.Close()
-	}
-	links, err := h.LinkList()
-	// Interrupted: the host's links changed during the dump (other
-	// tests' come and go); ask again.
-	for i := 0; i < 10 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
-		links, err = h.LinkList()
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, l := range links {
-		if tt, ok := l.(*netlink.Tuntap); ok {
-			out[tt.Name] = !tt.NonPersist
-		}
-	}
-	return out, nil
 }

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"saturn/netproc/link"
@@ -119,4 +121,53 @@ func NoNamespaceLeft(t testing.TB, ns string) {
 		t.Errorf("namespace %s outlived its instance", ns)
 		RemoveNamespace(ns)
 	}
+}
+
+// TUN is a TUN device as netlink lists it.
+type TUN struct {
+	// Persistent: TUNSETPERSIST, it outlives every descriptor on it, so
+	// nothing would ever remove it. One that is not goes when the last
+	// descriptor on it closes: a dead netproc's is gone with the process.
+	Persistent bool
+	Addrs      []string // its IPv4 addresses, "10.1.2.3/24"
+}
+
+// TUNDevices lists the TUN devices of namespace ns ("" for this process's
+// own) by name.
+func TUNDevices(ns string) (map[string]TUN, error) {
+	h := &netlink.Handle{} // the zero handle works in the caller's namespace
+	if ns != "" {
+		nsh, err := netns.GetFromName(ns)
+		if err != nil {
+			return nil, err
+		}
+		defer nsh.Close()
+		if h, err = netlink.NewHandleAt(nsh); err != nil {
+			return nil, err
+		}
+		defer h.Close()
+	}
+	links, err := h.LinkList()
+	// Interrupted: the host's links changed during the dump (other
+	// tests' come and go); ask again.
+	for i := 0; i < 10 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
+		links, err = h.LinkList()
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]TUN{}
+	for _, l := range links {
+		tt, ok := l.(*netlink.Tuntap)
+		if !ok {
+			continue
+		}
+		tun := TUN{Persistent: !tt.NonPersist}
+		addrs, _ := h.AddrList(l, netlink.FAMILY_V4) // none if it went meanwhile
+		for _, a := range addrs {
+			tun.Addrs = append(tun.Addrs, a.IPNet.String())
+		}
+		out[tt.Name] = tun
+	}
+	return out, nil
 }
