@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 
-	"github.com/vishvananda/netns"
+	"saturn/internal/testkit"
 )
 
 // NetnsDialer opens TCP connections from inside a named network namespace,
@@ -17,10 +16,8 @@ import (
 //
 // A socket belongs to the namespace of the thread that created it, and
 // keeps it wherever it is used afterwards. So a few worker goroutines,
-// each locked to an OS thread that joined the namespace, make the
-// connections, and hand them to whoever asked; those threads are never
-// unlocked, so when a worker ends the runtime discards its thread rather
-// than let another goroutine run in the namespace.
+// each on an OS thread that joined the namespace (testkit.InNamespace),
+// make the connections, and hand them to whoever asked.
 type NetnsDialer struct {
 	ns   string
 	reqs chan dialRequest
@@ -46,16 +43,11 @@ const dialWorkers = 16
 
 // NewNetnsDialer starts the workers of a dialer into namespace ns.
 func NewNetnsDialer(ns string) (*NetnsDialer, error) {
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: namespace %q: %w", ns, err)
-	}
-	defer h.Close()
 	d := &NetnsDialer{ns: ns, reqs: make(chan dialRequest), done: make(chan struct{})}
 	joined := make(chan error, dialWorkers)
 	for range dialWorkers {
 		d.wg.Add(1)
-		go d.worker(h, joined)
+		go d.worker(joined)
 	}
 	var errs []error
 	for range dialWorkers {
@@ -65,43 +57,32 @@ func NewNetnsDialer(ns string) (*NetnsDialer, error) {
 	}
 	if len(errs) > 0 {
 		d.Close()
-		return nil, fmt.Errorf("chaos: joining namespace %q: %w", ns, errors.Join(errs...))
+		return nil, fmt.Errorf("chaos: %w", errors.Join(errs...))
 	}
 	return d, nil
 }
 
-// worker joins the namespace on its own thread, reports, and dials until
-// the dialer closes.
-func (d *NetnsDialer) worker(h netns.NsHandle, joined chan<- error) {
+// worker joins the namespace, says whether it could on joined, and dials
+// until the dialer closes.
+func (d *NetnsDialer) worker(joined chan<- error) {
 	defer d.wg.Done()
-	// Back to its own namespace before it is unlocked (see
-	// testkit.InNamespace for why); discarded if it cannot.
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		joined <- err
-		return
-	}
-	defer orig.Close()
-	if err := netns.Set(h); err != nil {
-		joined <- err
-		return
-	}
-	defer func() {
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
+	in := false
+	err := testkit.InNamespace(d.ns, func() error {
+		in = true
+		joined <- nil
+		var dialer net.Dialer
+		for {
+			select {
+			case r := <-d.reqs:
+				c, err := dialer.DialContext(r.ctx, r.network, r.addr)
+				r.out <- dialResult{c, err}
+			case <-d.done:
+				return nil
+			}
 		}
-	}()
-	joined <- nil
-	var dialer net.Dialer
-	for {
-		select {
-		case r := <-d.reqs:
-			c, err := dialer.DialContext(r.ctx, r.network, r.addr)
-			r.out <- dialResult{c, err}
-		case <-d.done:
-			return
-		}
+	})
+	if !in {
+		joined <- err
 	}
 }
 
