@@ -17,6 +17,7 @@ import (
 	"saturn/appproc"
 	"saturn/internal/testkit"
 	"saturn/netproc/header"
+	"saturn/netproc/link"
 	"saturn/proto"
 )
 
@@ -275,7 +276,7 @@ type rawSeg struct {
 
 func newRawPeer(t *testing.T, ns string, saturn netip.Addr) *rawPeer {
 	p := &rawPeer{saturn: saturn, segments: make(chan rawSeg, 256)}
-	err := testkit.InNamespace(ns, func() error {
+	err := link.InNamespace(ns, func() error {
 		var err error
 		if p.out, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW); err != nil {
 			return err

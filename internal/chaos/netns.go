@@ -7,7 +7,7 @@ import (
 	"net"
 	"sync"
 
-	"saturn/internal/testkit"
+	"saturn/netproc/link"
 )
 
 // NetnsDialer opens TCP connections from inside a named network namespace,
@@ -16,7 +16,7 @@ import (
 //
 // A socket belongs to the namespace of the thread that created it, and
 // keeps it wherever it is used afterwards. So a few worker goroutines,
-// each on an OS thread that joined the namespace (testkit.InNamespace),
+// each on an OS thread that joined the namespace (link.InNamespace),
 // make the connections, and hand them to whoever asked.
 type NetnsDialer struct {
 	ns   string
@@ -67,7 +67,7 @@ func NewNetnsDialer(ns string) (*NetnsDialer, error) {
 func (d *NetnsDialer) worker(joined chan<- error) {
 	defer d.wg.Done()
 	in := false
-	err := testkit.InNamespace(d.ns, func() error {
+	err := link.InNamespace(d.ns, func() error {
 		in = true
 		joined <- nil
 		var dialer net.Dialer

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"saturn/internal/testkit"
+	"saturn/netproc/link"
 	"saturn/proto"
 )
 
@@ -74,7 +75,7 @@ func backends(t *testing.T) []backend {
 	// discarded (never unlocked).
 	user.dialAll = func(addr string, n int) ([]net.Conn, error) {
 		var conns []net.Conn
-		err := testkit.InNamespace(ns, func() error {
+		err := link.InNamespace(ns, func() error {
 			var err error
 			conns, err = dialMany(kernel.dial, addr, n)
 			return err

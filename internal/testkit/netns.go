@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,46 +39,11 @@ func TestNet() (string, netip.Prefix) {
 	return ns, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + pid%100), byte(n), 2}), 24)
 }
 
-// InNamespace runs fn on an OS thread that joined the named network
-// namespace, as a program run with `ip netns exec` would run: sockets fn
-// makes belong to that namespace wherever they are used afterwards. The
-// thread goes back to its own namespace before it is unlocked; if it
-// cannot, it stays locked and the runtime discards it (a locked goroutine
-// that ends on the main thread wedges that thread instead, and with it
-// the namespace, for the life of the test process: hence the way back).
-func InNamespace(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("this thread's namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(ns)
-		if err == nil {
-			err = netns.Set(h)
-			h.Close()
-		}
-		if err != nil {
-			errc <- fmt.Errorf("joining namespace %s: %w", ns, err)
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
-
 // DialInNamespace connects to addr (TCP) from inside the named namespace,
 // giving up after timeout.
 func DialInNamespace(ns, addr string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
-	err := InNamespace(ns, func() error {
+	err := link.InNamespace(ns, func() error {
 		var err error
 		c, err = net.DialTimeout("tcp", addr, timeout)
 		return err
@@ -90,7 +54,7 @@ func DialInNamespace(ns, addr string, timeout time.Duration) (net.Conn, error) {
 // ListenInNamespace listens on addr (TCP) inside the named namespace.
 func ListenInNamespace(ns, addr string) (net.Listener, error) {
 	var ln net.Listener
-	err := InNamespace(ns, func() error {
+	err := link.InNamespace(ns, func() error {
 		var err error
 		ln, err = net.Listen("tcp", addr)
 		return err

@@ -56,7 +56,7 @@ func TestHostLink(t *testing.T) {
 	}
 	// Forwarding is on in the namespace (its sysctl, read from inside).
 	var fwd []byte
-	testkit.InNamespace(ns, func() error {
+	link.InNamespace(ns, func() error {
 		fwd, err = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 		return err
 	})
@@ -75,7 +75,7 @@ func TestHostLink(t *testing.T) {
 	// DialInNamespace: a listener on the namespace's loopback answers;
 	// the host's loopback has nothing on that port.
 	var l net.Listener
-	if err := testkit.InNamespace(ns, func() error {
+	if err := link.InNamespace(ns, func() error {
 		lo, err := netlink.LinkByName("lo")
 		if err == nil {
 			netlink.LinkSetUp(lo)

@@ -100,6 +100,19 @@ func DeleteNamespace(name string) error {
 	return netns.DeleteNamed(name)
 }
 
+// InNamespace runs fn on a thread that has joined the named namespace, as
+// a program run with `ip netns exec` would run: sockets fn makes belong to
+// that namespace wherever they are used afterwards. The thread goes back
+// to its own namespace afterwards (see onThread).
+func InNamespace(name string, fn func() error) error {
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("link: namespace %q: %w", name, err)
+	}
+	defer ns.Close()
+	return inNamespace(ns, fn)
+}
+
 // inNamespace runs fn on a thread that has joined the namespace ns.
 func inNamespace(ns netns.NsHandle, fn func() error) error {
 	return onThread(func() error {

@@ -19,6 +19,7 @@ import (
 	"saturn/appproc"
 	"saturn/internal/testkit"
 	"saturn/netproc/header"
+	"saturn/netproc/link"
 	"saturn/netproc/tcp"
 	"saturn/netproc/usertcp"
 )
@@ -39,7 +40,7 @@ type injector struct {
 func newInjector(t *testing.T, ns, ifname string) *injector {
 	t.Helper()
 	in := &injector{fd: -1}
-	err := testkit.InNamespace(ns, func() error {
+	err := link.InNamespace(ns, func() error {
 		ifc, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
