@@ -23,17 +23,6 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 const kernelConfig = "[netproc]\nbackend = \"kernel\"\n"
 
-// freePort is a loopback port nobody listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startEcho starts an instance and examples/echo under it, listening on a
 // loopback port, and waits until it answers.
 func startEcho(t *testing.T, config string) (*testkit.Instance, string) {
@@ -41,7 +30,7 @@ func startEcho(t *testing.T, config string) (*testkit.Instance, string) {
 	in := testkit.NewInstance(t, config)
 	echo := testkit.Build(t, "./examples/echo")
 	in.Start()
-	addr := freePort(t)
+	addr := testkit.FreeLoopback(t)
 	in.MustRun("attach", "--name", "echo", "--restart", "always", "--", echo, "--listen", addr)
 	var err error
 	if !testkit.Until(10*time.Second, func() bool { err = echoOnce(addr, "hello"); return err == nil }) {
@@ -103,7 +92,7 @@ func TestKernelBackend(t *testing.T) {
 	t.Run("NetprocRestart", func(t *testing.T) { netprocRestart(t, in, addr) })
 	t.Run("EventStyleExample", func(t *testing.T) {
 		events := testkit.Build(t, "./examples/echo-events")
-		evAddr := freePort(t)
+		evAddr := testkit.FreeLoopback(t)
 		in.MustRun("attach", "--name", "echo-events", "--", events, "--listen", evAddr)
 		waitEcho(t, evAddr)
 		for i := range 20 {

@@ -21,15 +21,6 @@ var (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // policy is every component's restart policy in a chaos run. Kills here
 // are deliberate and frequent: keep the back-off short, and the intensity
 // limit out of the way, so that every kill is followed by a prompt restart
@@ -57,7 +48,7 @@ type setup struct {
 // under load (keep-alive connections and a new connection per request), on
 // the kernel-socket backend. A graceful restart must fail no request.
 func TestChaos(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	runChaos(t, setup{
 		netproc: "backend = \"kernel\"\n",
 		listen:  fmt.Sprintf("127.0.0.1:%d", port),

@@ -33,7 +33,7 @@ import (
 // webserver.Config.ShutdownGrace).
 func TestNetHTTPGracefulRestart(t *testing.T) {
 	bin := testkit.Build(t, "./examples/httpserver")
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	in := testkit.NewInstance(t, fmt.Sprintf(`
 [netproc]
 backend = "kernel"

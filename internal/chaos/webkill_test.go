@@ -141,7 +141,7 @@ func webInstance(t *testing.T, backend string) (in *testkit.Instance, base strin
 	dial = d.DialContext
 	switch backend {
 	case "kernel":
-		port := freePort(t)
+		port := testkit.FreePort(t)
 		netprocConf, listen = "backend = \"kernel\"\n", fmt.Sprintf("127.0.0.1:%d", port)
 		base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	default:
