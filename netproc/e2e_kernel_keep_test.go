@@ -35,10 +35,7 @@ func TestKernelKeepEcho(t *testing.T) {
 	if err := echoOver(idle, "before"); err != nil {
 		t.Fatal(err)
 	}
-	size := int64(16 << 20)
-	if isLong() {
-		size = 1 << 30
-	}
+	size := streamSize(16 << 20)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -162,15 +159,7 @@ func TestKernelKeepStore(t *testing.T) {
 // files the supervisor opens meanwhile do not count.
 func fdCount(t *testing.T, pid int) int {
 	t.Helper()
-	tcp := map[string]bool{}
-	for _, f := range []string{"tcp", "tcp6"} {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			if fs := strings.Fields(line); len(fs) > 9 {
-				tcp[fs[9]] = true
-			}
-		}
-	}
+	tcp := testkit.TCPInodes(pid)
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		t.Fatal(err)

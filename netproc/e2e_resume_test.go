@@ -23,7 +23,13 @@ import (
 // SATURN_LONG=1.
 var longRun = flag.Bool("long", false, "run the long variants (TestUserTCPResume*: 1 GiB)")
 
-func isLong() bool { return *longRun || os.Getenv("SATURN_LONG") == "1" }
+// streamSize is a test stream's size: short, or 1 GiB in the long run.
+func streamSize(short int64) int64 {
+	if *longRun || os.Getenv("SATURN_LONG") == "1" {
+		return 1 << 30
+	}
+	return short
+}
 
 // pattern is the byte at stream offset i of the test streams: not periodic
 // at any buffer size, so that a byte skipped or repeated shows.
@@ -75,10 +81,7 @@ func killNetproc(t *testing.T, in *testkit.Instance, restarts int) time.Duration
 // 1 GiB with -long or SATURN_LONG=1.
 func TestUserTCPResumeDownload(t *testing.T) {
 	testkit.NeedTUN(t)
-	size := int64(128 << 20)
-	if isLong() {
-		size = 1 << 30
-	}
+	size := streamSize(128 << 20)
 	ns := fmt.Sprintf("satres%d", os.Getpid()%100000)
 	root := filepath.Join(t.TempDir(), "site")
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -191,10 +194,7 @@ func echoThroughKills(t *testing.T, in *testkit.Instance, c net.Conn, size int64
 // exactly, on the same connection, and echo never sees an error.
 func TestUserTCPResumeEcho(t *testing.T) {
 	testkit.NeedTUN(t)
-	size := int64(64 << 20)
-	if isLong() {
-		size = 1 << 30
-	}
+	size := streamSize(64 << 20)
 	ns := fmt.Sprintf("satrese%d", os.Getpid()%100000)
 	const addr = "10.93.0.2:7007"
 	in := resumeInstance(t, ns, "10.93.0.2/24", "")
