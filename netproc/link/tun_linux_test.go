@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -121,9 +120,7 @@ func TestNetnsTUNPing(t *testing.T) {
 			if st.ICMPOutEchoReps < 5 || st.ReasmOKs < 2 || st.FragOKs < 2 {
 				t.Fatalf("stats %+v", st)
 			}
-			if _, err := os.Stat("/run/netns/" + ns); !os.IsNotExist(err) {
-				t.Fatalf("namespace %s left behind: %v", ns, err)
-			}
+			testkit.NoNamespaceLeft(t, ns)
 		})
 	}
 }
@@ -156,9 +153,7 @@ func TestNetnsTUNPingImpaired(t *testing.T) {
 	if rx.Packets < 40 || rx.Dropped == 0 || tx.Dropped == 0 || rx.Duplicated == 0 || tx.Delayed == 0 {
 		t.Fatalf("tx %+v rx %+v", tx, rx)
 	}
-	if _, err := os.Stat("/run/netns/" + ns); !os.IsNotExist(err) {
-		t.Fatalf("namespace %s left behind: %v", ns, err)
-	}
+	testkit.NoNamespaceLeft(t, ns)
 }
 
 // TestNetnsExistingNamespaceKept uses a namespace that exists already and
