@@ -82,8 +82,7 @@ type conn struct {
 	scratch   []byte
 	limited   io.LimitedReader
 	headStart time.Time
-	view      shared       // the cached file being served, if any
-	memReader bytes.Reader // its kept contents, for a fromWriter
+	view      shared // the cached file being served, if any
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
