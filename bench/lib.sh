@@ -61,9 +61,10 @@ wait_serving() {
 
 # wrk_rounds RESULTS PATH FILE... measures every server on PATH/FILE for each
 # FILE, RUNS rounds, every server once a round (interleaved, so that a noisy
-# neighbour hurts all alike), and appends "FILE SERVER REQ/S ROUND" lines to
-# RESULTS. An error response voids the comparison and fails the script;
-# socket errors (timeouts on a loaded machine) are reported.
+# neighbour hurts all alike), appends "FILE SERVER REQ/S ROUND" lines to
+# RESULTS, and prints the load average when it ends. An error response voids
+# the comparison and fails the script; socket errors (timeouts on a loaded
+# machine) are reported.
 wrk_rounds() {
 	local results=$1 path=$2 file run s out rps
 	shift 2
@@ -83,6 +84,7 @@ wrk_rounds() {
 			done
 		done
 	done
+	echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # ratio_table RESULTS "FILE..." BASE... prints a Markdown table: for each file
@@ -133,4 +135,5 @@ crosscheck() {
 	ml=$(cut -d' ' -f2 "$cross" | median)
 	awk -v w="$mw" -v l="$ml" 'BEGIN { printf "wrk %.0f req/s, loadgen %.0f req/s: loadgen/wrk = %.2f (ratio of medians)\n", w, l, l / w }'
 	echo "loadgen/wrk = $(awk '$1 > 0 { print $2 / $1 }' "$cross" | median) (median of per-round ratios)"
+	echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
