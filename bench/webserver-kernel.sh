@@ -44,20 +44,21 @@ go build -o "$work/benchserver" ./apps/webserver/internal/benchserver
 go build -o "$work/lgrun" ./apps/loadgen/internal/lgrun
 
 declare -A url prefix
+port=$(( 20000 + $$ % 20000 )) # this run's own: two runs never meet
 start() { # name impl port
 	"$work/benchserver" -impl "$2" -root "$work/site" -addr "127.0.0.1:$3" >"$work/$1.log" 2>&1 &
 	pids+=($!)
 	url[$1]="http://127.0.0.1:$3"
 }
-start saturn saturn 18081
-start nethttp nethttp 18082
-start nethttp-fs nethttp-fs 18083
+start saturn saturn $((port + 1))
+start nethttp nethttp $((port + 2))
+start nethttp-fs nethttp-fs $((port + 3))
 servers=(saturn nethttp nethttp-fs)
 if command -v nginx >/dev/null; then
-	nginx_conf "$work/nginx" "$work/site" 18084
+	nginx_conf "$work/nginx" "$work/site" $((port + 4))
 	nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
 	pids+=($!)
-	url[nginx]=http://127.0.0.1:18084
+	url[nginx]=http://127.0.0.1:$((port + 4))
 	servers+=(nginx)
 fi
 wait_serving /1k.bin

@@ -38,12 +38,16 @@ go build -o "$work/benchserver" ./apps/webserver/internal/benchserver
 go build -o "$work/lgrun" ./apps/loadgen/internal/lgrun
 
 site="$work/site"
+# Ports and saturn's address of this run's own, so that two runs (or another
+# benchmark) on the machine never meet.
+port=$(( 20000 + $$ % 20000 ))
+net="10.78.$(( $$ % 250 ))"
 instance() { # name backend port [extra webserver arguments, TOML-quoted]
 	cat >"$work/$1.toml" <<CONF
 [netproc]
 backend = "$2"
 netns = "satb$$"
-address = "10.78.0.2/24"
+address = "$net.2/24"
 [diskproc]
 root = "$site"
 sample_site = true
@@ -55,25 +59,25 @@ CONF
 }
 declare -A url prefix
 servers=()
-instance bench-kernel kernel 18081 >/dev/null
-url[saturn-kernel]="http://127.0.0.1:18081"; prefix[saturn-kernel]=""; servers+=(saturn-kernel)
+instance bench-kernel kernel $((port + 1)) >/dev/null
+url[saturn-kernel]="http://127.0.0.1:$((port + 1))"; prefix[saturn-kernel]=""; servers+=(saturn-kernel)
 if [ -n "${NOCACHE:-}" ]; then
-	instance bench-nocache kernel 18086 '"--content-cache", "0"' >/dev/null
-	url[saturn-kernel-nocache]="http://127.0.0.1:18086"; prefix[saturn-kernel-nocache]=""; servers+=(saturn-kernel-nocache)
+	instance bench-nocache kernel $((port + 6)) '"--content-cache", "0"' >/dev/null
+	url[saturn-kernel-nocache]="http://127.0.0.1:$((port + 6))"; prefix[saturn-kernel-nocache]=""; servers+=(saturn-kernel-nocache)
 fi
 chmod -R a+rX "$site"
-if instance bench-usertcp usertcp 18085 >"$work/usertcp.out" 2>&1; then
-	url[saturn-usertcp]="http://10.78.0.2:18085"; prefix[saturn-usertcp]="ip netns exec satb$$"; servers+=(saturn-usertcp)
+if instance bench-usertcp usertcp $((port + 5)) >"$work/usertcp.out" 2>&1; then
+	url[saturn-usertcp]="http://$net.2:$((port + 5))"; prefix[saturn-usertcp]="ip netns exec satb$$"; servers+=(saturn-usertcp)
 else
 	echo "# usertcp: not measured: $(tail -1 "$work/usertcp.out")"
 fi
-"$work/benchserver" -impl nethttp -root "$site" -addr 127.0.0.1:18082 >"$work/nethttp.log" 2>&1 &
+"$work/benchserver" -impl nethttp -root "$site" -addr 127.0.0.1:$((port + 2)) >"$work/nethttp.log" 2>&1 &
 pids+=($!)
-url[nethttp]="http://127.0.0.1:18082"; prefix[nethttp]=""; servers+=(nethttp)
-nginx_conf "$work/nginx" "$site" 18084
+url[nethttp]="http://127.0.0.1:$((port + 2))"; prefix[nethttp]=""; servers+=(nethttp)
+nginx_conf "$work/nginx" "$site" $((port + 4))
 nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
 pids+=($!)
-url[nginx]="http://127.0.0.1:18084"; prefix[nginx]=""; servers+=(nginx)
+url[nginx]="http://127.0.0.1:$((port + 4))"; prefix[nginx]=""; servers+=(nginx)
 wait_serving /files/1k.bin
 
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1)"
