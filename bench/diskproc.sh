@@ -18,7 +18,9 @@
 # (cpu-ns/op, from its own accounting), os.File's, and through diskproc the
 # app's (cpu-ns/op) and diskproc's (server-ns/op) apart. On a shared
 # machine throughput moves with the neighbours' load; what a read costs
-# moves much less.
+# moves much less. Every measured command runs under flock LOCK (default
+# /tmp/saturn-bench.lock), so that benchmarks by different people never
+# overlap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-3}
@@ -26,6 +28,8 @@ DUR=${DUR:-3}
 BACKEND=${BACKEND:-auto}
 CASES=${CASES:-.}
 NICE=${NICE:-0}
+LOCK=${LOCK:-/tmp/saturn-bench.lock}
+command -v flock >/dev/null || { echo "diskproc.sh: flock is missing" >&2; exit 1; }
 command -v fio >/dev/null || { echo "diskproc.sh: fio is missing ('scripts/deps.sh bench' installs it, as root)" >&2; exit 1; }
 base=$(mktemp -d "${DIR:-/var/tmp}/saturn-diskbench.XXXXXX")
 export SATURN_STATE_DIR=$base/state SATURN_INSTANCE=bench
@@ -78,7 +82,7 @@ run() { # name bs depth direct seq
 	[ "$direct" = 1 ] && dflag=(-direct)
 	[ "$seq" = 1 ] && sflag=(-seq)
 	[[ $name =~ $CASES ]] || return 0
-	nice -n "$NICE" fio --name=r --filename="$file" --rw=$rw --bs="$bs" --ioengine=io_uring --iodepth="$depth" --direct="$direct" \
+	flock "$LOCK" nice -n "$NICE" fio --name=r --filename="$file" --rw=$rw --bs="$bs" --ioengine=io_uring --iodepth="$depth" --direct="$direct" \
 		--time_based --runtime="$DUR" --invalidate=0 --norandommap --randrepeat=0 --output-format=json |
 		"$base/diskbench" -mode fio -name "Disk/$name/fio" | tee -a "$out"
 	local ab=(new)
@@ -87,12 +91,12 @@ run() { # name bs depth direct seq
 	[ -n "${BASE_REV:-}" ] && ab=(new base) && ((round % 2)) && ab=(base new)
 	for which in "${ab[@]}"; do
 		if [ "$which" = new ]; then
-			nice -n "$NICE" "$base/diskbench" -mode diskproc -server-pid "$diskproc" -name "Disk/$name/diskproc" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
+			flock "$LOCK" nice -n "$NICE" "$base/diskbench" -mode diskproc -server-pid "$diskproc" -name "Disk/$name/diskproc" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
 		else
-			SATURN_INSTANCE=bench-base nice -n "$NICE" "$base/diskbench-base" "${base_pid[@]}" -mode diskproc -name "Disk/$name/diskproc-base" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
+			SATURN_INSTANCE=bench-base flock "$LOCK" nice -n "$NICE" "$base/diskbench-base" "${base_pid[@]}" -mode diskproc -name "Disk/$name/diskproc-base" -file data.bin -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
 		fi
 	done
-	nice -n "$NICE" "$base/diskbench" -mode osfile -name "Disk/$name/osfile" -file "$file" -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
+	flock "$LOCK" nice -n "$NICE" "$base/diskbench" -mode osfile -name "Disk/$name/osfile" -file "$file" -bs "$bs" -depth "$depth" "${dflag[@]}" "${sflag[@]}" -duration "${DUR}s" | tee -a "$out"
 }
 for round in $(seq "$COUNT"); do
 	for cache in cached direct; do
