@@ -8,6 +8,11 @@
 #   - 1 KiB HTTP responses, 64 keep-alive connections, wrk as the client:
 #     net/http over appproc against net/http on plain kernel sockets.
 #
+# Beside each result, the CPU per operation of netproc and of the server
+# when it is an app (from /proc/PID/stat), and for the echoes the
+# client's own (cpu-ns/op, and its context switches): where the time
+# goes, in figures the machine's noise moves less than latencies.
+#
 # Runs are interleaved (every case once per round) so that a noisy
 # neighbour hurts all alike; medians and ratios are printed at the end.
 #
@@ -37,13 +42,16 @@ go build -o "$work/netbench" ./bench/netbench
 export SATURN_STATE_DIR="$work/state" SATURN_INSTANCE=bench
 printf '[netproc]\nbackend = "kernel"\n' >"$work/saturn.toml"
 "$work/saturn" supervisor start --detach --config "$work/saturn.toml" >/dev/null
+sup=$(pgrep -f "^$work/saturn supervisor start" | head -1)
+for _ in $(seq 100); do netproc=$(pgrep -P "$sup" -f netproc | head -1 || true); [ -n "$netproc" ] && break; sleep 0.05; done
 
 # server NAME IMPL KIND: start a server, remember its address in addr[NAME].
-declare -A addr
+declare -A addr spid
 server() {
 	local out="$work/$1.addr"
 	"$work/netbench" "$3" -impl "$2" -listen 127.0.0.1:0 >"$out" 2>"$work/$1.log" &
 	pids+=($!)
+	spid[$1]=$!
 	for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
 	[ -s "$out" ] || { echo "$1 did not start:" >&2; cat "$work/$1.log" >&2; exit 1; }
 	addr[$1]=$(head -1 "$out")
@@ -53,24 +61,50 @@ server echo-saturn saturn echo-server
 server http-net net http-server
 server http-saturn saturn http-server
 
+# ticks PID: its CPU time (user and system) in clock ticks; 0 for PID 0.
+ticks() { if [ "$1" = 0 ]; then echo 0; else awk '{ print $14 + $15 }' "/proc/$1/stat"; fi; }
+hz=$(getconf CLK_TCK)
+# measured SERVER CMD...: run CMD, which prints a result line, and add to
+# it the CPU per operation that netproc and the server (when it is an
+# app) spent meanwhile; the line goes to $results too.
+measured() {
+	local srv=$1; shift
+	local app=0 np0 ap0 line
+	[[ $srv == *saturn ]] && app=${spid[$srv]}
+	np0=$(ticks "$netproc") ap0=$(ticks "$app")
+	line=$("$@")
+	line+=$(awk -v n="$(awk '{ print $2 }' <<<"$line")" -v hz="$hz" -v app="$app" \
+		-v np=$(($(ticks "$netproc") - np0)) -v ap=$(($(ticks "$app") - ap0)) \
+		'BEGIN { printf "\t%.0f netproc-cpu-ns/op", np * 1e9 / hz / n; if (app) printf "\t%.0f app-cpu-ns/op", ap * 1e9 / hz / n }')
+	echo "$line" | tee -a "$results"
+}
+# wrkrun SERVER: wrk against it, as a result line (requests in the
+# iterations column, so that measured divides by them).
+wrkrun() {
+	local out rps n
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://${addr[$1]}/")
+	if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+		echo "$1: errors:" >&2; echo "$out" >&2; exit 1
+	fi
+	rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+	n=$(awk '/requests in/ { print $1 }' <<<"$out")
+	printf 'BenchmarkHTTP1K/%s\t%s\t%s req/s\n' "${1#http-}" "$n" "$rps"
+}
+
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(go version | cut -d' ' -f3), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "# echo: ${ECHO_TIME} per run; wrk -t$THREADS -c$CONNS -d$DURATION; $RUNS interleaved rounds; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 results="$work/results"
 : >"$results"
 for run in $(seq "$RUNS"); do
-	"$work/netbench" echo-client -impl net -addr "${addr[echo-net]}" -time "$ECHO_TIME" -name Echo64/net | tee -a "$results"
-	"$work/netbench" echo-client -impl saturn -addr "${addr[echo-net]}" -time "$ECHO_TIME" -name Echo64/saturn-client | tee -a "$results"
-	"$work/netbench" echo-client -impl net -addr "${addr[echo-saturn]}" -time "$ECHO_TIME" -name Echo64/saturn-server | tee -a "$results"
-	"$work/netbench" echo-client -impl saturn -addr "${addr[echo-saturn]}" -time "$ECHO_TIME" -name Echo64/saturn-both | tee -a "$results"
+	measured echo-net "$work/netbench" echo-client -impl net -addr "${addr[echo-net]}" -time "$ECHO_TIME" -name Echo64/net
+	measured echo-net "$work/netbench" echo-client -impl saturn -addr "${addr[echo-net]}" -time "$ECHO_TIME" -name Echo64/saturn-client
+	measured echo-saturn "$work/netbench" echo-client -impl net -addr "${addr[echo-saturn]}" -time "$ECHO_TIME" -name Echo64/saturn-server
+	measured echo-saturn "$work/netbench" echo-client -impl saturn -addr "${addr[echo-saturn]}" -time "$ECHO_TIME" -name Echo64/saturn-both
 	for s in http-net http-saturn; do
-		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://${addr[$s]}/")
-		if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
-			echo "$s: errors:" >&2; echo "$out" >&2; exit 1
-		fi
-		rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-		printf 'BenchmarkHTTP1K/%s\t1\t%s req/s\n' "${s#http-}" "$rps" | tee -a "$results"
+		measured "$s" wrkrun "$s"
 	done
 done
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 go run ./bench/benchsum -ratio 'Echo64/saturn-client//Echo64/net' -ratio 'Echo64/saturn-server//Echo64/net' \
 	-ratio 'Echo64/saturn-both//Echo64/net' <"$results"

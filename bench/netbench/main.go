@@ -9,7 +9,9 @@
 //	netbench http-server -impl net -listen 127.0.0.1:9001
 //
 // The client prints its result as a `go test -bench` line (ns/op is one
-// round trip), so that bench/benchsum takes medians and ratios.
+// round trip; cpu-ns/op and switches/op the client's own CPU and context
+// switches per round trip), so that bench/benchsum takes medians and
+// ratios.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"saturn/appproc"
@@ -76,6 +79,7 @@ func echoClient(ctx context.Context, l *socklayer.Layer, addr string, size int, 
 	for range 1000 { // warm up
 		roundTrip()
 	}
+	cpu0, switches0 := usage()
 	n, start := 0, time.Now()
 	for time.Since(start) < dur {
 		for range 100 {
@@ -84,5 +88,22 @@ func echoClient(ctx context.Context, l *socklayer.Layer, addr string, size int, 
 		n += 100
 	}
 	el := time.Since(start)
-	socklayer.PrintResult(name, n, fmt.Sprintf("%.0f", float64(el.Nanoseconds())/float64(n)), "ns/op")
+	cpu, switches := usage()
+	cpu, switches = cpu-cpu0, switches-switches0
+	// Beside the latency, what the client process spent per round trip:
+	// its CPU, and how often its threads were switched out, which on a
+	// VM costs more than the work (see docs/benchmarks.md, "netproc").
+	fmt.Printf("Benchmark%s\t%d\t%.0f ns/op\t%.0f cpu-ns/op\t%.2f switches/op\n", name, n,
+		float64(el.Nanoseconds())/float64(n), float64(cpu.Nanoseconds())/float64(n), float64(switches)/float64(n))
+}
+
+// usage is the process's CPU time (user and system) and context switches
+// (voluntary and not) so far.
+func usage() (time.Duration, int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatal(err)
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpu, ru.Nvcsw + ru.Nivcsw
 }
