@@ -9,9 +9,9 @@
 #     net/http over appproc against net/http on plain kernel sockets.
 #
 # Beside each result, the CPU per operation of netproc and of the server
-# when it is an app (from /proc/PID/stat), and for the echoes the
-# client's own (cpu-ns/op, and its context switches): where the time
-# goes, in figures the machine's noise moves less than latencies.
+# (from /proc/PID/stat), and for the echoes the client's own (cpu-ns/op,
+# and its context switches): where the time goes, in figures the
+# machine's noise moves less than latencies.
 #
 # Runs are interleaved (every case once per round) so that a noisy
 # neighbour hurts all alike; medians and ratios are printed at the end.
@@ -61,21 +61,20 @@ server echo-saturn saturn echo-server
 server http-net net http-server
 server http-saturn saturn http-server
 
-# ticks PID: its CPU time (user and system) in clock ticks; 0 for PID 0.
-ticks() { if [ "$1" = 0 ]; then echo 0; else awk '{ print $14 + $15 }' "/proc/$1/stat"; fi; }
+# ticks PID: its CPU time (user and system) in clock ticks.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 # measured SERVER CMD...: run CMD, which prints a result line, and add to
-# it the CPU per operation that netproc and the server (when it is an
-# app) spent meanwhile; the line goes to $results too.
+# it the CPU per operation that netproc and the server (an app, or a
+# process on Go's net) spent meanwhile; the line goes to $results too.
 measured() {
-	local srv=$1; shift
-	local app=0 np0 ap0 line
-	[[ $srv == *saturn ]] && app=${spid[$srv]}
-	np0=$(ticks "$netproc") ap0=$(ticks "$app")
+	local srv=${spid[$1]}; shift
+	local np0 sv0 line
+	np0=$(ticks "$netproc") sv0=$(ticks "$srv")
 	line=$("$@")
-	line+=$(awk -v n="$(awk '{ print $2 }' <<<"$line")" -v hz="$hz" -v app="$app" \
-		-v np=$(($(ticks "$netproc") - np0)) -v ap=$(($(ticks "$app") - ap0)) \
-		'BEGIN { printf "\t%.0f netproc-cpu-ns/op", np * 1e9 / hz / n; if (app) printf "\t%.0f app-cpu-ns/op", ap * 1e9 / hz / n }')
+	line+=$(awk -v n="$(awk '{ print $2 }' <<<"$line")" -v hz="$hz" \
+		-v np=$(($(ticks "$netproc") - np0)) -v sv=$(($(ticks "$srv") - sv0)) \
+		'BEGIN { printf "\t%.0f netproc-cpu-ns/op\t%.0f server-cpu-ns/op", np * 1e9 / hz / n, sv * 1e9 / hz / n }')
 	echo "$line" | tee -a "$results"
 }
 # wrkrun SERVER: wrk against it, as a result line (requests in the
