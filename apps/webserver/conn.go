@@ -82,7 +82,8 @@ type conn struct {
 	scratch   []byte
 	limited   io.LimitedReader
 	headStart time.Time
-	view      shared // the cached file being served, if any
+	view      shared       // the cached file being served, if any
+	memReader bytes.Reader // its kept contents, for a fromWriter
 }
 
 func newConn(s *Server, nc net.Conn) *conn {

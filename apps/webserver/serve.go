@@ -402,11 +402,14 @@ func (c *conn) sendBody(body *fileBody, start, length int64) error {
 	if isFW {
 		c.writes++
 		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		// A section even for kept contents (whose ReadAt reads memory):
-		// its length tells WriteFrom how many buffers the body fills, where
-		// a plain Reader would cost one more buffer, taken only to learn
-		// that the body has ended.
-		n, err := fw.WriteFrom(c.wbuf, io.NewSectionReader(body.at, start, length))
+		var src io.Reader
+		if body.inMemory(start, length) {
+			c.memReader.Reset(body.mem[start : start+length])
+			src = &c.memReader
+		} else {
+			src = io.NewSectionReader(body.at, start, length)
+		}
+		n, err := fw.WriteFrom(c.wbuf, src)
 		c.nc.SetWriteDeadline(time.Time{}) // see flush
 		c.wbuf = c.wbuf[:0]
 		c.bodySent += n
