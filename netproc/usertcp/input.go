@@ -69,7 +69,7 @@ func (s *Stack) tcpIn(d header.IPv4, csumValid bool) {
 		}
 		return
 	}
-	f := tcp.Flags(th.Flags())
+	f := th.Flags()
 	if th.SourcePort() == 0 || th.DestinationPort() == 0 ||
 		f&tcp.FlagSYN != 0 && f&(tcp.FlagFIN|tcp.FlagRST) != 0 {
 		// Port 0, SYN with FIN or RST: no stack answers these (Linux

@@ -120,7 +120,7 @@ func (s *Stack) buildTCP(k tupleKey, segs []tcp.Segment) {
 	th := header.TCP(pkt[header.IPv4MinimumSize:])
 	th.EncodeWithOptions(&header.TCPFields{
 		SrcPort: k.lport, DstPort: k.rport, SeqNum: uint32(first.Seq), AckNum: uint32(first.Ack),
-		Flags: header.TCPFlags(first.Flags | last.Flags&(tcp.FlagPSH|tcp.FlagFIN)), WindowSize: first.Window,
+		Flags: first.Flags | last.Flags&(tcp.FlagPSH|tcp.FlagFIN), WindowSize: first.Window,
 	}, first.Options)
 	off := thl
 	for i := range segs {
