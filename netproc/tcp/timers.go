@@ -34,48 +34,50 @@ func (c *Conn) nextDeadline() Time {
 	return d
 }
 
+// fired reports whether the deadline *d is armed and has passed at now, and
+// if so disarms it, before its handler may arm it again.
+func fired(d *Time, now Time) bool {
+	if *d == 0 || now < *d {
+		return false
+	}
+	*d = 0
+	return true
+}
+
 // timerFired runs every deadline that has passed.
 func (c *Conn) timerFired(e *env) {
 	now := e.now
-	if c.tm.close != 0 && now >= c.tm.close {
+	if fired(&c.tm.close, now) {
 		// TIME-WAIT is over, or an orphan waited too long in FIN-WAIT-2.
-		c.tm.close = 0
 		c.closed(e, errNone)
 		return
 	}
-	if c.tm.rto != 0 && now >= c.tm.rto {
-		c.tm.rto = 0
+	if fired(&c.tm.rto, now) {
 		c.retransmitTimeout(e)
 		if c.state == StateClosed {
 			return
 		}
 	}
-	if c.tm.reo != 0 && now >= c.tm.reo {
-		c.tm.reo = 0
+	if fired(&c.tm.reo, now) {
 		c.rackTimerFired(e)
 	}
-	if c.tm.tlp != 0 && now >= c.tm.tlp {
-		c.tm.tlp = 0
+	if fired(&c.tm.tlp, now) {
 		c.lossProbe(e)
 		c.armLossProbe(e) // the next probe, if another may follow
 	}
-	if c.tm.pace != 0 && now >= c.tm.pace {
-		c.tm.pace = 0
+	if fired(&c.tm.pace, now) {
 		c.output(e)
 	}
-	if c.tm.persist != 0 && now >= c.tm.persist {
-		c.tm.persist = 0
+	if fired(&c.tm.persist, now) {
 		c.persistFired(e)
 	}
-	if c.tm.keep != 0 && now >= c.tm.keep {
-		c.tm.keep = 0
+	if fired(&c.tm.keep, now) {
 		c.keepaliveFired(e)
 		if c.state == StateClosed {
 			return
 		}
 	}
-	if c.tm.delack != 0 && now >= c.tm.delack {
-		c.tm.delack = 0
+	if fired(&c.tm.delack, now) {
 		if c.rcv.ackPending() {
 			e.st.DelayedACKs++
 			c.sendACK(e)
