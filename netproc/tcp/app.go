@@ -101,6 +101,14 @@ func (c *Conn) appShutdown(e *env) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
+	c.queueFIN(e)
+	return nil // already shut down: nothing more to do
+}
+
+// queueFIN queues a FIN after the data already queued (RFC 9293, 3.10.4):
+// ESTABLISHED and CLOSE-WAIT send it at once, the handshake's states when
+// it completes; in the other states the FIN is already queued or sent.
+func (c *Conn) queueFIN(e *env) {
 	switch c.state {
 	case StateSynSent, StateSynReceived:
 		c.snd.finQueued = true
@@ -113,7 +121,6 @@ func (c *Conn) appShutdown(e *env) error {
 		c.setState(e, StateLastAck)
 		c.output(e)
 	}
-	return nil // already shut down: nothing more to do
 }
 
 // appClose is the application's close (RFC 9293, 3.10.4). The connection
@@ -139,19 +146,10 @@ func (c *Conn) appClose(e *env) error {
 		c.closed(e, errNone)
 		return nil
 	}
-	switch c.state {
-	case StateSynReceived:
-		c.snd.finQueued = true
-	case StateEstablished:
-		c.snd.finQueued = true
-		c.setState(e, StateFinWait1)
-		c.output(e)
-	case StateCloseWait:
-		c.snd.finQueued = true
-		c.setState(e, StateLastAck)
-		c.output(e)
-	case StateFinWait2:
+	if c.state == StateFinWait2 {
 		c.tm.close = e.now.Add(c.cfg.FinWait2Timeout)
+	} else {
+		c.queueFIN(e) // SYN-SENT is gone above
 	}
 	return nil
 }
