@@ -164,11 +164,20 @@ func (l *lane) copyPacket(p *Packet) queued {
 // pass records that one packet went by every held one; those passed by
 // enough packets follow it.
 func (l *lane) pass(now time.Time) {
+	l.releaseWhere(now, func(h *heldPacket) bool {
+		h.gap--
+		return h.gap <= 0
+	})
+}
+
+// releaseWhere emits, in the order they were held, the held packets for
+// which due reports true, and keeps holding the others (with what due
+// changed in them).
+func (l *lane) releaseWhere(now time.Time, due func(*heldPacket) bool) {
 	kept := l.held[:0]
 	var released []queued
 	for _, h := range l.held {
-		h.gap--
-		if h.gap <= 0 {
+		if due(&h) {
 			released = append(released, h.q)
 		} else {
 			kept = append(kept, h)
@@ -241,20 +250,7 @@ func (l *lane) tick() {
 		return
 	}
 	now := time.Now()
-	kept := l.held[:0]
-	var released []queued
-	for _, h := range l.held {
-		if !h.deadline.After(now) {
-			released = append(released, h.q)
-		} else {
-			kept = append(kept, h)
-		}
-	}
-	clear(l.held[len(kept):])
-	l.held = kept
-	for _, q := range released {
-		l.emit(q, now)
-	}
+	l.releaseWhere(now, func(h *heldPacket) bool { return !h.deadline.After(now) })
 	l.flush(now)
 }
 
