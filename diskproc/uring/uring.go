@@ -312,26 +312,27 @@ func (r *Ring) Wait() error {
 func (r *Ring) submitRaw(toSubmit uint32) (int, error) {
 	for {
 		n, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), 0, 0, 0, 0)
-		switch errno {
-		case 0:
-			return int(n), nil
-		case unix.EINTR:
-			continue
+		if errno != unix.EINTR {
+			return entered(n, errno)
 		}
+	}
+}
+
+// entered is what an io_uring_enter that was not interrupted returns: the
+// count of submissions it consumed, or its error.
+func entered(n uintptr, errno unix.Errno) (int, error) {
+	if errno != 0 {
 		return 0, fmt.Errorf("uring: io_uring_enter: %w", errno)
 	}
+	return int(n), nil
 }
 
 func (r *Ring) enter(toSubmit, minComplete, flags uint32) (int, error) {
 	for {
 		n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), 0, 0)
-		switch errno {
-		case 0:
-			return int(n), nil
-		case unix.EINTR:
-			continue
+		if errno != unix.EINTR {
+			return entered(n, errno)
 		}
-		return 0, fmt.Errorf("uring: io_uring_enter: %w", errno)
 	}
 }
 
