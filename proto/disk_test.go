@@ -66,31 +66,16 @@ func TestCheckPath(t *testing.T) {
 func TestStatRoundTrip(t *testing.T) {
 	s := Stat{Size: 1 << 40, Perm: 0o4755, Type: TypeRegular, ModTime: 1700000000123456789, Ino: 99, Dev: 0x803,
 		Nlink: 2, BlockSize: 4096, Blocks: 8, DirectAlign: 512, DirectMem: 4}
-	b := make([]byte, StatSize)
-	s.Encode(b)
-	got, err := DecodeStat(b)
-	if err != nil || got != s {
-		t.Fatalf("round trip: %+v %v, want %+v", got, err, s)
+	b := roundTrip(t, s, StatSize, s.Encode, DecodeStat)
+	if s.Time().UnixNano() != s.ModTime {
+		t.Errorf("Time: %v", s.Time())
 	}
-	if got.Time().UnixNano() != s.ModTime {
-		t.Errorf("Time: %v", got.Time())
-	}
-	bad := []func([]byte){
+	refusesMutations(t, b, 10, DecodeStat, ErrBadRecord,
 		func(b []byte) { b[7] = 0x80 }, // negative size
 		func(b []byte) { b[9] = 0x10 }, // mode bits past 07777
 		func(b []byte) { b[12] = 9 },   // type
 		func(b []byte) { b[14] = 1 },   // reserved
-	}
-	for i, mutate := range bad {
-		c := append([]byte(nil), b...)
-		mutate(c)
-		if _, err := DecodeStat(c); !errors.Is(err, ErrBadRecord) {
-			t.Errorf("mutation %d: %v", i, err)
-		}
-	}
-	if _, err := DecodeStat(b[:10]); !errors.Is(err, ErrBadRecord) {
-		t.Errorf("short record: %v", err)
-	}
+	)
 }
 
 func TestDirents(t *testing.T) {
@@ -125,23 +110,14 @@ func TestDirents(t *testing.T) {
 	// Refusals.
 	one := make([]byte, 16)
 	AppendDirent(one, Dirent{Ino: 1, Type: TypeRegular, Name: "ab"})
-	for i, mutate := range []func([]byte){
+	refusesMutations(t, one, 5, DecodeDirents, ErrBadRecord,
 		func(b []byte) { b[12] = '/' },
 		func(b []byte) { b[10] = 0 },               // empty name
 		func(b []byte) { b[10] = 200 },             // longer than the buffer
 		func(b []byte) { b[8] = 7 },                // type
 		func(b []byte) { b[9] = 1 },                // reserved
 		func(b []byte) { b[12], b[13] = '.', '.' }, // ".."
-	} {
-		c := append([]byte(nil), one...)
-		mutate(c)
-		if _, err := DecodeDirents(c); !errors.Is(err, ErrBadRecord) {
-			t.Errorf("mutation %d: %v", i, err)
-		}
-	}
-	if _, err := DecodeDirents(one[:5]); !errors.Is(err, ErrBadRecord) {
-		t.Errorf("truncated: %v", err)
-	}
+	)
 }
 
 func TestOpenInfo(t *testing.T) {

@@ -12,15 +12,7 @@ import (
 func TestSubmissionRoundTrip(t *testing.T) {
 	s := Submission{Op: OpWrite, Flags: FlagAppend, Buf: 7, Len: 4096, Aux: 9,
 		Handle: 1<<40 + 3, UserData: ^uint64(0), Offset: 1 << 33, Args: [3]uint64{1, 2, 3}}
-	b := make([]byte, SubmissionSize)
-	s.Encode(b)
-	got, err := DecodeSubmission(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != s {
-		t.Fatalf("round trip: %+v, want %+v", got, s)
-	}
+	b := roundTrip(t, s, SubmissionSize, s.Encode, DecodeSubmission)
 	// The layout is ABI: spot-check offsets.
 	if b[0] != byte(OpWrite) || b[4] != 7 || b[16] != 3 || b[24] != 0xff {
 		t.Fatalf("layout changed: % x", b)
@@ -58,17 +50,39 @@ func TestSubmissionRefusals(t *testing.T) {
 
 func TestCompletionRoundTrip(t *testing.T) {
 	c := Completion{UserData: 99, Result: -int64(syscall.ECONNRESET), Buf: NoBuffer, Flags: FlagMore, Aux: 5}
-	b := make([]byte, CompletionSize)
-	c.Encode(b)
-	got, err := DecodeCompletion(b)
-	if err != nil {
-		t.Fatal(err)
+	roundTrip(t, c, CompletionSize, c.Encode, DecodeCompletion)
+	if !errors.Is(c.Err(), syscall.ECONNRESET) {
+		t.Fatalf("Err() = %v, want ECONNRESET", c.Err())
 	}
-	if got != c {
-		t.Fatalf("round trip: %+v, want %+v", got, c)
+}
+
+// roundTrip encodes v into size bytes with encode, decodes them, and fails
+// the test unless v comes back; it returns the bytes, for checks of the
+// layout.
+func roundTrip[T comparable](t *testing.T, v T, size int, encode func([]byte), decode func([]byte) (T, error)) []byte {
+	t.Helper()
+	b := make([]byte, size)
+	encode(b)
+	got, err := decode(b)
+	if err != nil || got != v {
+		t.Fatalf("round trip: %+v %v, want %+v", got, err, v)
 	}
-	if !errors.Is(got.Err(), syscall.ECONNRESET) {
-		t.Fatalf("Err() = %v, want ECONNRESET", got.Err())
+	return b
+}
+
+// refusesMutations fails the test unless decode refuses with want each copy
+// of good changed by one of mutate, and good cut to short bytes.
+func refusesMutations[T any](t *testing.T, good []byte, short int, decode func([]byte) (T, error), want error, mutate ...func([]byte)) {
+	t.Helper()
+	for i, m := range mutate {
+		c := append([]byte(nil), good...)
+		m(c)
+		if _, err := decode(c); !errors.Is(err, want) {
+			t.Errorf("mutation %d: %v, want %v", i, err, want)
+		}
+	}
+	if _, err := decode(good[:short]); !errors.Is(err, want) {
+		t.Errorf("cut to %d bytes: %v, want %v", short, err, want)
 	}
 }
 
