@@ -73,6 +73,15 @@ func TestValidateIPv4(t *testing.T) {
 			SrcAddr: IPv4Addr{10, 0, 0, 1}, DstAddr: IPv4Addr{10, 0, 0, 2}})
 		return b
 	}
+	// withOptions is a 24-byte header with the four bytes of options
+	// given.
+	withOptions := func(options ...byte) func() []byte {
+		return func() []byte {
+			b := make([]byte, 24)
+			IPv4(b).Encode(&IPv4Fields{TotalLength: 24, TTL: 1, Options: options})
+			return b
+		}
+	}
 	fix := func(b []byte) []byte {
 		IPv4(b).SetChecksum(0)
 		IPv4(b).SetChecksum(IPv4(b).CalculateChecksum())
@@ -93,26 +102,10 @@ func TestValidateIPv4(t *testing.T) {
 		{"total length below header", func() []byte { b := good(); IPv4(b).SetTotalLength(19); return fix(b) }, ErrBadTotalLength, "total length 19 < 20"},
 		{"total length past the packet", func() []byte { b := good(); IPv4(b).SetTotalLength(41); return fix(b) }, ErrTruncated, "total length 40 < 41"},
 		{"bad header checksum (RFC 1122, 3.2.1.2)", func() []byte { b := good(); b[8]--; return b }, ErrBadChecksum, "header checksum"},
-		{"option length 1", func() []byte {
-			b := make([]byte, 24)
-			IPv4(b).Encode(&IPv4Fields{TotalLength: 24, TTL: 1, Options: []byte{7, 1, 0, 0}})
-			return b
-		}, ErrBadOptionLength, "option length 1 < 2"},
-		{"option past the header", func() []byte {
-			b := make([]byte, 24)
-			IPv4(b).Encode(&IPv4Fields{TotalLength: 24, TTL: 1, Options: []byte{1, 1, 7, 9}})
-			return b
-		}, ErrTruncatedOption, "option length 9 > 2"},
-		{"option length byte missing", func() []byte {
-			b := make([]byte, 24)
-			IPv4(b).Encode(&IPv4Fields{TotalLength: 24, TTL: 1, Options: []byte{1, 1, 1, 7}})
-			return b
-		}, ErrTruncatedOption, "option length byte"},
-		{"options after end-of-list are not parsed", func() []byte {
-			b := make([]byte, 24)
-			IPv4(b).Encode(&IPv4Fields{TotalLength: 24, TTL: 1, Options: []byte{0, 7, 9, 9}})
-			return b
-		}, nil, ""},
+		{"option length 1", withOptions(7, 1, 0, 0), ErrBadOptionLength, "option length 1 < 2"},
+		{"option past the header", withOptions(1, 1, 7, 9), ErrTruncatedOption, "option length 9 > 2"},
+		{"option length byte missing", withOptions(1, 1, 1, 7), ErrTruncatedOption, "option length byte"},
+		{"options after end-of-list are not parsed", withOptions(0, 7, 9, 9), nil, ""},
 		{"fragment ending past 65535 (ping of death)", func() []byte {
 			b := good()
 			IPv4(b).SetFlagsFragmentOffset(0, 65528)
