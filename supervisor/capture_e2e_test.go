@@ -422,8 +422,7 @@ func TestCaptureUserTCP(t *testing.T) {
 // TestCaptureKernelBackend: with the kernel backend there is nothing to
 // capture, and the CLI says so, and why, at once.
 func TestCaptureKernelBackend(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	file := filepath.Join(t.TempDir(), "k.pcap")
 	start := time.Now()
 	out, err := in.Run("capture", "-w", file, "--count", "10")

@@ -21,6 +21,24 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
+// startInstance starts an instance of the default configuration.
+func startInstance(t *testing.T) *testkit.Instance {
+	t.Helper()
+	in := testkit.NewInstance(t, "")
+	in.Start()
+	return in
+}
+
+// stillServing fails the test, saying why, unless the supervisor reports
+// netproc and diskproc running within 10 s: what was done to it cost the
+// instance nothing.
+func stillServing(t *testing.T, in *testkit.Instance, why string) {
+	t.Helper()
+	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
+		t.Fatal(why)
+	}
+}
+
 func running(names ...string) func(*proto.StatusReply) bool {
 	return func(st *proto.StatusReply) bool {
 		for _, n := range names {
@@ -34,8 +52,7 @@ func running(names ...string) func(*proto.StatusReply) bool {
 }
 
 func TestStartStatusKill(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	st := in.Status()
 	if st.Instance != in.Name {
 		t.Fatalf("status names instance %q, want %q", st.Instance, in.Name)
@@ -280,8 +297,7 @@ func TestStopLeavesNothing(t *testing.T) {
 }
 
 func TestSupervisorKilled(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	in.Status()
 	pids := in.Pids()
 	syscall.Kill(in.SupervisorPID(), syscall.SIGKILL)
@@ -299,8 +315,7 @@ func TestSupervisorKilled(t *testing.T) {
 }
 
 func TestSecondStartRefused(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	out, err := in.Run("supervisor", "start", "--detach")
 	if err == nil || !strings.Contains(out, "already running") {
 		t.Fatalf("second start: %v %s", err, out)
@@ -308,8 +323,7 @@ func TestSecondStartRefused(t *testing.T) {
 }
 
 func TestConcurrentStatus(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for range 20 {
@@ -329,8 +343,7 @@ func TestConcurrentStatus(t *testing.T) {
 }
 
 func TestControlSocketGarbage(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	sock := filepath.Join(in.Dir(), "control.sock")
 	fi, err := os.Stat(sock)
 	if err != nil {
@@ -367,9 +380,7 @@ func TestControlSocketGarbage(t *testing.T) {
 	raw.Write([]byte{0, 0, 0, 50, 1})
 	raw.Close()
 	// The supervisor keeps serving.
-	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
-		t.Fatal("supervisor stopped serving after garbage")
-	}
+	stillServing(t, in, "supervisor stopped serving after garbage")
 }
 
 func TestConfigErrorsReachTheUser(t *testing.T) {

@@ -23,8 +23,7 @@ import (
 // what it has open (prlimit), bursts connections past it, then gives the
 // descriptors back and expects the socket to answer again.
 func TestHostileAcceptOutOfDescriptors(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	pid := in.SupervisorPID()
 	open := func() int {
 		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
@@ -94,7 +93,5 @@ func TestHostileAcceptOutOfDescriptors(t *testing.T) {
 	}
 	logSays(t, in, "accepting again", 10*time.Second)
 	// And the CLI works.
-	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
-		t.Fatal("the instance is not running")
-	}
+	stillServing(t, in, "the instance is not running")
 }

@@ -56,8 +56,7 @@ func channelsOf(st *proto.StatusReply, server string) []string {
 // second attach on a connection is refused, and when the connection ends
 // its app is forgotten and its channels released.
 func TestHostileAttachTwice(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	s := attachSession(t, in)
 	rep, err := attach(t, s, &proto.Attach{Name: "first", PID: os.Getpid()})
 	if err != nil || len(rep.Channels) != 2 {
@@ -99,8 +98,7 @@ func TestHostileAttachTwice(t *testing.T) {
 // the app waited for ever; duplicate server names were accepted. Now
 // duplicates and unknown servers are refused with a clear error, at once.
 func TestHostileAttachServers(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	many := slices.Repeat([]string{"netproc", "diskproc"}, 12) // 24 channels: 72 descriptors
 	for _, c := range []struct {
 		servers []string

@@ -1,11 +1,11 @@
 package supervisor_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"saturn/internal/testkit"
 	"saturn/proto"
 	"saturn/supervisor"
 )
@@ -16,8 +16,7 @@ import (
 // error and closed, and the refusal is logged; once some close, the
 // socket serves again.
 func TestHostileManyConnections(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	var held []*proto.ControlConn
 	for range supervisor.MaxControlConns {
 		held = append(held, dialControl(t, in))
@@ -28,11 +27,7 @@ func TestHostileManyConnections(t *testing.T) {
 		t.Fatalf("status on connection %d: %v", len(held), err)
 	}
 	extra := dialControl(t, in)
-	extra.UnixConn().SetReadDeadline(time.Now().Add(10 * time.Second))
-	e, _, err := extra.Receive()
-	if err != nil || e.Type != proto.MsgError {
-		t.Fatalf("connection %d: %+v %v, want an error reply", len(held)+1, e, err)
-	}
+	e := nextError(t, extra, fmt.Sprintf("connection %d", len(held)+1))
 	var er proto.ErrorReply
 	e.Decode(&er)
 	if !strings.Contains(er.Message, "too many control connections") {
@@ -60,8 +55,7 @@ func TestHostileManyConnections(t *testing.T) {
 // requests waiting; past that they are refused at once, so a client
 // pipelining thousands cannot swamp the loop.
 func TestHostileWaitingRequests(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	c := dialControl(t, in)
 	const n = 40
 	for i := range n {
@@ -91,7 +85,5 @@ func TestHostileWaitingRequests(t *testing.T) {
 	if refused == 0 || ok == 0 {
 		t.Fatalf("%d answered and %d refused: want some of each", ok, refused)
 	}
-	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
-		t.Fatal("the instance is not running")
-	}
+	stillServing(t, in, "the instance is not running")
 }

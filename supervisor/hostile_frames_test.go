@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -22,8 +21,7 @@ import (
 // be answered with an error on that connection, which goes on serving,
 // and the instance must not notice.
 func TestHostileDescriptorCounts(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	pid := in.SupervisorPID()
 	c := dialControl(t, in)
 	r, w, err := os.Pipe()
@@ -56,18 +54,14 @@ func TestHostileDescriptorCounts(t *testing.T) {
 		if _, _, err := c.UnixConn().WriteMsgUnix(rawEnvelope("status", id, fc.fds, nil), oob, nil); err != nil {
 			t.Fatalf("%s: %v", fc.name, err)
 		}
-		c.UnixConn().SetReadDeadline(time.Now().Add(10 * time.Second))
-		e, _, err := c.Receive()
-		if err != nil || e.Type != proto.MsgError || e.ID != uint64(id) {
-			t.Fatalf("%s: reply %+v, %v; want an error reply to request %d", fc.name, e, err, id)
+		if e := nextError(t, c, fc.name); e.ID != uint64(id) {
+			t.Fatalf("%s: error reply to request %d, want %d", fc.name, e.ID, id)
 		}
 	}
 	if st, err := statusOver(t, c); err != nil || st.Supervisor != pid {
 		t.Fatalf("status on the same connection after the bad frames: %v", err)
 	}
-	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
-		t.Fatal("the instance is not running after the bad frames")
-	}
+	stillServing(t, in, "the instance is not running after the bad frames")
 	if in.SupervisorPID() != pid || !testkit.Alive(pid) {
 		t.Fatal("the supervisor died")
 	}
@@ -79,8 +73,7 @@ func TestHostileDescriptorCounts(t *testing.T) {
 // refused with an error for the cost of reading it. We watch the
 // supervisor's peak resident memory (VmHWM) across a few such frames.
 func TestHostileNestedFrame(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	pid := in.SupervisorPID()
 	c := dialControl(t, in)
 	if _, err := statusOver(t, c); err != nil { // the session's buffers exist
@@ -100,11 +93,7 @@ func TestHostileNestedFrame(t *testing.T) {
 		if _, err := c.UnixConn().Write(frame); err != nil {
 			t.Fatal(err)
 		}
-		c.UnixConn().SetReadDeadline(time.Now().Add(10 * time.Second))
-		e, _, err := c.Receive()
-		if err != nil || e.Type != proto.MsgError {
-			t.Fatalf("%s frame: reply %+v, %v; want an error reply", typ, e, err)
-		}
+		nextError(t, c, typ+" frame")
 	}
 	if _, err := statusOver(t, c); err != nil {
 		t.Fatalf("status after the nested frames: %v", err)

@@ -19,8 +19,7 @@ import (
 // `saturn kill netproc` still restarts netproc at once, and a client that
 // goes on sending is dropped.
 func TestHostileClientDoesNotRead(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	in.Start()
+	in := startInstance(t)
 	flood := dialControl(t, in)
 	e, _ := proto.NewEnvelope(proto.MsgStatus, 1, &proto.Status{})
 	req, err := proto.AppendFrame(nil, e)
@@ -96,9 +95,7 @@ func TestHostileClientDoesNotRead(t *testing.T) {
 		t.Fatal("a client that never reads was not dropped within 30 s")
 	}
 	logSays(t, in, "does not read its replies", 10*time.Second)
-	if _, ok := in.WaitFor(10*time.Second, running("netproc", "diskproc")); !ok {
-		t.Fatal("the instance is not running")
-	}
+	stillServing(t, in, "the instance is not running")
 	if strings.Contains(supervisorLog(in), "panic") {
 		t.Fatal("the supervisor panicked")
 	}

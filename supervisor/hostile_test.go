@@ -73,6 +73,18 @@ func rawEnvelope(typ string, id byte, fds, body []byte) []byte {
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(e))), e...)
 }
 
+// nextError reads the next envelope on c, by a deadline, and fails the
+// test, naming what was sent, unless it is an error reply.
+func nextError(t *testing.T, c *proto.ControlConn, what string) *proto.Envelope {
+	t.Helper()
+	c.UnixConn().SetReadDeadline(time.Now().Add(10 * time.Second))
+	e, _, err := c.Receive()
+	if err != nil || e.Type != proto.MsgError {
+		t.Fatalf("%s: reply %+v, %v; want an error reply", what, e, err)
+	}
+	return e
+}
+
 // statusOver makes a status call on c, by a deadline, so that a wedged
 // supervisor fails the test instead of hanging it.
 func statusOver(t *testing.T, c *proto.ControlConn) (*proto.StatusReply, error) {
