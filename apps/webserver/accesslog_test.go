@@ -15,13 +15,19 @@ func TestAccessLogCommon(t *testing.T) {
 	_, addr := startServer(t, Config{AccessLog: &log, AccessLogFormat: LogCommon})
 	exchange(t, addr, "GET /digits.txt?\"x HTTP/1.1\r\nHost: x\r\nUser-Agent: ua\r\nReferer: http://r/\r\n\r\n"+
 		"HEAD /nope HTTP/1.0\r\n\r\n")
-	lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
-	want := []*regexp.Regexp{
+	logLines(t, log.String(),
 		regexp.MustCompile(`^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /digits.txt\?\\x22x HTTP/1.1" 200 10$`),
 		regexp.MustCompile(`^127\.0\.0\.1 - - \[.*\] "HEAD /nope HTTP/1.0" 404 0$`),
-	}
+	)
+}
+
+// logLines fails the test unless log has one line for each of want, each
+// matching its expression.
+func logLines(t *testing.T, log string, want ...*regexp.Regexp) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(log, "\n"), "\n")
 	if len(lines) != len(want) {
-		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), log.String())
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), log)
 	}
 	for i, re := range want {
 		if !re.MatchString(lines[i]) {

@@ -71,12 +71,8 @@ func TestShutdownGrace(t *testing.T) {
 // idle (parked, on appproc) in the server.
 func idleConn(t *testing.T, s *Server, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialRaw(t, addr)
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n")
 	r := bufio.NewReader(c)
 	resp, err := http.ReadResponse(r, nil)
