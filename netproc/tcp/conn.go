@@ -134,6 +134,19 @@ type env struct {
 	frto     frtoAcked // what the ACK being processed delivered, for F-RTO
 }
 
+// newEnv is the environment of one Step at now, over mem's buffers, counting
+// into mem.Stats or, when the caller keeps none, into scratch.
+func newEnv(now Time, mem Mem, out *Output, scratch *Stats) env {
+	if now <= 0 {
+		panic("tcp: Step called with a non-positive time")
+	}
+	e := env{now: now, snd: mem.Send, rcv: mem.Recv, st: mem.Stats, out: out}
+	if e.st == nil {
+		e.st = scratch
+	}
+	return e
+}
+
 // Step advances the connection by one input at time now. Effects are
 // appended to out (segments, wake-ups) and out.Timer and out.Readable are
 // set to their new values. The error is for application calls that cannot
@@ -143,14 +156,8 @@ type env struct {
 // Step panics if mem's buffer lengths differ from those fixed at open: that
 // is a broken caller, not a network event.
 func (c *Conn) Step(in Input, now Time, mem Mem, out *Output) error {
-	if now <= 0 {
-		panic("tcp: Step called with a non-positive time")
-	}
 	var scratch Stats
-	e := env{now: now, snd: mem.Send, rcv: mem.Recv, st: mem.Stats, out: out}
-	if e.st == nil {
-		e.st = &scratch
-	}
+	e := newEnv(now, mem, out, &scratch)
 	if in.Kind != InConnect && c.state != StateClosed {
 		if uint32(len(mem.Send)) != c.sndSize || uint32(len(mem.Recv)) != c.rcvSize {
 			panic(ErrBufferSize)

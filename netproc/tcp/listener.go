@@ -91,14 +91,8 @@ const (
 // no room, and the listener then answers SYNs with cookies only. mem.Stats
 // receives the listener's counters.
 func (l *Listener) Step(in *ListenInput, now Time, child *Conn, mem Mem, out *Output) ListenResult {
-	if now <= 0 {
-		panic("tcp: Step called with a non-positive time")
-	}
 	var scratch Stats
-	e := env{now: now, snd: mem.Send, rcv: mem.Recv, st: mem.Stats, out: out}
-	if e.st == nil {
-		e.st = &scratch
-	}
+	e := newEnv(now, mem, out, &scratch)
 	if child != nil && (uint32(len(mem.Send)) != l.cfg.SendBuf || uint32(len(mem.Recv)) != l.cfg.RecvBuf ||
 		l.cfg.SendBuf == 0 || l.cfg.RecvBuf == 0) {
 		panic(ErrBufferSize)
