@@ -35,6 +35,19 @@ type interval struct {
 	hist              *hdrhistogram.Histogram // nil until a response comes
 }
 
+// add counts o's responses, errors and latencies into iv. iv may take o's
+// histogram over: o is not used after.
+func (iv *interval) add(o interval) {
+	iv.responses += o.responses
+	iv.errors += o.errors
+	switch {
+	case iv.hist == nil:
+		iv.hist = o.hist
+	case o.hist != nil:
+		iv.hist.Merge(o.hist)
+	}
+}
+
 // timeline is the run's intervals. Not safe for concurrent use: the runner
 // adds to it under its lock.
 type timeline struct {
@@ -72,15 +85,7 @@ func (tl *timeline) halve() {
 	for i := 0; i < len(tl.intervals); i += 2 {
 		iv := tl.intervals[i]
 		if i+1 < len(tl.intervals) {
-			o := tl.intervals[i+1]
-			iv.responses += o.responses
-			iv.errors += o.errors
-			switch {
-			case iv.hist == nil:
-				iv.hist = o.hist
-			case o.hist != nil:
-				iv.hist.Merge(o.hist)
-			}
+			iv.add(tl.intervals[i+1])
 		}
 		merged = append(merged, iv)
 	}
@@ -114,15 +119,7 @@ func (tl *timeline) report(elapsed time.Duration) []Interval {
 	n := max(int((elapsed+tl.step/2)/tl.step), 1)
 	for len(tl.intervals) > n {
 		last := len(tl.intervals) - 1
-		tail, into := tl.intervals[last], &tl.intervals[last-1]
-		into.responses += tail.responses
-		into.errors += tail.errors
-		switch {
-		case into.hist == nil:
-			into.hist = tail.hist
-		case tail.hist != nil:
-			into.hist.Merge(tail.hist)
-		}
+		tl.intervals[last-1].add(tl.intervals[last])
 		tl.intervals = tl.intervals[:last]
 	}
 	out := make([]Interval, n)
