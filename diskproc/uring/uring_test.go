@@ -19,6 +19,17 @@ func newRing(t *testing.T) *Ring {
 	return r
 }
 
+// newEventfd is a non-blocking eventfd, closed when the test ends.
+func newEventfd(t *testing.T) int {
+	t.Helper()
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(efd) })
+	return efd
+}
+
 func addr(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(&b[0]))) }
 
 // TestReadWriteFixed writes and reads back through plain, fixed-buffer and
@@ -26,11 +37,7 @@ func addr(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(&b[0]))) }
 // fires.
 func TestReadWriteFixed(t *testing.T) {
 	r := newRing(t)
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(efd)
+	efd := newEventfd(t)
 	if err := r.RegisterEventfd(efd); err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +143,7 @@ func TestFullRing(t *testing.T) {
 // io_uring always hands to its workers).
 func TestEventfdAsync(t *testing.T) {
 	r := newRing(t)
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(efd)
+	efd := newEventfd(t)
 	if err := r.RegisterEventfdAsync(efd); err != nil {
 		t.Skipf("no IORING_REGISTER_EVENTFD_ASYNC here: %v", err)
 	}
