@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -66,26 +67,82 @@ func decodeError(data []byte, name string, err error) error {
 // keyOnLine returns the key assigned on line row (1-based), qualified by
 // the table it sits in, or "".
 func keyOnLine(data []byte, row int) string {
-	table := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if t, ok := tableHeader(line); ok {
-			table = t
+	for l := range tomlLines(data) {
+		if l.n != row {
+			continue
 		}
-		if n == row {
-			k, _, ok := strings.Cut(line, "=")
-			if !ok {
-				return table
-			}
-			k = strings.Trim(strings.TrimSpace(k), `"'`)
-			if table == "" {
-				return k
-			}
-			return table + "." + k
+		k, ok := assignedKey(l.text)
+		if !ok {
+			return l.table
 		}
+		if l.table == "" {
+			return k
+		}
+		return l.table + "." + k
 	}
 	return ""
+}
+
+// findKey returns the line (1-based) that sets the dotted key ("app.name"),
+// in the nth table of that name when it is an array of tables, or 0 when
+// the key is not written in data.
+func findKey(data []byte, key string, nth int) int {
+	table, field := "", key
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		table, field = key[:i], key[i+1:]
+	}
+	seen := -1
+	for l := range tomlLines(data) {
+		if l.header {
+			if l.table == table {
+				seen++
+			}
+			continue
+		}
+		if l.table != table || (nth >= 0 && seen != nth) {
+			continue
+		}
+		if k, ok := assignedKey(l.text); ok && k == field {
+			return l.n
+		}
+	}
+	return 0
+}
+
+// tomlLine is one line of a TOML file as keyOnLine and findKey read it:
+// its number (1-based), its text without the white space around it, the
+// table it sits in, and whether it is that table's header.
+type tomlLine struct {
+	n      int
+	text   string
+	table  string
+	header bool
+}
+
+// tomlLines yields the lines of data in order, each with the table it sits
+// in ("" before the first header).
+func tomlLines(data []byte) iter.Seq[tomlLine] {
+	return func(yield func(tomlLine) bool) {
+		table := ""
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			t, header := tableHeader(line)
+			if header {
+				table = t
+			}
+			if !yield(tomlLine{n: n, text: line, table: table, header: header}) {
+				return
+			}
+		}
+	}
+}
+
+// assignedKey returns the key that line assigns to, unquoted, if it is an
+// assignment.
+func assignedKey(line string) (string, bool) {
+	k, _, ok := strings.Cut(line, "=")
+	return strings.Trim(strings.TrimSpace(k), `"'`), ok
 }
 
 func tableHeader(line string) (string, bool) {
@@ -100,36 +157,6 @@ func tableHeader(line string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// findKey returns the line (1-based) that sets the dotted key ("app.name"),
-// in the nth table of that name when it is an array of tables, or 0 when
-// the key is not written in data.
-func findKey(data []byte, key string, nth int) int {
-	table, field := "", key
-	if i := strings.LastIndexByte(key, '.'); i >= 0 {
-		table, field = key[:i], key[i+1:]
-	}
-	current, seen := "", -1
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if t, ok := tableHeader(line); ok {
-			current = t
-			if t == table {
-				seen++
-			}
-			continue
-		}
-		if current != table || (nth >= 0 && seen != nth) {
-			continue
-		}
-		k, _, ok := strings.Cut(line, "=")
-		if ok && strings.Trim(strings.TrimSpace(k), `"'`) == field {
-			return n
-		}
-	}
-	return 0
 }
 
 // Print renders c as TOML: the effective configuration, defaults included.
