@@ -2,6 +2,7 @@ package usertcp_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -118,3 +119,22 @@ func acceptOne(ln net.Listener) <-chan net.Conn {
 
 // echo sends back what c receives, until it ends.
 func echo(c net.Conn) { io.Copy(c, c) }
+
+// echoConn listens on port through the app, with backlog (0: the
+// default), serves what comes with echo, and returns a client from the namespace connected to it; the
+// listener and the client close when the test ends.
+func (e *stackEnv) echoConn(t testing.TB, port uint16, backlog int) net.Conn {
+	t.Helper()
+	ln, err := e.App.ListenTCP("tcp", fmt.Sprintf(":%d", port), appproc.ListenOptions{Backlog: backlog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	serve(ln, echo)
+	c, err := e.Dial(e.AddrPort(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

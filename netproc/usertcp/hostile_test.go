@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"saturn/appproc"
 	"saturn/internal/testkit"
 	"saturn/netproc/header"
 	"saturn/netproc/link"
@@ -300,17 +299,7 @@ func TestHostilePackets(t *testing.T) {
 	const port = 7100
 	// The SYN backlog is the larger of the stack's and the listen
 	// backlog, as in Linux: keep the latter below the former.
-	ln, err := e.App.ListenTCP("tcp", fmt.Sprintf(":%d", port), appproc.ListenOptions{Backlog: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	serve(ln, echo)
-	c, err := e.Dial(e.AddrPort(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := e.echoConn(t, port, 64)
 	kernelEnd := netip.MustParseAddrPort(c.LocalAddr().String())
 	pump := startPump(c, 42)
 	inj := newInjector(t, e.NS, e.Stack.Info()["tun"])

@@ -65,17 +65,7 @@ func TestCurl(t *testing.T) {
 // server.
 func TestGoClientEcho(t *testing.T) {
 	e := startStack(t, usertcp.Config{})
-	ln, err := e.App.Listen("tcp", ":7000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	serve(ln, echo)
-	c, err := e.Dial(e.AddrPort(7000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := e.echoConn(t, 7000, 0)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 5)
 	for i := range 100 {

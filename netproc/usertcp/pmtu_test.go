@@ -210,17 +210,7 @@ func icmpFragNeeded(e *stackEnv, from, to netip.AddrPort, seq uint32, mtu uint16
 // agreed, and the connection stays byte-exact.
 func TestForgedFragNeeded(t *testing.T) {
 	e := startStack(t, usertcp.Config{})
-	ln, err := e.App.Listen("tcp", ":7300")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	serve(ln, echo)
-	c, err := e.Dial(e.AddrPort(7300))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := e.echoConn(t, 7300, 0)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	roundTrip := func(seed uint64) {
 		t.Helper()
