@@ -66,10 +66,7 @@ intensity = 50
 	cmd.Env = in.Env()
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	proc := testkit.Start(t, cmd) // killed when the test ends, if it still runs
 	if !testkit.Until(20*time.Second, func() bool { _, err := os.Stat(ready); return err == nil }) {
 		t.Fatalf("the load did not start:\n%s", stderr.String())
 	}
@@ -89,15 +86,10 @@ intensity = 50
 	}
 	time.Sleep(300 * time.Millisecond) // deliberate: load on the last incarnation too
 	os.WriteFile(stop, nil, 0o644)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("the load failed: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
+	if exited, err := proc.Wait(60 * time.Second); !exited {
 		t.Fatalf("the load did not finish:\n%s", stderr.String())
+	} else if err != nil {
+		t.Fatalf("the load failed: %v\n%s", err, stderr.String())
 	}
 	var rep diskload.Report
 	b, err := os.ReadFile(report)

@@ -431,25 +431,16 @@ func signalForeground(t *testing.T, up ...string) string {
 	cmd := in.Command("supervisor", "start")
 	var out strings.Builder
 	cmd.Stderr = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sup := testkit.Start(t, cmd) // killed when the test ends, if it still runs
 	if _, ok := in.WaitForQuiet(10*time.Second, running(up...)); !ok {
-		cmd.Process.Kill()
 		t.Fatalf("foreground instance did not bring up %v:\n%s", up, out.String())
 	}
 	pids := in.Pids()
 	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("supervisor exited with %v:\n%s", err, out.String())
-		}
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
+	if exited, err := sup.Wait(10 * time.Second); !exited {
 		t.Fatal("supervisor did not stop on SIGTERM")
+	} else if err != nil {
+		t.Fatalf("supervisor exited with %v:\n%s", err, out.String())
 	}
 	if alive := testkit.WaitGone(pids, 2*time.Second); len(alive) > 0 {
 		t.Fatalf("processes %v still run", alive)

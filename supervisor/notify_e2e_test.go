@@ -107,13 +107,10 @@ func TestSystemdNotify(t *testing.T) {
 
 	in.MustRun("supervisor", "stop")
 	until("STOPPING=1")
-	select {
-	case <-sup.Exited():
-		if err := sup.Err(); err != nil {
-			t.Errorf("supervisor exited with %v", err)
-		}
-	case <-time.After(30 * time.Second):
+	if exited, err := sup.Wait(30 * time.Second); !exited {
 		t.Fatal("supervisor still running after stop")
+	} else if err != nil {
+		t.Errorf("supervisor exited with %v", err)
 	}
 
 	// Journal lines have no time, and start with their syslog priority;

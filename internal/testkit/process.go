@@ -3,6 +3,7 @@ package testkit
 import (
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // Process is a command started by Start.
@@ -38,3 +39,15 @@ func (p *Process) Exited() <-chan struct{} { return p.done }
 
 // Err is what cmd.Wait returned; it is valid once Exited is closed.
 func (p *Process) Err() error { return p.err }
+
+// Wait waits up to timeout for the process to exit and returns what
+// cmd.Wait returned; exited is false when it still runs then (it is left
+// running: the test's cleanup kills it).
+func (p *Process) Wait(timeout time.Duration) (exited bool, err error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	case <-time.After(timeout):
+		return false, nil
+	}
+}

@@ -10,13 +10,10 @@ import (
 // when its test ends is killed and waited for by the test's cleanup.
 func TestStart(t *testing.T) {
 	p := Start(t, exec.Command("false"))
-	select {
-	case <-p.Exited():
-		if p.Err() == nil {
-			t.Error("false exited without an error")
-		}
-	case <-time.After(30 * time.Second):
+	if exited, err := p.Wait(30 * time.Second); !exited {
 		t.Fatal("false still running")
+	} else if err == nil {
+		t.Error("false exited without an error")
 	}
 
 	var sleeper *Process
