@@ -90,20 +90,24 @@ func newUringBackend(root int, entries uint32, metaWorkers int, log *slog.Logger
 	if err := r.RegisterSparseBuffers(uringBufferSlots); err != nil {
 		log.Warn("io_uring: no registered buffers; using plain reads and writes", "err", err)
 	} else {
-		b.fixedBufs = true
-		for i := uringBufferSlots - 1; i >= 0; i-- {
-			b.freeBufSlots = append(b.freeBufSlots, i)
-		}
+		b.fixedBufs, b.freeBufSlots = true, freeSlots(uringBufferSlots)
 	}
 	if err := r.RegisterSparseFiles(uringFileSlots); err != nil {
 		log.Warn("io_uring: no registered files; using plain descriptors", "err", err)
 	} else {
-		b.fixedFiles = true
-		for i := uringFileSlots - 1; i >= 0; i-- {
-			b.freeFileSlots = append(b.freeFileSlots, i)
-		}
+		b.fixedFiles, b.freeFileSlots = true, freeSlots(uringFileSlots)
 	}
 	return b, nil
+}
+
+// freeSlots is a free list of the registered slots 0 to n-1, taken from
+// its end: the lowest first.
+func freeSlots(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = n - 1 - i
+	}
+	return s
 }
 
 func (b *uringBackend) name() string { return "uring" }
