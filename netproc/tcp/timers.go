@@ -147,13 +147,20 @@ func (c *Conn) armRTO(e *env) {
 	}
 }
 
+// timedOut gives up on the peer after the last retransmission or
+// keep-alive probe went unanswered: the connection fails with ETIMEDOUT
+// (RFC 9293, 3.8.3, R2; RFC 1122, 4.2.3.6).
+func (c *Conn) timedOut(e *env) {
+	e.st.AbortOnTimeout++
+	c.closed(e, errTimeout)
+}
+
 // retransmitTimeout handles the RTO expiry (RFC 6298, 5.4-5.6).
 func (c *Conn) retransmitTimeout(e *env) {
 	switch c.state {
 	case StateSynSent, StateSynReceived:
 		if c.rtt.backoff >= c.cfg.SynRetries {
-			e.st.AbortOnTimeout++
-			c.closed(e, errTimeout)
+			c.timedOut(e)
 			return
 		}
 		c.rtt.backoff++
@@ -171,8 +178,7 @@ func (c *Conn) retransmitTimeout(e *env) {
 		return // everything was acknowledged meanwhile
 	}
 	if c.rtt.backoff >= c.cfg.Retries {
-		e.st.AbortOnTimeout++
-		c.closed(e, errTimeout)
+		c.timedOut(e)
 		return
 	}
 	c.rtt.backoff++
@@ -243,8 +249,7 @@ func (c *Conn) keepaliveFired(e *env) {
 		return
 	}
 	if c.tm.keepProbes >= c.cfg.KeepCount {
-		e.st.AbortOnTimeout++
-		c.closed(e, errTimeout)
+		c.timedOut(e)
 		return
 	}
 	c.tm.keepProbes++
