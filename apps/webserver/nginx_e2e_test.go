@@ -79,10 +79,18 @@ func tlsClient(pool *x509.CertPool) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
-// getWhole GETs url and fails on anything but a whole body.
-func getWhole(t *testing.T, client *http.Client, url string) (*http.Response, []byte) {
+// getWhole GETs url, with the header fields hdr gives as name and value
+// pairs, and fails on anything but a whole body.
+func getWhole(t *testing.T, client *http.Client, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := client.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}

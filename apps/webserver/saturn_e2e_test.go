@@ -69,20 +69,7 @@ func TestMainJob(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	get := func(path string, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", url+strings.TrimPrefix(path, "/"), nil)
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("GET %s body: %v", path, err)
-		}
-		return resp, body
+		return getWhole(t, client, url+strings.TrimPrefix(path, "/"), hdr...)
 	}
 	resp, body := get("/files/100k.bin")
 	if resp.StatusCode != 200 || !bytes.Equal(body, configs.SamplePattern(100<<10)) {
