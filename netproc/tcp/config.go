@@ -1,6 +1,9 @@
 package tcp
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // Time is an instant on the caller's monotonic clock, in nanoseconds since
 // an epoch of the caller's choosing. The core never reads a clock: every
@@ -160,55 +163,30 @@ const (
 	handshakeRTO = 3 * time.Second
 )
 
-// withDefaults returns c with every zero field set to its default.
+// withDefaults returns c with every zero field set to its default, and
+// every duration that must be positive too when it is not.
 func (c Config) withDefaults() Config {
-	if c.MSS == 0 {
-		c.MSS = DefaultMSS
-	}
-	if c.MSS < minMSS {
-		c.MSS = minMSS
-	}
-	if c.Congestion == CCDefault {
-		c.Congestion = CCCubic
-	}
-	if c.DelayedACK == 0 {
-		c.DelayedACK = DefaultDelayedACK
-	}
-	if c.MinRTO <= 0 {
-		c.MinRTO = DefaultMinRTO
-	}
-	if c.MaxRTO <= 0 {
-		c.MaxRTO = DefaultMaxRTO
-	}
-	if c.MaxRTO < c.MinRTO {
-		c.MaxRTO = c.MinRTO
-	}
-	if c.InitialRTO <= 0 {
-		c.InitialRTO = DefaultInitialRTO
-	}
-	if c.SynRetries == 0 {
-		c.SynRetries = DefaultSynRetries
-	}
-	if c.Retries == 0 {
-		c.Retries = DefaultRetries
-	}
-	if c.TimeWait <= 0 {
-		c.TimeWait = DefaultTimeWait
-	}
-	if c.FinWait2Timeout <= 0 {
-		c.FinWait2Timeout = DefaultFinWait2Timeout
-	}
-	if c.KeepIdle <= 0 {
-		c.KeepIdle = DefaultKeepIdle
-	}
-	if c.KeepInterval <= 0 {
-		c.KeepInterval = DefaultKeepInterval
-	}
-	if c.KeepCount == 0 {
-		c.KeepCount = DefaultKeepCount
-	}
-	if c.ChallengeACKLimit == 0 {
-		c.ChallengeACKLimit = DefaultChallengeACKLimit
-	}
+	c.MSS = max(cmp.Or(c.MSS, DefaultMSS), minMSS)
+	c.Congestion = cmp.Or(c.Congestion, CCCubic)
+	c.DelayedACK = cmp.Or(c.DelayedACK, DefaultDelayedACK)
+	c.MinRTO = positiveOr(c.MinRTO, DefaultMinRTO)
+	c.MaxRTO = max(positiveOr(c.MaxRTO, DefaultMaxRTO), c.MinRTO)
+	c.InitialRTO = positiveOr(c.InitialRTO, DefaultInitialRTO)
+	c.SynRetries = cmp.Or(c.SynRetries, DefaultSynRetries)
+	c.Retries = cmp.Or(c.Retries, DefaultRetries)
+	c.TimeWait = positiveOr(c.TimeWait, DefaultTimeWait)
+	c.FinWait2Timeout = positiveOr(c.FinWait2Timeout, DefaultFinWait2Timeout)
+	c.KeepIdle = positiveOr(c.KeepIdle, DefaultKeepIdle)
+	c.KeepInterval = positiveOr(c.KeepInterval, DefaultKeepInterval)
+	c.KeepCount = cmp.Or(c.KeepCount, DefaultKeepCount)
+	c.ChallengeACKLimit = cmp.Or(c.ChallengeACKLimit, DefaultChallengeACKLimit)
 	return c
+}
+
+// positiveOr is d when v is zero or negative, v otherwise.
+func positiveOr(v, d time.Duration) time.Duration {
+	if v <= 0 {
+		return d
+	}
+	return v
 }
