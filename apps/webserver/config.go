@@ -1,6 +1,7 @@
 package webserver
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"io/fs"
@@ -124,44 +125,25 @@ const minHeaderBytes = 512
 // ErrNoRoot is returned by New for a Config without Root.
 var ErrNoRoot = errors.New("webserver: Config.Root is nil")
 
-// withDefaults returns c with every zero limit replaced by its default.
+// withDefaults returns c with every zero limit replaced by its default, and
+// every negative one too where it must be positive (cmp.Or(max(v, 0), d)).
 func (c Config) withDefaults() (Config, error) {
 	if c.Root == nil {
 		return c, ErrNoRoot
 	}
-	if c.MaxHeaderBytes <= 0 {
-		c.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
+	c.MaxHeaderBytes = cmp.Or(max(c.MaxHeaderBytes, 0), DefaultMaxHeaderBytes)
 	c.MaxHeaderBytes = max(c.MaxHeaderBytes, minHeaderBytes)
-	if c.MaxHeaderCount <= 0 {
-		c.MaxHeaderCount = DefaultMaxHeaderCount
-	}
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.HeaderTimeout <= 0 {
-		c.HeaderTimeout = DefaultHeaderTimeout
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = DefaultShutdownGrace
-	}
+	c.MaxHeaderCount = cmp.Or(max(c.MaxHeaderCount, 0), DefaultMaxHeaderCount)
+	c.MaxBodyBytes = cmp.Or(max(c.MaxBodyBytes, 0), DefaultMaxBodyBytes)
+	c.HeaderTimeout = cmp.Or(max(c.HeaderTimeout, 0), DefaultHeaderTimeout)
+	c.IdleTimeout = cmp.Or(max(c.IdleTimeout, 0), DefaultIdleTimeout)
+	c.WriteTimeout = cmp.Or(max(c.WriteTimeout, 0), DefaultWriteTimeout)
+	c.ShutdownTimeout = cmp.Or(max(c.ShutdownTimeout, 0), DefaultShutdownTimeout)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, DefaultShutdownGrace)
 	if c.ErrorLog == nil {
 		c.ErrorLog = slog.New(slog.DiscardHandler)
 	}
-	if c.OpenFileCacheSize <= 0 {
-		c.OpenFileCacheSize = DefaultOpenFileCacheSize
-	}
-	if c.ContentCacheFileMax <= 0 {
-		c.ContentCacheFileMax = DefaultContentCacheFileMax
-	}
+	c.OpenFileCacheSize = cmp.Or(max(c.OpenFileCacheSize, 0), DefaultOpenFileCacheSize)
+	c.ContentCacheFileMax = cmp.Or(max(c.ContentCacheFileMax, 0), DefaultContentCacheFileMax)
 	return c, nil
 }

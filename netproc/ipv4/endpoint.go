@@ -1,6 +1,7 @@
 package ipv4
 
 import (
+	"cmp"
 	"errors"
 	"time"
 
@@ -54,28 +55,16 @@ type Config struct {
 	ICMPErrorBurst      int
 }
 
+// withDefaults returns c with each zero field set to its default, and each
+// negative one too where the field must be positive (cmp.Or(max(v, 0), d)).
 func (c Config) withDefaults() Config {
-	if c.TTL == 0 {
-		c.TTL = DefaultTTL
-	}
-	if c.ReassemblyTimeout <= 0 {
-		c.ReassemblyTimeout = DefaultReassemblyTimeout
-	}
-	if c.ReassemblyMaxBytes <= 0 {
-		c.ReassemblyMaxBytes = DefaultReassemblyMaxBytes
-	}
-	if c.ReassemblyMaxDatagrams <= 0 {
-		c.ReassemblyMaxDatagrams = DefaultReassemblyDatagrams
-	}
-	if c.ReassemblyMaxFragments <= 0 {
-		c.ReassemblyMaxFragments = DefaultReassemblyFragments
-	}
-	if c.ICMPErrorsPerSecond <= 0 {
-		c.ICMPErrorsPerSecond = DefaultICMPErrorsPerSecond
-	}
-	if c.ICMPErrorBurst <= 0 {
-		c.ICMPErrorBurst = DefaultICMPErrorBurst
-	}
+	c.TTL = cmp.Or(c.TTL, DefaultTTL)
+	c.ReassemblyTimeout = cmp.Or(max(c.ReassemblyTimeout, 0), DefaultReassemblyTimeout)
+	c.ReassemblyMaxBytes = cmp.Or(max(c.ReassemblyMaxBytes, 0), DefaultReassemblyMaxBytes)
+	c.ReassemblyMaxDatagrams = cmp.Or(max(c.ReassemblyMaxDatagrams, 0), DefaultReassemblyDatagrams)
+	c.ReassemblyMaxFragments = cmp.Or(max(c.ReassemblyMaxFragments, 0), DefaultReassemblyFragments)
+	c.ICMPErrorsPerSecond = cmp.Or(max(c.ICMPErrorsPerSecond, 0), DefaultICMPErrorsPerSecond)
+	c.ICMPErrorBurst = cmp.Or(max(c.ICMPErrorBurst, 0), DefaultICMPErrorBurst)
 	return c
 }
 

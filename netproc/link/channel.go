@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"sync"
 	"sync/atomic"
 )
@@ -56,19 +57,15 @@ func NewChannelPair(cfg ChannelConfig) (a, b *Channel) {
 	return a, b
 }
 
+// withDefaults returns c with each zero field set to its default, and each
+// negative one too where the field must be positive (cmp.Or(max(v, 0), d)).
 func (c ChannelConfig) withDefaults() ChannelConfig {
-	if c.MTU <= 0 {
-		c.MTU = DefaultMTU
-	}
+	c.MTU = cmp.Or(max(c.MTU, 0), DefaultMTU)
 	if c.MaxPacketSize < c.MTU {
 		c.MaxPacketSize = c.MTU
 	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.Queue <= 0 {
-		c.Queue = 256
-	}
+	c.BatchSize = cmp.Or(max(c.BatchSize, 0), DefaultBatchSize)
+	c.Queue = cmp.Or(max(c.Queue, 0), 256)
 	return c
 }
 
