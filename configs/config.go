@@ -4,6 +4,7 @@
 package configs
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"log/slog"
@@ -410,92 +411,40 @@ var defaultPolicy = Policy{
 
 // FillDefaults gives every field p leaves unset its default.
 func (p *Policy) FillDefaults() {
-	if p.Restart == "" {
-		p.Restart = defaultPolicy.Restart
-	}
-	if p.Backoff == 0 {
-		p.Backoff = defaultPolicy.Backoff
-	}
-	if p.MaxBackoff == 0 {
-		p.MaxBackoff = max(defaultPolicy.MaxBackoff, p.Backoff)
-	}
-	if p.Intensity == 0 {
-		p.Intensity = defaultPolicy.Intensity
-	}
-	if p.Period == 0 {
-		p.Period = defaultPolicy.Period
-	}
+	p.Restart = cmp.Or(p.Restart, defaultPolicy.Restart)
+	p.Backoff = cmp.Or(p.Backoff, defaultPolicy.Backoff)
+	p.MaxBackoff = cmp.Or(p.MaxBackoff, max(defaultPolicy.MaxBackoff, p.Backoff))
+	p.Intensity = cmp.Or(p.Intensity, defaultPolicy.Intensity)
+	p.Period = cmp.Or(p.Period, defaultPolicy.Period)
 }
 
 func (c *Config) fillDefaults() {
-	if c.Supervisor.StopGrace == 0 {
-		c.Supervisor.StopGrace = Duration(5 * time.Second)
-	}
-	if c.Supervisor.ReadyTimeout == 0 {
-		c.Supervisor.ReadyTimeout = Duration(10 * time.Second)
-	}
-	if c.Supervisor.MaxApps == 0 {
-		c.Supervisor.MaxApps = 64
-	}
-	if c.Supervisor.LogLevel == "" {
-		c.Supervisor.LogLevel = "info"
-	}
-	if c.Diskproc.MaxPinned == 0 {
-		c.Diskproc.MaxPinned = 256 << 20
-	}
+	c.Supervisor.StopGrace = cmp.Or(c.Supervisor.StopGrace, Duration(5*time.Second))
+	c.Supervisor.ReadyTimeout = cmp.Or(c.Supervisor.ReadyTimeout, Duration(10*time.Second))
+	c.Supervisor.MaxApps = cmp.Or(c.Supervisor.MaxApps, 64)
+	c.Supervisor.LogLevel = cmp.Or(c.Supervisor.LogLevel, "info")
+	c.Diskproc.MaxPinned = cmp.Or(c.Diskproc.MaxPinned, 256<<20)
 	c.Netproc.FillDefaults()
-	if c.Netproc.Backend == "" {
-		c.Netproc.Backend = "auto"
-	}
-	if c.Netproc.Netns == "" {
-		c.Netproc.Netns = "saturn-default"
-	}
-	if c.Netproc.Address == "" {
-		c.Netproc.Address = "10.77.0.2/24"
-	}
-	if c.Netproc.MTU == 0 {
-		c.Netproc.MTU = 1500
-	}
-	if c.Netproc.Congestion == "" {
-		c.Netproc.Congestion = "cubic"
-	}
-	if c.Netproc.MaxSockets == 0 {
-		c.Netproc.MaxSockets = 100_000
-	}
-	if c.Netproc.MaxMemory == 0 {
-		c.Netproc.MaxMemory = 1 << 30
-	}
-	if c.Netproc.MaxConnections == 0 {
-		c.Netproc.MaxConnections = 131072
-	}
-	if c.Netproc.TimeWait == 0 {
-		c.Netproc.TimeWait = Duration(60 * time.Second) // as Linux
-	}
+	c.Netproc.Backend = cmp.Or(c.Netproc.Backend, "auto")
+	c.Netproc.Netns = cmp.Or(c.Netproc.Netns, "saturn-default")
+	c.Netproc.Address = cmp.Or(c.Netproc.Address, "10.77.0.2/24")
+	c.Netproc.MTU = cmp.Or(c.Netproc.MTU, 1500)
+	c.Netproc.Congestion = cmp.Or(c.Netproc.Congestion, "cubic")
+	c.Netproc.MaxSockets = cmp.Or(c.Netproc.MaxSockets, 100_000)
+	c.Netproc.MaxMemory = cmp.Or(c.Netproc.MaxMemory, 1<<30)
+	c.Netproc.MaxConnections = cmp.Or(c.Netproc.MaxConnections, 131072)
+	c.Netproc.TimeWait = cmp.Or(c.Netproc.TimeWait, Duration(60*time.Second)) // as Linux
 	c.Diskproc.FillDefaults()
-	if c.Diskproc.Backend == "" {
-		c.Diskproc.Backend = "auto"
-	}
+	c.Diskproc.Backend = cmp.Or(c.Diskproc.Backend, "auto")
 	if c.Diskproc.Root == "" {
 		c.Diskproc.Root, c.Diskproc.RootDefaulted = "site", true
 	}
-	if c.Diskproc.MaxOpen == 0 {
-		c.Diskproc.MaxOpen = 1024
-	}
-	if c.Diskproc.MaxInflight == 0 {
-		c.Diskproc.MaxInflight = 1024
-	}
-	if c.Channel.SQEntries == 0 {
-		c.Channel.SQEntries = 256
-	}
-	if c.Channel.CQEntries == 0 {
-		c.Channel.CQEntries = 512
-	}
-	if c.Channel.BufferSize == 0 {
-		c.Channel.BufferSize = 128 << 10
-	}
-	if c.Channel.Buffers == 0 {
-		c.Channel.Buffers = 128
-	}
+	c.Diskproc.MaxOpen = cmp.Or(c.Diskproc.MaxOpen, 1024)
+	c.Diskproc.MaxInflight = cmp.Or(c.Diskproc.MaxInflight, 1024)
+	c.Channel.SQEntries = cmp.Or(c.Channel.SQEntries, 256)
+	c.Channel.CQEntries = cmp.Or(c.Channel.CQEntries, 512)
+	c.Channel.BufferSize = cmp.Or(c.Channel.BufferSize, 128<<10)
+	c.Channel.Buffers = cmp.Or(c.Channel.Buffers, 128)
 	for i := range c.Apps {
 		c.Apps[i].FillDefaults()
 	}
