@@ -30,11 +30,16 @@ func pattern(seed byte, n int) []byte {
 	return b
 }
 
-// fetchWhole GETs path and returns the status and body; a body cut short of
-// its Content-Length fails the test.
-func fetchWhole(t *testing.T, client *http.Client, url string, hdr ...string) (int, []byte) {
+// GetWhole GETs url, with the header fields hdr gives as name and value
+// pairs, and fails the test on anything but a whole body (one cut short of
+// its Content-Length, or past it). Exported for the end-to-end tests of
+// package webserver_test.
+func GetWhole(t testing.TB, client *http.Client, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -50,6 +55,13 @@ func fetchWhole(t *testing.T, client *http.Client, url string, hdr ...string) (i
 	if resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
 		t.Fatalf("GET %s: Content-Length %d, body %d bytes", url, resp.ContentLength, len(body))
 	}
+	return resp, body
+}
+
+// fetchWhole is GetWhole's status and body.
+func fetchWhole(t *testing.T, client *http.Client, url string, hdr ...string) (int, []byte) {
+	t.Helper()
+	resp, body := GetWhole(t, client, url, hdr...)
 	return resp.StatusCode, body
 }
 

@@ -79,29 +79,6 @@ func tlsClient(pool *x509.CertPool) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
-// getWhole GETs url, with the header fields hdr gives as name and value
-// pairs, and fails on anything but a whole body.
-func getWhole(t *testing.T, client *http.Client, url string, hdr ...string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: a body cut short of Content-Length %d (%d bytes): %v", url, resp.ContentLength, len(body), err)
-	}
-	return resp, body
-}
-
 // presented is the common name of the certificate a fresh handshake gets.
 func presented(t *testing.T, addr string) string {
 	t.Helper()
@@ -133,7 +110,7 @@ func TestNginxUsersExpect(t *testing.T) {
 	})
 	t.Run("https with Go", func(t *testing.T) {
 		for range 2 {
-			resp, body := getWhole(t, client, "https://"+j.https+"/files/100k.bin")
+			resp, body := webserver.GetWhole(t, client, "https://"+j.https+"/files/100k.bin")
 			requests++
 			if resp.StatusCode != 200 || !bytes.Equal(body, configs.SamplePattern(100<<10)) || resp.TLS == nil {
 				t.Fatalf("%d, %d bytes, TLS %v", resp.StatusCode, len(body), resp.TLS != nil)
@@ -141,7 +118,7 @@ func TestNginxUsersExpect(t *testing.T) {
 		}
 	})
 	t.Run("plain HTTP beside it", func(t *testing.T) {
-		resp, body := getWhole(t, http.DefaultClient, "http://"+j.http+"/")
+		resp, body := webserver.GetWhole(t, http.DefaultClient, "http://"+j.http+"/")
 		requests++
 		if resp.StatusCode != 200 || !strings.Contains(string(body), "saturn is serving") {
 			t.Fatalf("%d %q", resp.StatusCode, body)
@@ -207,7 +184,7 @@ func TestNginxUsersExpect(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(j.site, name), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, body := getWhole(t, http.DefaultClient, "http://"+j.http+"/"+name); !bytes.Equal(body, data) {
+			if _, body := webserver.GetWhole(t, http.DefaultClient, "http://"+j.http+"/"+name); !bytes.Equal(body, data) {
 				t.Fatalf("%s before the change: %d bytes", name, len(body))
 			}
 			requests++
@@ -219,12 +196,12 @@ func TestNginxUsersExpect(t *testing.T) {
 			if c == client {
 				scheme, addr = "https://", j.https
 			}
-			resp, body := getWhole(t, c, scheme+addr+"/big.bin")
+			resp, body := webserver.GetWhole(t, c, scheme+addr+"/big.bin")
 			requests++
 			if resp.StatusCode != 200 || !bytes.Equal(body, big[:1500000]) {
 				t.Errorf("%sbig.bin truncated while cached: %d, %d bytes; want the file as it is now", scheme, resp.StatusCode, len(body))
 			}
-			resp, body = getWhole(t, c, scheme+addr+"/small.bin")
+			resp, body = webserver.GetWhole(t, c, scheme+addr+"/small.bin")
 			requests++
 			if resp.StatusCode != 200 || !bytes.Equal(body, small) && !bytes.Equal(body, small[:100]) {
 				t.Errorf("%ssmall.bin truncated while cached: %d, %d bytes; want it whole, as it was or as it is", scheme, resp.StatusCode, len(body))
@@ -259,7 +236,7 @@ func TestNginxUsersExpect(t *testing.T) {
 		}
 		j.in.MustRun("kill", "web", "--signal", "HUP")
 		testkit.Eventually(t, 10*time.Second, func() bool { return presented(t, j.https) == "two" }, "the new certificate presented")
-		if _, body := getWhole(t, tlsClient(two.Pool), "https://"+j.https+"/files/1k.bin"); !bytes.Equal(body, configs.SamplePattern(1<<10)) {
+		if _, body := webserver.GetWhole(t, tlsClient(two.Pool), "https://"+j.https+"/files/1k.bin"); !bytes.Equal(body, configs.SamplePattern(1<<10)) {
 			t.Fatal("after the reload: wrong body")
 		}
 		testkit.Eventually(t, 10*time.Second, func() bool {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"saturn/apps/webserver"
 	"saturn/configs"
 	"saturn/internal/testkit"
 	"saturn/proto"
@@ -69,7 +70,7 @@ func TestMainJob(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	get := func(path string, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		return getWhole(t, client, url+strings.TrimPrefix(path, "/"), hdr...)
+		return webserver.GetWhole(t, client, url+strings.TrimPrefix(path, "/"), hdr...)
 	}
 	resp, body := get("/files/100k.bin")
 	if resp.StatusCode != 200 || !bytes.Equal(body, configs.SamplePattern(100<<10)) {
