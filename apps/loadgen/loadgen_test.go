@@ -91,6 +91,15 @@ func okResponse(body string) respondFunc {
 	}
 }
 
+// rawResponse answers every request with raw, and then closes the
+// connection if closeAfter.
+func rawResponse(raw string, closeAfter bool) respondFunc {
+	return func(_ int64, w *bufio.Writer) bool {
+		io.WriteString(w, raw)
+		return closeAfter
+	}
+}
+
 func run(t *testing.T, cfg Config) *Report {
 	t.Helper()
 	rep, err := Run(context.Background(), cfg)
@@ -111,26 +120,11 @@ func TestCountedOnce(t *testing.T) {
 	}{
 		{"content-length", okResponse("hello"), 8, false},
 		{"one connection", okResponse(strings.Repeat("x", 100<<10)), 1, false},
-		{"chunked", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n3\r\nabc\r\n0\r\nTrailer: x\r\n\r\n")
-			return false
-		}, 4, false},
-		{"connection close", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
-			return true
-		}, 4, false},
-		{"HTTP/1.0 read to close", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.0 200 OK\r\n\r\nbody until close")
-			return true
-		}, 4, false},
-		{"interim 100", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
-			return false
-		}, 2, false},
-		{"HEAD", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-			return false
-		}, 2, true},
+		{"chunked", rawResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n3\r\nabc\r\n0\r\nTrailer: x\r\n\r\n", false), 4, false},
+		{"connection close", rawResponse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true), 4, false},
+		{"HTTP/1.0 read to close", rawResponse("HTTP/1.0 200 OK\r\n\r\nbody until close", true), 4, false},
+		{"interim 100", rawResponse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", false), 2, false},
+		{"HEAD", rawResponse("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", false), 2, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,39 +160,15 @@ func TestErrorKinds(t *testing.T) {
 		respond respondFunc
 		check   func(e Errors) int64
 	}{
-		{"truncated body", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-			return true
-		}, func(e Errors) int64 { return e.Read }},
-		{"truncated chunked", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort")
-			return true
-		}, func(e Errors) int64 { return e.Read }},
-		{"chunked without last chunk", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n")
-			return true
-		}, func(e Errors) int64 { return e.Read }},
-		{"truncated head", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Len")
-			return true
-		}, func(e Errors) int64 { return e.Read }},
+		{"truncated body", rawResponse("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", true), func(e Errors) int64 { return e.Read }},
+		{"truncated chunked", rawResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort", true), func(e Errors) int64 { return e.Read }},
+		{"chunked without last chunk", rawResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n", true), func(e Errors) int64 { return e.Read }},
+		{"truncated head", rawResponse("HTTP/1.1 200 OK\r\nContent-Len", true), func(e Errors) int64 { return e.Read }},
 		{"closed without answer", func(int64, *bufio.Writer) bool { return true }, func(e Errors) int64 { return e.Read }},
-		{"garbage", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "SSH-2.0-OpenSSH\r\n\r\n")
-			return true
-		}, func(e Errors) int64 { return e.Malformed }},
-		{"bad chunk size", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
-			return true
-		}, func(e Errors) int64 { return e.Malformed }},
-		{"conflicting lengths", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
-			return true
-		}, func(e Errors) int64 { return e.Malformed }},
-		{"status 500", func(_ int64, w *bufio.Writer) bool {
-			io.WriteString(w, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
-			return false
-		}, func(e Errors) int64 { return e.Status }},
+		{"garbage", rawResponse("SSH-2.0-OpenSSH\r\n\r\n", true), func(e Errors) int64 { return e.Malformed }},
+		{"bad chunk size", rawResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", true), func(e Errors) int64 { return e.Malformed }},
+		{"conflicting lengths", rawResponse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", true), func(e Errors) int64 { return e.Malformed }},
+		{"status 500", rawResponse("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", false), func(e Errors) int64 { return e.Status }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
