@@ -13,7 +13,6 @@ import (
 	"saturn/diskproc"
 	"saturn/internal/diskload"
 	"saturn/internal/testkit"
-	"saturn/proto"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -77,10 +76,7 @@ intensity = 50
 		time.Sleep(300 * time.Millisecond)
 		pid := testkit.Component(in.Status(), "diskproc").PID
 		in.MustRun("kill", "diskproc")
-		if _, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
-			c := testkit.Component(st, "diskproc")
-			return c.State == proto.StateRunning && c.PID != pid && c.Restarts == i
-		}); !ok {
+		if _, ok := in.WaitRestarted(10*time.Second, "diskproc", pid, i); !ok {
 			t.Fatalf("diskproc not back after kill %d", i)
 		}
 	}

@@ -31,10 +31,7 @@ func TestAttachPlainProgram(t *testing.T) {
 	}
 	// Killed, it is restarted (on-failure) and running again.
 	in.MustRun("kill", "nap")
-	st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
-		n := testkit.Component(st, "nap")
-		return n.State == proto.StateRunning && n.PID != c.PID && n.PID != 0 && n.Restarts == 1
-	})
+	st, ok := in.WaitRestarted(10*time.Second, "nap", c.PID, 1)
 	if !ok {
 		t.Fatalf("nap not running again after kill: %+v", testkit.Component(st, "nap"))
 	}
@@ -82,10 +79,7 @@ func TestNotifySilent(t *testing.T) {
 	}
 	// The same holds for every incarnation, not only the first.
 	in.MustRun("kill", "mute")
-	if st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
-		m := testkit.Component(st, "mute")
-		return m.Restarts == 1 && m.State == proto.StateRunning
-	}); !ok {
+	if st, ok := in.WaitRestarted(10*time.Second, "mute", 0, 1); !ok {
 		t.Fatalf("mute after kill: %+v", testkit.Component(st, "mute"))
 	}
 }

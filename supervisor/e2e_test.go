@@ -69,10 +69,7 @@ func TestStartStatusKill(t *testing.T) {
 	old := testkit.Component(st, "netproc").PID
 	killed := time.Now()
 	in.MustRun("kill", "netproc")
-	st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
-		c := testkit.Component(st, "netproc")
-		return c.State == proto.StateRunning && c.PID != old && c.Restarts == 1
-	})
+	st, ok := in.WaitRestarted(10*time.Second, "netproc", old, 1)
 	if !ok {
 		t.Fatalf("netproc not back within 10 s of the kill: %+v", testkit.Component(st, "netproc"))
 	}
@@ -90,10 +87,7 @@ func TestStartStatusKill(t *testing.T) {
 	}
 	// Other signals, and errors for bad requests.
 	in.MustRun("kill", "diskproc", "--signal", "TERM")
-	if _, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
-		d := testkit.Component(st, "diskproc")
-		return d.State == proto.StateRunning && d.Restarts == 1
-	}); !ok {
+	if _, ok := in.WaitRestarted(10*time.Second, "diskproc", 0, 1); !ok {
 		t.Fatal("diskproc not back after SIGTERM")
 	}
 	if out, err := in.Run("kill", "nosuch"); err == nil || !strings.Contains(out, `no component called "nosuch"`) {
@@ -117,10 +111,7 @@ period = "60s"
 	for i := 1; i <= 2; i++ {
 		pid := testkit.Component(in.Status(), "netproc").PID
 		in.MustRun("kill", "netproc")
-		if st, ok := in.WaitFor(10*time.Second, func(st *proto.StatusReply) bool {
-			c := testkit.Component(st, "netproc")
-			return c.State == proto.StateRunning && c.PID != pid && c.Restarts == i
-		}); !ok {
+		if st, ok := in.WaitRestarted(10*time.Second, "netproc", pid, i); !ok {
 			t.Fatalf("restart %d: %+v", i, testkit.Component(st, "netproc"))
 		}
 	}

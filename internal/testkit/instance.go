@@ -140,6 +140,17 @@ func (in *Instance) WaitFor(timeout time.Duration, cond func(*proto.StatusReply)
 	return st, ok
 }
 
+// WaitRestarted waits until the component name runs again after a kill:
+// in a process other than oldPID (0: any), restarted restarts times in all.
+// It returns the last status and whether that came.
+func (in *Instance) WaitRestarted(timeout time.Duration, name string, oldPID, restarts int) (*proto.StatusReply, bool) {
+	in.t.Helper()
+	return in.WaitFor(timeout, func(st *proto.StatusReply) bool {
+		c := Component(st, name)
+		return c != nil && c.State == proto.StateRunning && c.PID != 0 && c.PID != oldPID && c.Restarts == restarts
+	})
+}
+
 // WaitForQuiet is WaitFor for an instance that may not be up yet: a
 // status that fails counts as not yet.
 func (in *Instance) WaitForQuiet(timeout time.Duration, cond func(*proto.StatusReply) bool) (*proto.StatusReply, bool) {
