@@ -135,14 +135,16 @@ type env struct {
 }
 
 // newEnv is the environment of one Step at now, over mem's buffers, counting
-// into mem.Stats or, when the caller keeps none, into scratch.
-func newEnv(now Time, mem Mem, out *Output, scratch *Stats) env {
+// into mem.Stats or, when the caller keeps none, into counters thrown away
+// after the step. Only that case allocates: a scratch Stats on Step's frame
+// would escape through env's pointer and cost an allocation on every Step.
+func newEnv(now Time, mem Mem, out *Output) env {
 	if now <= 0 {
 		panic("tcp: Step called with a non-positive time")
 	}
 	e := env{now: now, snd: mem.Send, rcv: mem.Recv, st: mem.Stats, out: out}
 	if e.st == nil {
-		e.st = scratch
+		e.st = new(Stats)
 	}
 	return e
 }
@@ -156,8 +158,7 @@ func newEnv(now Time, mem Mem, out *Output, scratch *Stats) env {
 // Step panics if mem's buffer lengths differ from those fixed at open: that
 // is a broken caller, not a network event.
 func (c *Conn) Step(in Input, now Time, mem Mem, out *Output) error {
-	var scratch Stats
-	e := newEnv(now, mem, out, &scratch)
+	e := newEnv(now, mem, out)
 	if in.Kind != InConnect && c.state != StateClosed {
 		if uint32(len(mem.Send)) != c.sndSize || uint32(len(mem.Recv)) != c.rcvSize {
 			panic(ErrBufferSize)

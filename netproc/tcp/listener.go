@@ -91,8 +91,7 @@ const (
 // no room, and the listener then answers SYNs with cookies only. mem.Stats
 // receives the listener's counters.
 func (l *Listener) Step(in *ListenInput, now Time, child *Conn, mem Mem, out *Output) ListenResult {
-	var scratch Stats
-	e := newEnv(now, mem, out, &scratch)
+	e := newEnv(now, mem, out)
 	if child != nil && (uint32(len(mem.Send)) != l.cfg.SendBuf || uint32(len(mem.Recv)) != l.cfg.RecvBuf ||
 		l.cfg.SendBuf == 0 || l.cfg.RecvBuf == 0) {
 		panic(ErrBufferSize)
