@@ -39,7 +39,7 @@ func (e *fakeEnv) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // tcpPair is a connection over loopback: the dialed end's and the accepted
 // end's descriptors (duplicates the test owns).
-func tcpPair(t *testing.T) (dialed, accepted int) {
+func tcpPair(t testing.TB) (dialed, accepted int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

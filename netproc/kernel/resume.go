@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,11 +16,12 @@ import (
 //     writes its record (table.go) and puts its descriptor in the store
 //     (store.go); closing it frees the record, then drops it from the
 //     store;
-//   - reads are peeks (ReadAt): bytes leave the socket only when the app's
-//     next call shows it has them, so a receive whose answer died with
-//     netproc finds its bytes again; the count of bytes let go is in the
-//     record (consumed), and so is the count of bytes written (sent), so
-//     that a replayed send skips what the kernel took already;
+//   - reads are peeks (ReadAt, receive.go): bytes leave the socket only
+//     after the app's next call shows it has them, so a receive whose
+//     answer died with netproc finds its bytes again; the count of bytes
+//     let go is in the record (consumed), and so is the count of bytes
+//     written (sent), so that a replayed send skips what the kernel took
+//     already;
 //   - the next incarnation gets every descriptor back (Start), checks each
 //     against its record and the record as hostile, and hands the sockets
 //     to their apps' channels as they come back (Resume), under the same
@@ -51,8 +51,12 @@ func (b *Backend) adopt(back map[uint64]int) {
 		}
 		matched[slot], seen[oh] = true, true
 		unix.SetNonblock(fd, true)
+		// The dead incarnation's peek offset stays with the socket: off,
+		// so that peeks start from the record's count (receive.go).
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
 		s := &socket{b: b, fd: fd, rec: slot, key: key, kind: r.kind, flags: r.flags, backlog: r.backlog,
 			owner: r.owner, handle: r.handle, call: r.call, sent: r.sent, consumed: r.consumed, closeAt: r.closeAt,
+			released: r.consumed, peekAt: r.consumed,
 			connecting: r.kind == kindDialed && r.flags&flagConnected == 0}
 		if r.kind == kindListener {
 			s.listener = true
@@ -310,76 +314,12 @@ func (s *socket) setFlag(f uint32) {
 // bits, so near is not needed.
 func (s *socket) Sent(near uint64) uint64 { return s.sent }
 
-// ReadAt implements backend.StreamConn: the bytes before off leave the
-// socket, and those from off on are peeked.
-func (s *socket) ReadAt(b []byte, off uint64) (int, error) {
-	if off < s.consumed {
-		return 0, syscall.EINVAL
-	}
-	if err := s.discard(off - s.consumed); err != nil {
-		return 0, err
-	}
-	if len(b) == 0 {
-		return 0, nil
-	}
-	for {
-		n, _, err := unix.Recvfrom(s.fd, b, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, errno(err)
-		}
-		return n, nil
-	}
-}
-
-// Release implements backend.StreamConn.
-func (s *socket) Release(off uint64) {
-	if off > s.consumed {
-		s.discard(off - s.consumed)
-	}
-}
-
 // Closing implements backend.StreamConn.
 func (s *socket) Closing(end uint64) {
 	s.closeAt = end
 	if s.rec >= 0 {
 		s.b.tab.u64(s.rec, rCloseAt).Store(end)
 	}
-}
-
-// discard lets n received bytes go (they were peeked, and the app has
-// them), the intent bracketing it in the record. EINVAL if the socket
-// had fewer: the app claims bytes it was never given.
-func (s *socket) discard(n uint64) error {
-	for n > 0 {
-		chunk := min(n, 1<<30)
-		if s.rec >= 0 {
-			s.b.tab.u64(s.rec, rDiscarding).Store(chunk)
-		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, uintptr(chunk), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 && e != unix.EAGAIN {
-			return errno(e) // reset, or otherwise failed: say so, as a read would
-		}
-		got := uint64(0)
-		if e == 0 {
-			got = uint64(r)
-		}
-		s.consumed += got
-		if s.rec >= 0 {
-			s.b.tab.u64(s.rec, rConsumed).Store(s.consumed)
-			s.b.tab.u64(s.rec, rDiscarding).Store(0)
-		}
-		if got < chunk {
-			return syscall.EINVAL
-		}
-		n -= got
-	}
-	return nil
 }
 
 // Leave implements backend.Leaver: netproc stops, and the socket stays,
@@ -396,4 +336,10 @@ func (s *socket) Leave() {
 	}
 	s.closed = true
 	s.b.env.DelFD(s.fd)
+	if s.peek == peekOn {
+		// The peek offset off, for a next incarnation that would not
+		// know to turn it off (`saturn upgrade netproc` to an older
+		// build): its peeks start at the head, where its record says.
+		unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
+	}
 }

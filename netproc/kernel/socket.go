@@ -33,6 +33,18 @@ type socket struct {
 	call           uint64
 	sent, consumed uint64
 	closeAt        uint64
+
+	// Receiving (receive.go): the stream offset up to which the app has
+	// shown it has the bytes (released, from consumed on still in the
+	// socket, held for held receives), where the kernel's peek offset
+	// stands when it is on (peekAt; otherwise the end of what was
+	// peeked), and whether it is.
+	released, peekAt uint64
+	held             int
+	peek             peekMode
+	releasedOnce     bool // released once before: a connection that lives on
+	smallBuffer      bool // SO_RCVBUF set below minHoldBuffer: hold nothing
+	streaming        bool // a receive filled its buffer: hold nothing
 }
 
 var (
@@ -120,6 +132,10 @@ func (s *socket) ConnectResult() error {
 // Read implements backend.Conn. A socket with a record counts what it
 // consumes there (see discard).
 func (s *socket) Read(b []byte) (int, error) {
+	if err := s.letGo(); err != nil {
+		return 0, err
+	}
+	defer func() { s.released, s.peekAt = s.consumed, max(s.peekAt, s.consumed) }()
 	if s.rec >= 0 {
 		s.b.tab.u64(s.rec, rDiscarding).Store(uint64(len(b)))
 	}
@@ -235,6 +251,10 @@ func (s *socket) SetOption(opt proto.SockOpt, v int64) error {
 		err = unix.SetsockoptInt(s.fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, int(v))
 	case proto.OptRecvBuffer:
 		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, int(v))
+		if err == nil && 2*v < minHoldBuffer { // the kernel doubles it
+			s.smallBuffer = true
+			s.letGo()
+		}
 	case proto.OptSendBuffer:
 		err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, int(v))
 	case proto.OptLinger:
@@ -263,6 +283,7 @@ func (s *socket) Close() error {
 	}
 	s.closed = true
 	s.b.env.DelFD(s.fd)
+	s.letGo() // the app has them: not unread bytes, which would reset
 	if s.rec >= 0 {
 		s.b.tab.release(s.rec)
 		if s.kind != kindListener && !s.abortive {
