@@ -213,3 +213,61 @@ func waitAsleep(t *testing.T, c *Consumer) {
 	t.Helper()
 	testkit.Eventually(t, 5*time.Second, func() bool { return asleep(c) }, "the consumer to fall asleep")
 }
+
+// A spinning Wait reads the clock only now and then (see Consumer.spin):
+// it still ends at its deadline, past or future, whatever the spin, and
+// still returns as soon as entries come while it spins.
+func TestSpinEnds(t *testing.T) {
+	bothBells(t, testGeometry, func(t *testing.T, app *AppEnd, srv *ServerEnd) {
+		for _, tc := range []struct {
+			name     string
+			spin     time.Duration
+			deadline time.Duration // from now
+		}{
+			{"spin only, deadline ahead", -1, 20 * time.Millisecond},
+			{"spin only, deadline passed", -1, -time.Second},
+			{"spin longer than the deadline", time.Hour, 20 * time.Millisecond},
+			{"spin shorter than the deadline, then sleep", time.Millisecond, 20 * time.Millisecond},
+			{"deadline passed, spin then sleep", time.Millisecond, -time.Second},
+		} {
+			start := time.Now()
+			deadline := start.Add(tc.deadline)
+			n, err := srv.Submit.Wait(WaitPolicy{Spin: tc.spin}, deadline)
+			if n != 0 || !errors.Is(err, ErrWaitTimeout) {
+				t.Errorf("%s: Wait on an empty ring returned %d, %v; want ErrWaitTimeout", tc.name, n, err)
+			}
+			if now := time.Now(); now.Before(deadline) {
+				t.Errorf("%s: Wait returned %v before its deadline", tc.name, deadline.Sub(now))
+			}
+		}
+
+		// A spin with no end returns once entries come.
+		got := make(chan int, 1)
+		go func() {
+			n, err := srv.Submit.Wait(WaitPolicy{Spin: -1}, time.Time{})
+			if err != nil {
+				t.Error(err)
+			}
+			got <- n
+		}()
+		n, _ := app.Submit.Reserve(2)
+		if err := app.Submit.Publish(n); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case n := <-got:
+			if n != 2 {
+				t.Fatalf("spin ended with %d entries, want 2", n)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a spinning consumer missed the entries")
+		}
+		if !srv.Submit.Ready() {
+			t.Error("Ready: false with 2 entries unreleased")
+		}
+		srv.Submit.Release(2)
+		if srv.Submit.Ready() {
+			t.Error("Ready: true with every entry released")
+		}
+	})
+}
