@@ -319,12 +319,6 @@ func (h *Handler) EndRound() {
 	}
 }
 
-// SkipQuietRounds implements serverkit.QuietRoundSkipper: the backend's
-// batch only grows when something reaches the handler (an entry, a
-// socket's event, a timer), so a turn of the loop that found nothing has
-// nothing to flush.
-func (h *Handler) SkipQuietRounds() {}
-
 // Submit implements serverkit.Handler: one valid entry of a socket
 // operation (or OpCancel, or OpClose), from an app that may be hostile.
 func (h *Handler) Submit(ch *serverkit.Channel, sub *proto.Submission) {

@@ -135,12 +135,6 @@ func (ch *Channel) CompleteErr(sub *proto.Submission, errno syscall.Errno, heldB
 	ch.Complete(c)
 }
 
-// queued reports whether completions wait to be published: a flush has
-// something to do.
-func (ch *Channel) queued() bool {
-	return len(ch.pending) > 0 || len(ch.backlog) > 0 || len(ch.waits) > 0
-}
-
 // flush publishes what fits of the calls' completions (the backlog, then
 // this round's), oldest first, then what fits of the waits'. It reports
 // whether completions are still waiting for room.

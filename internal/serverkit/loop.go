@@ -62,24 +62,10 @@ type RoundEnder interface {
 	EndRound()
 }
 
-// QuietRoundSkipper is a RoundEnder whose EndRound has nothing to do unless
-// something reached the handler since the last one: an entry, a
-// descriptor's event, a posted task, a channel come or gone. The loop then
-// skips EndRound after a turn in which none did, which is nearly every turn
-// of a spinning loop (netproc's kernel backend flushes its descriptor store
-// there). A handler that polls in EndRound does not implement it: diskproc
-// reaps its io_uring's completions there on every turn.
-type QuietRoundSkipper interface {
-	RoundEnder
-	SkipQuietRounds()
-}
-
 // A spinning loop reads the clock every spinTurns turns, and polls its
-// descriptors every spinPollEvery. A turn that finds nothing costs some
-// 12 ns over two channels (BenchmarkIdleTurn), so the clock is read about
-// every 3 µs.
+// descriptors every spinPollEvery.
 const (
-	spinTurns     = 256
+	spinTurns     = 64
 	spinPollEvery = 5 * time.Microsecond
 )
 
@@ -108,11 +94,6 @@ type Loop struct {
 	AdaptSpin *ring.AdaptiveSpin
 
 	// Loop only:
-	ender     RoundEnder // handler's, if it is one
-	skipQuiet bool       // handler is a QuietRoundSkipper
-	// stirred: something reached the handler since its last EndRound (see
-	// QuietRoundSkipper).
-	stirred  bool
 	channels []*Channel
 	byBell   map[int]*Channel
 	fds      map[int]func(events uint32)
@@ -137,8 +118,6 @@ func NewLoop(server proto.Server, handler Handler, log *slog.Logger) (*Loop, err
 	}
 	l := &Loop{server: server, handler: handler, log: log, epfd: epfd, tasks: tasks,
 		byBell: map[int]*Channel{}, fds: map[int]func(uint32){}, Spin: ring.DefaultSpin}
-	l.ender, _ = handler.(RoundEnder)
-	_, l.skipQuiet = handler.(QuietRoundSkipper)
 	if err := l.epollAdd(tasks.FD(), unix.EPOLLIN|unix.EPOLLET); err != nil {
 		l.close()
 		return nil, err
@@ -214,7 +193,6 @@ func (l *Loop) AddChannel(ch *Channel) error {
 	}
 	l.channels = append(l.channels, ch)
 	l.byBell[ch.bell.FD()] = ch
-	l.stirred = true
 	l.log.Info("channel added", "id", ch.Desc.ID, "app", ch.Desc.App, "epoch", ch.End.Epoch, "resume", ch.End.Resume)
 	return nil
 }
@@ -232,7 +210,6 @@ func (l *Loop) DropChannel(id uint64) {
 func (l *Loop) removeChannel(i int, why string) {
 	ch := l.channels[i]
 	l.handler.Dropped(ch)
-	l.stirred = true
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ch.bell.FD(), nil)
 	delete(l.byBell, ch.bell.FD())
 	l.channels = append(l.channels[:i], l.channels[i+1:]...)
@@ -254,18 +231,17 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.close()
 	}()
 	events := make([]unix.EpollEvent, 128)
-	var idleSince, lastPoll time.Duration // on monoClock; idleSince 0: not idle
+	var idleSince, lastPoll time.Time
 	spins := 0
 	idle := false // the last round found nothing to do
-	done := ctx.Done()
-	for !closed(done) {
+	for ctx.Err() == nil {
 		l.runTasks()
 		if l.round() {
 			if idle && l.AdaptSpin != nil {
 				l.AdaptSpin.Paid()
 			}
 			idle = false
-			idleSince = 0
+			idleSince = time.Time{}
 			continue
 		}
 		idle = true
@@ -282,11 +258,11 @@ func (l *Loop) Run(ctx context.Context) error {
 			if spins++; spins%spinTurns != 0 {
 				continue
 			}
-			now := monoClock()
-			if idleSince == 0 {
+			now := time.Now()
+			if idleSince.IsZero() {
 				idleSince, lastPoll = now, now
 			}
-			if now-lastPoll >= spinPollEvery {
+			if now.Sub(lastPoll) >= spinPollEvery {
 				lastPoll = now
 				if n, _ := unix.EpollWait(l.epfd, events, 0); n > 0 {
 					for _, ev := range events[:n] {
@@ -296,15 +272,15 @@ func (l *Loop) Run(ctx context.Context) error {
 						l.AdaptSpin.Paid()
 					}
 					idle = false
-					idleSince = 0
+					idleSince = time.Time{}
 					continue
 				}
 			}
-			if now-idleSince < spin {
+			if now.Sub(idleSince) < spin {
 				continue
 			}
 		}
-		idleSince = 0
+		idleSince = time.Time{}
 		if !l.armAll() {
 			continue
 		}
@@ -328,25 +304,6 @@ func (l *Loop) Run(ctx context.Context) error {
 	return nil
 }
 
-// closed reports whether done (a context's) is closed. A receive that
-// cannot block, from an open channel with nothing in it, is two atomic loads
-// and no lock, where ctx.Err takes the context's mutex: on every turn of a
-// spinning loop that was a few percent of its time.
-func closed(done <-chan struct{}) bool {
-	select {
-	case <-done:
-		return true
-	default:
-		return false
-	}
-}
-
-// clockOrigin and monoClock read the monotonic clock in one vDSO call
-// (time.Now makes two, the wall clock's and the monotonic one).
-var clockOrigin = time.Now()
-
-func monoClock() time.Duration { return time.Since(clockOrigin) + 1 } // never 0: Run's "not idle"
-
 func (l *Loop) runTasks() {
 	if !l.posted.Load() {
 		return
@@ -359,7 +316,6 @@ func (l *Loop) runTasks() {
 	for _, f := range tasks {
 		f()
 	}
-	l.stirred = l.stirred || len(tasks) > 0
 }
 
 // event handles one epoll event. A doorbell's edge needs nothing more: the
@@ -370,16 +326,12 @@ func (l *Loop) event(fd int, events uint32) {
 		return
 	}
 	if cb := l.fds[fd]; cb != nil {
-		l.stirred = true
 		cb(events)
 	}
 }
 
 // round serves every channel once and publishes completions. It reports
-// whether there was anything to do. A round with nothing to do is what a
-// spinning loop does on every turn, so it costs a shared load per channel
-// and little else: EndRound only if the handler wants it (see
-// QuietRoundSkipper), a flush only for channels with completions queued.
+// whether there was anything to do.
 func (l *Loop) round() bool {
 	busy := false
 	subs, errs := &l.subs, &l.errs
@@ -389,9 +341,6 @@ func (l *Loop) round() bool {
 			l.log.Error("channel is corrupt; dropping it", "id", ch.Desc.ID, "app", ch.Desc.App, "err", ch.dead)
 			l.removeChannel(i, "corrupt")
 			i--
-			continue
-		}
-		if !ch.End.Submit.Ready() {
 			continue
 		}
 		n, err := ch.End.Submit.Peek(PerRound)
@@ -408,13 +357,12 @@ func (l *Loop) round() bool {
 		}
 		busy = busy || n > 0
 	}
-	if l.ender != nil && (l.stirred || busy || !l.skipQuiet) {
-		l.stirred = false
-		l.ender.EndRound()
+	if re, ok := l.handler.(RoundEnder); ok {
+		re.EndRound()
 	}
 	l.backlogs = false
 	for _, ch := range l.channels {
-		if ch.queued() && ch.flush() {
+		if ch.flush() {
 			l.backlogs = true
 		}
 	}

@@ -73,7 +73,7 @@ func (r *recorder) EndRound() {
 
 // app is the app's end of a channel, driven entry by entry.
 type app struct {
-	t      testing.TB
+	t      *testing.T
 	desc   proto.ChannelDesc
 	region *ring.Region
 	end    *ring.AppEnd
@@ -83,7 +83,7 @@ type app struct {
 
 // newChannel makes a channel as the supervisor does, opens the server's
 // end with Open and the app's with ring.Open.
-func newChannel(t testing.TB, id uint64) (*Channel, *app) {
+func newChannel(t *testing.T, id uint64) (*Channel, *app) {
 	t.Helper()
 	r, err := ring.Create("serverkit-test", geometry)
 	if err != nil {
@@ -117,7 +117,7 @@ func newChannel(t testing.TB, id uint64) (*Channel, *app) {
 	return ch, a
 }
 
-func dup(t testing.TB, f *os.File) *os.File {
+func dup(t *testing.T, f *os.File) *os.File {
 	t.Helper()
 	d, err := ring.DupFile(f)
 	if err != nil {
@@ -184,7 +184,7 @@ func run(t *testing.T, l *Loop) (stop func()) {
 	return stop
 }
 
-func newLoop(t testing.TB, server proto.Server) (*Loop, *recorder) {
+func newLoop(t *testing.T, server proto.Server) (*Loop, *recorder) {
 	t.Helper()
 	h := &recorder{}
 	l, err := NewLoop(server, h, quiet)
@@ -475,128 +475,4 @@ func writeSQTail(t *testing.T, a *app, tail uint32) {
 	}
 	defer unix.Munmap(mem)
 	mem[offSQTail], mem[offSQTail+1], mem[offSQTail+2], mem[offSQTail+3] = byte(tail), byte(tail>>8), byte(tail>>16), byte(tail>>24)
-}
-
-// quietRecorder is a recorder whose EndRound may be skipped after a turn in
-// which nothing reached it, as netproc's.
-type quietRecorder struct{ recorder }
-
-func (*quietRecorder) SkipQuietRounds() {}
-
-// idleLoop is a loop, not running, serving two channels with nothing
-// submitted, its handler's EndRound skippable after quiet turns or not.
-func idleLoop(t testing.TB, quiet bool) (*Loop, *recorder, *app) {
-	t.Helper()
-	var h Handler
-	rec := &recorder{}
-	if quiet {
-		q := &quietRecorder{}
-		h, rec = q, &q.recorder
-	} else {
-		h = rec
-	}
-	l, err := NewLoop(proto.ServerNet, h, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.close)
-	rec.loop = l
-	var a *app
-	for id := range uint64(2) {
-		ch, ach := newChannel(t, id+1)
-		if err := l.AddChannel(ch); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ch.Close() })
-		a = ach
-	}
-	return l, rec, a
-}
-
-// A turn that finds nothing calls a QuietRoundSkipper's EndRound only if
-// something reached the handler since its last one (an entry, a task, a
-// descriptor's event, a channel come or gone); a plain RoundEnder's (diskproc
-// polls its io_uring there) is called after every round.
-func TestLoopSkipsQuietRounds(t *testing.T) {
-	turns := func(l *Loop, n int) {
-		for range n {
-			l.runTasks()
-			l.round()
-		}
-	}
-	t.Run("plain", func(t *testing.T) {
-		l, h, _ := idleLoop(t, false)
-		turns(l, 100)
-		if h.rounds != 100 {
-			t.Errorf("EndRound called %d times in 100 idle rounds, want 100", h.rounds)
-		}
-	})
-	t.Run("quiet", func(t *testing.T) {
-		l, h, a := idleLoop(t, true)
-		turns(l, 100)
-		if h.rounds != 1 { // the channels' arrival
-			t.Errorf("EndRound called %d times in 100 idle rounds after two channels came, want 1", h.rounds)
-		}
-		a.submit(proto.Submission{Op: proto.OpSend, Buf: proto.NoBuffer, Handle: 1})
-		turns(l, 10)
-		if h.rounds != 2 {
-			t.Errorf("EndRound called %d times after an entry, want 2", h.rounds)
-		}
-		if got := a.reap(1); len(got) != 1 {
-			t.Errorf("the entry's completion: %v", got)
-		}
-		l.Post(func() {})
-		turns(l, 10)
-		if h.rounds != 3 {
-			t.Errorf("EndRound called %d times after a task, want 3", h.rounds)
-		}
-		fds := make([]int, 2)
-		if err := unix.Pipe2(fds, unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fds[0])
-		defer unix.Close(fds[1])
-		if err := l.AddFD(fds[0], unix.EPOLLIN, func(uint32) {}); err != nil {
-			t.Fatal(err)
-		}
-		unix.Write(fds[1], []byte{1})
-		var events [4]unix.EpollEvent
-		n, _ := unix.EpollWait(l.epfd, events[:], 5000)
-		for _, ev := range events[:max(n, 0)] {
-			l.event(int(ev.Fd), ev.Events)
-		}
-		turns(l, 10)
-		if h.rounds != 4 {
-			t.Errorf("EndRound called %d times after a descriptor's event, want 4", h.rounds)
-		}
-		l.DropChannel(1)
-		turns(l, 10)
-		if h.rounds != 5 {
-			t.Errorf("EndRound called %d times after a channel left, want 5", h.rounds)
-		}
-	})
-}
-
-// BenchmarkIdleTurn is one turn of a spinning loop that finds nothing to do,
-// over two idle channels: the ctx check, the posted tasks' flag and a round.
-func BenchmarkIdleTurn(b *testing.B) {
-	for _, quiet := range []bool{false, true} {
-		name := "plain"
-		if quiet {
-			name = "quiet"
-		}
-		b.Run(name, func(b *testing.B) {
-			l, _, _ := idleLoop(b, quiet)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := ctx.Done()
-			for b.Loop() {
-				if closed(done) {
-					b.Fatal("cancelled")
-				}
-				l.runTasks()
-				l.round()
-			}
-		})
-	}
 }
