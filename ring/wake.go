@@ -303,14 +303,28 @@ func (c *Consumer) Wait(policy WaitPolicy, deadline time.Time) (int, error) {
 	if policy.Adapt != nil {
 		spin = policy.Adapt.Budget()
 	}
-	if spin != 0 && c.spin(spin, deadline) {
-		if policy.Adapt != nil {
-			policy.Adapt.Paid()
+	if spin != 0 {
+		start := time.Now()
+		for i := 1; ; i++ {
+			if c.ready() {
+				if policy.Adapt != nil {
+					policy.Adapt.Paid()
+				}
+				return c.Peek(int(c.r.capacity))
+			}
+			if i%128 == 0 {
+				now := time.Now()
+				if spin > 0 && now.Sub(start) >= spin {
+					break
+				}
+				if !deadline.IsZero() && now.After(deadline) {
+					return 0, ErrWaitTimeout
+				}
+				if i%4096 == 0 {
+					runtime.Gosched()
+				}
+			}
 		}
-		return c.Peek(int(c.r.capacity))
-	}
-	if spin != 0 && !deadline.IsZero() && time.Until(deadline) <= 0 {
-		return 0, ErrWaitTimeout
 	}
 	if c.r.bell == nil {
 		return 0, errors.New("ring: cannot sleep: the ring has no doorbell")
@@ -331,62 +345,6 @@ func (c *Consumer) Wait(policy WaitPolicy, deadline time.Time) (int, error) {
 	}
 	return c.Peek(int(c.r.capacity))
 }
-
-// A spinning consumer reads the clock every spinProbes probes of the ring,
-// and lets other goroutines have its processor every spinYieldProbes.
-const (
-	spinProbes      = 512
-	spinYieldProbes = 4096
-)
-
-// clockOrigin and monoClock read the monotonic clock in one vDSO call
-// (time.Now makes two, the wall clock's and the monotonic one).
-var clockOrigin = time.Now()
-
-func monoClock() time.Duration { return time.Since(clockOrigin) }
-
-// spin polls the ring until it has entries (true), or for about d (forever
-// if d is negative), or until the deadline (false). A probe is one shared
-// load, far cheaper than a clock read (in the apps' profiles the spin's
-// clock reads were 7-20% of all samples when it read the clock every 128
-// probes, with two calls): so the clock is read only every spinProbes
-// probes, first once the spin has probed that often, and the spin lasts d
-// from then. Most waits in a busy channel end before that, with no clock
-// read at all.
-func (c *Consumer) spin(d time.Duration, deadline time.Time) bool {
-	var end time.Duration // on monoClock; 0: not yet read
-	for i := 1; ; i++ {
-		if c.ready() {
-			return true
-		}
-		if i%spinProbes != 0 {
-			continue
-		}
-		now := monoClock()
-		if end == 0 {
-			end = now + d
-			if !deadline.IsZero() {
-				if dl := deadline.Sub(clockOrigin); d < 0 || dl < end {
-					end = dl
-				}
-			}
-			if d < 0 && deadline.IsZero() {
-				end = 1<<63 - 1
-			}
-		}
-		if now >= end {
-			return false
-		}
-		if i%spinYieldProbes == 0 {
-			runtime.Gosched()
-		}
-	}
-}
-
-// Ready reports whether entries wait beyond those already released, with
-// one shared load and no check of the producer's counter: the cheap probe
-// of a server's idle turn, before a Peek that checks it.
-func (c *Consumer) Ready() bool { return c.ready() }
 
 // Interrupt wakes a Wait in progress on this consumer (from any goroutine),
 // so that its owner can notice a shutdown or an epoch change. It rings the
