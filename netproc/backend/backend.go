@@ -266,9 +266,10 @@ type StreamConn interface {
 	// near (the offset the app is about to send from).
 	Sent(near uint64) uint64
 	// ReadAt is Read for an app that has received off bytes: it first
-	// releases what lies before off (the app has it), then copies the
-	// bytes from off on into b without consuming them, so that a replayed
-	// receive finds them again. Its results are Read's; EINVAL for an off
+	// releases what lies before off (the app has it; the bytes may leave
+	// the socket later, in a batch, but never count as unread again),
+	// then copies the bytes from off on into b without consuming them, so
+	// that a replayed receive finds them again. Its results are Read's; EINVAL for an off
 	// outside the bytes received and not yet released.
 	ReadAt(b []byte, off uint64) (int, error)
 	// Release releases the bytes before off, as ReadAt does, without
