@@ -25,6 +25,9 @@ ECHO_TIME=${ECHO_TIME:-3s}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+# Every measurement holds flock $LOCK, so that benchmarks run by different
+# people on this machine never overlap (bench/lib.sh does the same).
+LOCK=${LOCK:-/tmp/saturn-bench.lock}
 
 command -v wrk >/dev/null || { echo "wrk is not installed (scripts/deps.sh bench installs it)" >&2; exit 1; }
 work=$(mktemp -d)
@@ -70,11 +73,13 @@ hz=$(getconf CLK_TCK)
 measured() {
 	local srv=${spid[$1]}; shift
 	local np0 sv0 line
+	flock "$lockfd"
 	np0=$(ticks "$netproc") sv0=$(ticks "$srv")
 	line=$("$@")
 	line+=$(awk -v n="$(awk '{ print $2 }' <<<"$line")" -v hz="$hz" \
 		-v np=$(($(ticks "$netproc") - np0)) -v sv=$(($(ticks "$srv") - sv0)) \
 		'BEGIN { printf "\t%.0f netproc-cpu-ns/op\t%.0f server-cpu-ns/op", np * 1e9 / hz / n, sv * 1e9 / hz / n }')
+	flock -u "$lockfd"
 	echo "$line" | tee -a "$results"
 }
 # wrkrun SERVER: wrk against it, as a result line (requests in the
@@ -94,6 +99,7 @@ echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(go version | cut -d'
 echo "# echo: ${ECHO_TIME} per run; wrk -t$THREADS -c$CONNS -d$DURATION; $RUNS interleaved rounds; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 results="$work/results"
 : >"$results"
+exec {lockfd}>>"$LOCK" # opened after the servers start, so that none of them holds it
 for run in $(seq "$RUNS"); do
 	measured echo-net "$work/netbench" echo-client -impl net -addr "${addr[echo-net]}" -time "$ECHO_TIME" -name Echo64/net
 	measured echo-net "$work/netbench" echo-client -impl saturn -addr "${addr[echo-net]}" -time "$ECHO_TIME" -name Echo64/saturn-client
