@@ -57,6 +57,16 @@ func receive(t *testing.T, s *socket, off uint64, i int) uint64 {
 	return off + uint64(n)
 }
 
+// exchange is one request: the client sends request i, the handler
+// releases what the app had (off) as the receive arrives, and the receive
+// at off must find exactly request i. It returns the app's new offset.
+func exchange(t *testing.T, cfd int, s *socket, off uint64, i int) uint64 {
+	t.Helper()
+	sendRequest(t, cfd, s.fd, i)
+	s.Release(off)
+	return receive(t, s, off, i)
+}
+
 // inKernel is what the kernel says has left s's socket.
 func inKernel(t *testing.T, s *socket) uint64 {
 	t.Helper()
@@ -79,9 +89,7 @@ func TestReceiveHolds(t *testing.T) {
 	last := uint64(0)
 	// (Until the app's next release would hold, for the close below.)
 	for i := 0; i < 100 || s.held == holdReceives; i++ {
-		sendRequest(t, cfd, sfd, i)
-		s.Release(off) // the handler's, as the receive arrives
-		off = receive(t, s, off, i)
+		off = exchange(t, cfd, s, off, i)
 		k := inKernel(t, s)
 		if k != s.consumed {
 			t.Fatalf("receive %d: the kernel let %d bytes go, the socket counts %d", i, k, s.consumed)
@@ -127,8 +135,7 @@ func TestReceiveClaims(t *testing.T) {
 	s := &socket{b: &Backend{}, fd: sfd, rec: -1, kind: kindAccepted}
 	off := uint64(0)
 	for i := range 5 {
-		sendRequest(t, cfd, sfd, i)
-		off = receive(t, s, off, i)
+		off = exchange(t, cfd, s, off, i)
 	}
 	if s.released == s.consumed {
 		t.Fatal("nothing held: the test shows nothing")
@@ -154,8 +161,7 @@ func TestReceiveSmallBuffer(t *testing.T) {
 	s := &socket{b: &Backend{}, fd: sfd, rec: -1, kind: kindAccepted}
 	off := uint64(0)
 	for i := range 4 {
-		sendRequest(t, cfd, sfd, i)
-		off = receive(t, s, off, i)
+		off = exchange(t, cfd, s, off, i)
 	}
 	if err := s.SetOption(proto.OptRecvBuffer, 4096); err != nil {
 		t.Fatal(err)
@@ -199,9 +205,7 @@ func TestReceiveDeathLosesNothing(t *testing.T) {
 			// Receives until the socket holds `held` of them (it starts
 			// holding at the third).
 			for ; i < 2 || s.held < held; i++ {
-				sendRequest(t, cfd, sfd, i)
-				s.Release(off)
-				off = receive(t, s, off, i)
+				off = exchange(t, cfd, s, off, i)
 				if i > 40 {
 					t.Fatalf("the socket holds %d receives, never %d", s.held, held)
 				}
@@ -349,9 +353,7 @@ func TestReceiveLeave(t *testing.T) {
 	s := &socket{b: &Backend{tab: tab, env: &fakeEnv{watched: map[int]bool{}}}, fd: sfd, rec: r.slot, kind: kindAccepted}
 	off := uint64(0)
 	for i := range 4 {
-		sendRequest(t, cfd, sfd, i)
-		s.Release(off)
-		off = receive(t, s, off, i)
+		off = exchange(t, cfd, s, off, i)
 	}
 	if s.peek != peekOn || s.released == s.consumed {
 		t.Fatalf("peek mode %d, %d bytes held: the test shows nothing", s.peek, s.released-s.consumed)
