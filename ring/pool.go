@@ -88,14 +88,7 @@ func (p *Pool) Bytes(i uint32) []byte {
 // Lend records that buffer i goes to the server with the entry about to be
 // published. The app must hold it.
 func (p *Pool) Lend(i uint32) error {
-	if int(i) >= len(p.state) {
-		return fmt.Errorf("%w: lend of buffer %d in a pool of %d", ErrBufferIndex, i, len(p.state))
-	}
-	if p.state[i] != bufHeld {
-		return fmt.Errorf("%w: lend of buffer %d, which the app does not hold", ErrBufferNotOwned, i)
-	}
-	p.state[i] = bufLent
-	return nil
+	return p.move(i, bufHeld, bufLent, "lend", "the app does not hold")
 }
 
 // Unlend takes back a buffer that was marked lent but whose entry was never
@@ -117,13 +110,19 @@ func (p *Pool) Reclaim(i uint32, n uint32) ([]byte, error) {
 }
 
 func (p *Pool) reclaimState(i uint32) error {
+	return p.move(i, bufLent, bufHeld, "return", "was not lent")
+}
+
+// move takes buffer i from state from to state to, refusing (with op and
+// what is wrong in the error) an index past the pool or a buffer not in from.
+func (p *Pool) move(i uint32, from, to bufState, op, notFrom string) error {
 	if int(i) >= len(p.state) {
-		return fmt.Errorf("%w: return of buffer %d in a pool of %d", ErrBufferIndex, i, len(p.state))
+		return fmt.Errorf("%w: %s of buffer %d in a pool of %d", ErrBufferIndex, op, i, len(p.state))
 	}
-	if p.state[i] != bufLent {
-		return fmt.Errorf("%w: return of buffer %d, which was not lent", ErrBufferNotOwned, i)
+	if p.state[i] != from {
+		return fmt.Errorf("%w: %s of buffer %d, which %s", ErrBufferNotOwned, op, i, notFrom)
 	}
-	p.state[i] = bufHeld
+	p.state[i] = to
 	return nil
 }
 
