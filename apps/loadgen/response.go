@@ -206,7 +206,7 @@ func (rr *respReader) readOne(head bool) (response, *requestError) {
 			contentLength = n
 		case httplex.EqualFold(name, "transfer-encoding"):
 			coded = true
-			chunked = lastTokenIs(value, "chunked")
+			chunked = httplex.LastElementIs(value, "chunked")
 		case httplex.EqualFold(name, "connection"):
 			if hasToken(value, "close") {
 				keepAlive = false
@@ -297,22 +297,12 @@ func (rr *respReader) skipChunked() *requestError {
 	}
 }
 
-func lastTokenIs(v []byte, want string) bool {
-	if i := bytes.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	return httplex.EqualFold(httplex.TrimOWS(v), want)
-}
-
+// hasToken reports whether the comma-separated list v has the element want
+// (lower case, compared without case), as Connection: close does.
 func hasToken(v []byte, want string) bool {
 	for len(v) > 0 {
 		var t []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			t, v = v[:i], v[i+1:]
-		} else {
-			t, v = v, nil
-		}
-		if httplex.EqualFold(httplex.TrimOWS(t), want) {
+		if t, v = httplex.CutElement(v); httplex.EqualFold(t, want) {
 			return true
 		}
 	}

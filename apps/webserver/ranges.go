@@ -39,11 +39,7 @@ func parseRanges(dst []byteRange, v []byte, size int64) ([]byteRange, rangeResul
 	specs, total := 0, int64(0)
 	for len(v) > 0 {
 		var spec []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			spec, v = httplex.TrimOWS(v[:i]), v[i+1:]
-		} else {
-			spec, v = httplex.TrimOWS(v), nil
-		}
+		spec, v = httplex.CutElement(v)
 		if len(spec) == 0 {
 			continue // empty list elements are allowed (RFC 9110 §5.6.1)
 		}

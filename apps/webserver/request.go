@@ -313,13 +313,8 @@ func classifyMethod(m []byte) method {
 // included, is an expectation the server cannot meet.
 func (r *request) expectation(value []byte) {
 	for len(value) > 0 {
-		member := value
-		if i := bytes.IndexByte(value, ','); i >= 0 {
-			member, value = value[:i], value[i+1:]
-		} else {
-			value = nil
-		}
-		switch member = httplex.TrimOWS(member); {
+		var member []byte
+		switch member, value = httplex.CutElement(value); {
 		case len(member) == 0:
 		case httplex.EqualFold(member, "100-continue"):
 			r.expectContinue = true
@@ -384,7 +379,7 @@ func (r *request) field(name, value []byte) *parseError {
 		switch {
 		case httplex.EqualFold(name, "transfer-encoding"):
 			r.hasTE = true
-			r.teChunked = lastTokenIs(value, "chunked")
+			r.teChunked = httplex.LastElementIs(value, "chunked")
 		case httplex.EqualFold(name, "if-modified-since"):
 			r.ifModifiedSince = value
 		}
@@ -400,11 +395,7 @@ func (r *request) field(name, value []byte) *parseError {
 func (r *request) connectionOptions(v []byte) {
 	for len(v) > 0 {
 		var opt []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			opt, v = httplex.TrimOWS(v[:i]), v[i+1:]
-		} else {
-			opt, v = httplex.TrimOWS(v), nil
-		}
+		opt, v = httplex.CutElement(v)
 		switch {
 		case httplex.EqualFold(opt, "close"):
 			r.connClose = true
@@ -412,13 +403,4 @@ func (r *request) connectionOptions(v []byte) {
 			r.connKeepAlive = true
 		}
 	}
-}
-
-// lastTokenIs reports whether the last element of a comma-separated list is
-// want; a Transfer-Encoding whose final coding is chunked is framed by it.
-func lastTokenIs(v []byte, want string) bool {
-	if i := bytes.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	return httplex.EqualFold(httplex.TrimOWS(v), want)
 }

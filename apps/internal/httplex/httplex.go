@@ -5,6 +5,8 @@
 // path.
 package httplex
 
+import "bytes"
+
 // tokenChars marks the bytes allowed in a token (RFC 9110 §5.6.2):
 // "!#$%&'*+-.^_`|~", digits and letters.
 var tokenChars = func() (t [256]bool) {
@@ -55,6 +57,27 @@ func TrimOWS(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// CutElement cuts the first element off the comma-separated list v (RFC
+// 9110 §5.6.1), with its optional whitespace trimmed, and returns the rest
+// after the comma (nil after the last element). An empty element, which
+// the list syntax allows, comes back empty for the caller to skip.
+func CutElement(v []byte) (elem, rest []byte) {
+	if i := bytes.IndexByte(v, ','); i >= 0 {
+		return TrimOWS(v[:i]), v[i+1:]
+	}
+	return TrimOWS(v), nil
+}
+
+// LastElementIs reports whether the last element of the comma-separated
+// list v is want (lower case, compared without case); a Transfer-Encoding
+// whose final coding is chunked is framed by it.
+func LastElementIs(v []byte, want string) bool {
+	if i := bytes.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return EqualFold(TrimOWS(v), want)
 }
 
 // EqualFold reports whether b equals s under ASCII case folding. s must be

@@ -1,6 +1,9 @@
 package httplex
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestLex(t *testing.T) {
 	for s, want := range map[string]bool{"GET": true, "x-y_z.1~": true, "": false, "a b": false, "a:b": false, "a\"": false, "caf\xc3\xa9": false} {
@@ -29,6 +32,22 @@ func TestLex(t *testing.T) {
 		n, ok := ParseHex([]byte(s))
 		if (want < 0 && ok) || (want >= 0 && (!ok || n != want)) {
 			t.Errorf("ParseHex(%q) = %d, %v", s, n, ok)
+		}
+	}
+	for s, want := range map[string]string{"": "", "a": "a", " a , b ,, c\t": "a|b||c", ",": "", "a,": "a"} {
+		var got []string
+		for v := []byte(s); len(v) > 0; {
+			var e []byte
+			e, v = CutElement(v)
+			got = append(got, string(e))
+		}
+		if strings.Join(got, "|") != want {
+			t.Errorf("CutElement over %q: %q, want %q", s, got, want)
+		}
+	}
+	for s, want := range map[string]bool{"chunked": true, "gzip, Chunked ": true, "chunked, gzip": false, "": false, "xchunked": false} {
+		if got := LastElementIs([]byte(s), "chunked"); got != want {
+			t.Errorf("LastElementIs(%q, chunked) = %v", s, got)
 		}
 	}
 }
