@@ -38,7 +38,7 @@ func TestExpectContinue(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					c := dialRaw(t, addr)
+					c := DialRaw(t, addr)
 					defer c.Close()
 					if _, err := io.WriteString(c, tt.head); err != nil {
 						t.Fatal(err)

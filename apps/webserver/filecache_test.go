@@ -58,22 +58,10 @@ type countedFile struct {
 func (f *countedFile) Close() error { f.fs.closes.Add(1); return f.readAtFile.Close() }
 
 // getBody GETs url with the header's name, value pairs, and returns the
-// body (whatever the status).
+// body (whatever the status), which GetWhole checks is whole.
 func getBody(t *testing.T, url string, header ...string) string {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	_, b := GetWhole(t, http.DefaultClient, url, header...)
 	return string(b)
 }
 

@@ -71,7 +71,7 @@ func TestShutdownGrace(t *testing.T) {
 // idle (parked, on appproc) in the server.
 func idleConn(t *testing.T, s *Server, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c := dialRaw(t, addr)
+	c := DialRaw(t, addr)
 	t.Cleanup(func() { c.Close() })
 	io.WriteString(c, "GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n")
 	r := bufio.NewReader(c)

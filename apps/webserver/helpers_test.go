@@ -190,11 +190,12 @@ func connStates(s *Server) map[int32]int {
 	return n
 }
 
-// dialRaw connects to addr for a test that speaks HTTP by hand, with a
+// DialRaw connects to addr for a test that speaks HTTP by hand, with a
 // deadline 10 s from now for every read and write, so that a server that
 // fails to answer fails the test rather than hangs it. The caller closes
-// the connection.
-func dialRaw(t testing.TB, addr string) net.Conn {
+// the connection. Exported for the end-to-end tests of package
+// webserver_test.
+func DialRaw(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -208,7 +209,7 @@ func dialRaw(t testing.TB, addr string) net.Conn {
 // returns everything the server sends until it closes the connection.
 func exchange(t testing.TB, addr, raw string) string {
 	t.Helper()
-	c := dialRaw(t, addr)
+	c := DialRaw(t, addr)
 	defer c.Close()
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)

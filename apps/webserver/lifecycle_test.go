@@ -55,7 +55,7 @@ func testSlowSenders(t *testing.T, ln net.Listener) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c := dialRaw(t, addr)
+			c := DialRaw(t, addr)
 			defer c.Close()
 			start := time.Now()
 			go tt.send(c)
@@ -96,7 +96,7 @@ func testShutdown(t *testing.T, ln net.Listener) {
 	go func() { served <- s.Serve(ln) }()
 
 	dial := func() net.Conn {
-		c := dialRaw(t, addr)
+		c := DialRaw(t, addr)
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
@@ -176,7 +176,7 @@ func testShutdown(t *testing.T, ln net.Listener) {
 // is left and says so.
 func TestShutdownDeadline(t *testing.T) {
 	s, addr := startServer(t, Config{})
-	c := dialRaw(t, addr)
+	c := DialRaw(t, addr)
 	defer c.Close()
 	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\n") // never finished
 	testkit.Eventually(t, 10*time.Second, func() bool { return connStates(s)[stateBusy] == 1 },
@@ -338,7 +338,7 @@ func TestIdleConnectionsPark(t *testing.T) {
 		t.Errorf("%d idle connections hold %d goroutines; want them parked", idle, grown)
 	}
 	// A new client is served while they are held.
-	c := dialRaw(t, addr)
+	c := DialRaw(t, addr)
 	defer c.Close()
 	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	if out, err := io.ReadAll(c); err != nil || !strings.HasPrefix(string(out), "HTTP/1.1 200 ") {

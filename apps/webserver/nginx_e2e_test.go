@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -125,12 +124,8 @@ func TestNginxUsersExpect(t *testing.T) {
 		}
 	})
 	t.Run("plain HTTP on the HTTPS port", func(t *testing.T) {
-		c, err := net.Dial("tcp", j.https)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := webserver.DialRaw(t, j.https)
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != 400 {
@@ -141,12 +136,8 @@ func TestNginxUsersExpect(t *testing.T) {
 	t.Run("expect 100-continue", func(t *testing.T) {
 		// A raw client that waits for 100 (Continue) or a final status
 		// before it sends its content.
-		c, err := net.Dial("tcp", j.http)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := webserver.DialRaw(t, j.http)
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, "GET /files/1k.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -161,12 +152,8 @@ func TestNginxUsersExpect(t *testing.T) {
 		if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
 			t.Fatalf("after the response: %q %v; want the server to close", rest, err)
 		}
-		c2, err := net.Dial("tcp", j.http)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c2 := webserver.DialRaw(t, j.http)
 		defer c2.Close()
-		c2.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\nConnection: close\r\n\r\n")
 		resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
 		requests++

@@ -145,7 +145,7 @@ func TestTLS(t *testing.T) {
 				}
 			}
 
-			c := dialRaw(t, addr)
+			c := DialRaw(t, addr)
 			defer c.Close()
 			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -247,7 +247,7 @@ func TestLoadCertificateErrors(t *testing.T) {
 // mid-handshake.
 func TestTLSHandshakeTimeout(t *testing.T) {
 	_, _, addr := startTLS(t, kernelListen, Config{HeaderTimeout: 200 * time.Millisecond})
-	c := dialRaw(t, addr)
+	c := DialRaw(t, addr)
 	defer c.Close()
 	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read %d, %v; want the server to hang up", n, err)
