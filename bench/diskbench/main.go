@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -51,8 +52,16 @@ func main() {
 		fioLine(*name)
 		return
 	}
-	var readAt func(p []byte, off int64) (int, error)
-	var size int64
+	flags := os.O_RDONLY
+	if *direct {
+		flags |= syscall.O_DIRECT
+	}
+	// The file as both modes open it: appproc's File or an os.File.
+	var f interface {
+		io.ReaderAt
+		Stat() (fs.FileInfo, error)
+	}
+	var err error
 	switch *mode {
 	case "diskproc":
 		app, err := appproc.Attach(context.Background(), appproc.Options{Name: "diskbench", Servers: []string{appproc.DiskServer}, DiskWrite: []string{"."}})
@@ -60,28 +69,17 @@ func main() {
 		defer app.Close()
 		fsys, err := app.FS()
 		check(err)
-		flags := os.O_RDONLY
-		if *direct {
-			flags |= syscall.O_DIRECT
-		}
-		f, err := fsys.OpenFile(*file, flags, 0)
+		f, err = fsys.OpenFile(*file, flags, 0)
 		check(err)
-		fi, err := f.Stat()
-		check(err)
-		readAt, size = f.ReadAt, fi.Size()
 	case "osfile":
-		flags := os.O_RDONLY
-		if *direct {
-			flags |= syscall.O_DIRECT
-		}
-		f, err := os.OpenFile(*file, flags, 0)
+		f, err = os.OpenFile(*file, flags, 0)
 		check(err)
-		fi, err := f.Stat()
-		check(err)
-		readAt, size = f.ReadAt, fi.Size()
 	default:
 		check(fmt.Errorf("unknown mode %q", *mode))
 	}
+	fi, err := f.Stat()
+	check(err)
+	readAt, size := f.ReadAt, fi.Size()
 	if *idle {
 		idleCost(*name, readAt, *bs, *dur, *serverPID)
 		return
