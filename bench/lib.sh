@@ -1,7 +1,8 @@
 # What the web server benchmarks (bench/webserver.sh, bench/webserver-kernel.sh)
 # share: nginx's config, waiting for the servers, interleaved wrk rounds, the
 # table of medians and ratios, and the cross-check of saturn's load generator
-# against wrk. Sourced, not run.
+# against wrk. Sourced, not run; bench/loadgen.sh and bench/netproc.sh
+# source it for its settings too.
 #
 # The functions read the settings RUNS, DURATION, CONNS and THREADS, which
 # default to what both scripts document (5 rounds of 10 s, 64 connections,

@@ -14,20 +14,16 @@
 # machine's noise moves less than latencies.
 #
 # Runs are interleaved (every case once per round) so that a noisy
-# neighbour hurts all alike; medians and ratios are printed at the end.
+# neighbour hurts all alike, each under flock $LOCK so that benchmarks run
+# by different people on this machine never overlap; medians and ratios
+# are printed at the end.
 #
 #   bench/netproc.sh                          # 5 rounds: 3 s echoes, 10 s wrk runs
 #   RUNS=3 ECHO_TIME=2s DURATION=5s bench/netproc.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-5}
+. bench/lib.sh # RUNS, DURATION, CONNS, THREADS and LOCK default there
 ECHO_TIME=${ECHO_TIME:-3s}
-DURATION=${DURATION:-10s}
-CONNS=${CONNS:-64}
-THREADS=${THREADS:-2}
-# Every measurement holds flock $LOCK, so that benchmarks run by different
-# people on this machine never overlap (bench/lib.sh does the same).
-LOCK=${LOCK:-/tmp/saturn-bench.lock}
 
 command -v wrk >/dev/null || { echo "wrk is not installed (scripts/deps.sh bench installs it)" >&2; exit 1; }
 work=$(mktemp -d)
