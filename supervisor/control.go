@@ -214,60 +214,39 @@ func (s *Supervisor) onControlRequest(sess *proto.Session, cred *unix.Ucred, r *
 	case proto.MsgStatus:
 		s.do(func() { r.Reply(proto.MsgStatusReply, s.status()) })
 	case proto.MsgKill:
-		var m proto.Kill
-		if decode(r, &m) {
-			s.do(func() { s.handleKill(r, &m) })
-		}
+		decodeThen(s, r, func(m *proto.Kill) { s.handleKill(r, m) })
 	case proto.MsgUpgrade:
-		var m proto.Upgrade
-		if err := r.Decode(&m); err != nil {
-			r.Error(proto.CodeBadRequest, err.Error())
-			return
-		}
-		s.do(func() { s.handleUpgrade(sess, r, &m) })
+		decodeThen(s, r, func(m *proto.Upgrade) { s.handleUpgrade(sess, r, m) })
 	case proto.MsgRestart:
-		var m proto.Restart
-		if decode(r, &m) {
-			s.do(func() { s.handleRestart(sess, r, m.Name) })
-		}
+		decodeThen(s, r, func(m *proto.Restart) { s.handleRestart(sess, r, m.Name) })
 	case proto.MsgStop:
 		s.do(func() {
 			r.Reply(proto.MsgOK, nil)
 			s.beginShutdown()
 		})
 	case proto.MsgLaunch:
-		var m proto.Launch
-		if decode(r, &m) {
-			s.do(func() { s.handleLaunch(sess, r, &m) })
-		}
+		decodeThen(s, r, func(m *proto.Launch) { s.handleLaunch(sess, r, m) })
 	case proto.MsgDetach:
-		var m proto.Detach
-		if decode(r, &m) {
-			s.do(func() { s.handleDetach(sess, r, m.Name) })
-		}
+		decodeThen(s, r, func(m *proto.Detach) { s.handleDetach(sess, r, m.Name) })
 	case proto.MsgAttach:
-		var m proto.Attach
-		if decode(r, &m) {
-			s.do(func() { s.handleSelfAttach(sess, cred, r, &m) })
-		}
+		decodeThen(s, r, func(m *proto.Attach) { s.handleSelfAttach(sess, cred, r, m) })
 	case proto.MsgReady:
-		var m proto.Ready
-		if decode(r, &m) {
-			s.do(func() {
-				if c := s.attachedOn(sess); c != nil {
-					c.info, c.counters = splitInfo(m.Info)
-					s.notify()
-					r.Reply(proto.MsgOK, nil)
-					return
-				}
-				r.Error(proto.CodeBadRequest, "ready from a connection that has not attached")
-			})
-		}
+		decodeThen(s, r, func(m *proto.Ready) {
+			if c := s.attachedOn(sess); c != nil {
+				c.info, c.counters = splitInfo(m.Info)
+				s.notify()
+				r.Reply(proto.MsgOK, nil)
+				return
+			}
+			r.Error(proto.CodeBadRequest, "ready from a connection that has not attached")
+		})
 	default:
 		r.Error(proto.CodeBadRequest, fmt.Sprintf("unknown request %q", r.Type))
 	}
 }
 
+// decode decodes r's payload into v, or refuses r as a bad request and
+// reports false.
 func decode(r *proto.Request, v any) bool {
 	if err := r.Decode(v); err != nil {
 		r.Error(proto.CodeBadRequest, err.Error())
@@ -276,17 +255,22 @@ func decode(r *proto.Request, v any) bool {
 	return true
 }
 
+// decodeThen decodes r's payload as a T and hands f, with it, to the loop,
+// or refuses r as a bad request.
+func decodeThen[T any](s *Supervisor, r *proto.Request, f func(m *T)) {
+	var m T
+	if decode(r, &m) {
+		s.do(func() { f(&m) })
+	}
+}
+
 // onLinkRequest handles a request from a component we started, over its
 // link.
 func (s *Supervisor) onLinkRequest(c *component, inc int, r *proto.Request) {
 	closeFiles(r.Files)
 	switch r.Type {
 	case proto.MsgReady:
-		var m proto.Ready
-		if !decode(r, &m) {
-			return
-		}
-		s.do(func() {
+		decodeThen(s, r, func(m *proto.Ready) {
 			if c.incarnation != inc || !c.alive() {
 				r.Error(proto.CodeFailed, "stale incarnation")
 				return
@@ -304,11 +288,7 @@ func (s *Supervisor) onLinkRequest(c *component, inc int, r *proto.Request) {
 			r.Reply(proto.MsgOK, nil)
 		})
 	case proto.MsgAttach:
-		var m proto.Attach
-		if !decode(r, &m) {
-			return
-		}
-		s.do(func() {
+		decodeThen(s, r, func(m *proto.Attach) {
 			switch {
 			case c.incarnation != inc || !c.alive():
 				r.Error(proto.CodeFailed, "stale incarnation")
@@ -319,7 +299,7 @@ func (s *Supervisor) onLinkRequest(c *component, inc int, r *proto.Request) {
 					r.Error(proto.CodeBadRequest, err.Error())
 					return
 				}
-				s.attachApp(c, r, &m)
+				s.attachApp(c, r, m)
 			}
 		})
 	default:
