@@ -31,14 +31,22 @@ func topRow(out, name string) []string {
 	return nil
 }
 
-// TestTop runs `saturn top` on a pseudo-terminal for a few refreshes: it
-// draws on the alternate screen, shows an app's channel rates and a
-// restart after a kill, quits on q and gives the screen back.
-func TestTop(t *testing.T) {
+// startPinging starts an instance with examples/ping attached as "ping",
+// every 20 ms, so that top has channel rates to show.
+func startPinging(t *testing.T) *testkit.Instance {
+	t.Helper()
 	in := testkit.NewInstance(t, "")
 	ping := testkit.Build(t, "./examples/ping")
 	in.Start()
 	in.MustRun("attach", "--name", "ping", "--", ping, "--every", "20ms")
+	return in
+}
+
+// TestTop runs `saturn top` on a pseudo-terminal for a few refreshes: it
+// draws on the alternate screen, shows an app's channel rates and a
+// restart after a kill, quits on q and gives the screen back.
+func TestTop(t *testing.T) {
+	in := startPinging(t)
 
 	cmd := in.Command("top", "--interval", "200ms")
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
@@ -112,10 +120,7 @@ func TestTop(t *testing.T) {
 // TestTopNotTerminal: with output to a pipe, top prints one plain frame,
 // with rates, and exits.
 func TestTopNotTerminal(t *testing.T) {
-	in := testkit.NewInstance(t, "")
-	ping := testkit.Build(t, "./examples/ping")
-	in.Start()
-	in.MustRun("attach", "--name", "ping", "--", ping, "--every", "20ms")
+	in := startPinging(t)
 	out := in.MustRun("top", "--interval", "300ms")
 	if strings.Contains(out, "\x1b") {
 		t.Errorf("escape sequences in output to a pipe: %q", out)
