@@ -147,62 +147,65 @@ const (
 // kernelSent is how many bytes the socket has taken from its writers:
 // the bytes acknowledged and those still queued (SIOCOUTQ), less the SYN
 // of an active open and our FIN, which the kernel counts in sequence
-// space. The two readings are taken between two equal acknowledged
-// counts, so that no ACK moved them apart.
+// space. Both readings are taken with no ACK between them (steadyQueue).
 func kernelSent(fd int, r *record) (uint64, bool) {
-	for range 8 {
-		a, err1 := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		outq, err2 := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
-		z, err3 := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err1 != nil || err2 != nil || err3 != nil || outq < 0 {
-			return 0, false
-		}
-		if a.Bytes_acked != z.Bytes_acked {
-			continue
-		}
-		n := a.Bytes_acked + uint64(outq)
-		if r.kind == kindDialed {
-			n-- // the SYN
-		}
-		switch z.State {
-		case tcpFinWait1, tcpFinWait2, tcpTimeWait, tcpLastAck, tcpClosing:
-			n-- // our FIN
-		case tcpClose:
-			if r.flags&flagShutWrite != 0 {
-				n--
-			}
-		}
-		return n, true
+	z, outq, ok := steadyQueue(fd, unix.SIOCOUTQ, func(i *unix.TCPInfo) uint64 { return i.Bytes_acked })
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	n := z.Bytes_acked + uint64(outq)
+	if r.kind == kindDialed {
+		n-- // the SYN
+	}
+	switch z.State {
+	case tcpFinWait1, tcpFinWait2, tcpTimeWait, tcpLastAck, tcpClosing:
+		n-- // our FIN
+	case tcpClose:
+		if r.flags&flagShutWrite != 0 {
+			n--
+		}
+	}
+	return n, true
 }
 
 // kernelConsumed is how many received bytes have left the socket: those
 // received (which count the peer's FIN once it came) less those still
-// queued (SIOCINQ).
+// queued (SIOCINQ), read with no segment between them (steadyQueue).
 func kernelConsumed(fd int, r *record) (uint64, bool) {
+	z, inq, ok := steadyQueue(fd, unix.SIOCINQ, func(i *unix.TCPInfo) uint64 { return i.Bytes_received })
+	if !ok {
+		return 0, false
+	}
+	n := z.Bytes_received - uint64(inq)
+	switch z.State {
+	case tcpCloseWait, tcpLastAck, tcpClosing, tcpTimeWait:
+		n-- // the peer's FIN
+	case tcpClose:
+		if n > r.consumed+r.discarding {
+			n--
+		}
+	}
+	return n, true
+}
+
+// steadyQueue reads the socket's queue length with the ioctl req (SIOCOUTQ
+// or SIOCINQ) between two readings of its TCP_INFO whose counter (the
+// bytes acknowledged or received) is the same, so that no segment moved
+// the two apart, and returns the second reading with the queue length;
+// false on an error, or when a segment came between them eight times.
+func steadyQueue(fd int, req uint, counter func(*unix.TCPInfo) uint64) (*unix.TCPInfo, int, bool) {
 	for range 8 {
 		a, err1 := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		inq, err2 := unix.IoctlGetInt(fd, unix.SIOCINQ)
+		queued, err2 := unix.IoctlGetInt(fd, req)
 		z, err3 := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err1 != nil || err2 != nil || err3 != nil || inq < 0 {
-			return 0, false
+		if err1 != nil || err2 != nil || err3 != nil || queued < 0 {
+			return nil, 0, false
 		}
-		if a.Bytes_received != z.Bytes_received {
-			continue
+		if counter(a) == counter(z) {
+			return z, queued, true
 		}
-		n := a.Bytes_received - uint64(inq)
-		switch z.State {
-		case tcpCloseWait, tcpLastAck, tcpClosing, tcpTimeWait:
-			n-- // the peer's FIN
-		case tcpClose:
-			if n > r.consumed+r.discarding {
-				n--
-			}
-		}
-		return n, true
 	}
-	return 0, false
+	return nil, 0, false
 }
 
 // Resuming implements backend.Resumer.
