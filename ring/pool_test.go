@@ -117,10 +117,18 @@ func TestPoolAgainstModel(t *testing.T) {
 	app, _ := r.App(Bells{})
 	srv, _ := r.Server(Bells{})
 	owner := make([]bufState, count) // the model
+	// move is the model of an app-side call on buffer i: it is allowed
+	// when the model says from, and then the model says to.
+	move := func(i uint32, from, to bufState) bool {
+		ok := i < count && owner[i] == from
+		if ok {
+			owner[i] = to
+		}
+		return ok
+	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	for step := range 20000 {
 		i := uint32(rng.IntN(count + 2)) // sometimes out of range
-		inRange := i < count
 		var err error
 		var okWant bool
 		switch op := rng.IntN(5); op {
@@ -142,10 +150,7 @@ func TestPoolAgainstModel(t *testing.T) {
 			}
 		case 1:
 			err = app.Pool.Lend(i)
-			okWant = inRange && owner[i] == bufHeld
-			if okWant {
-				owner[i] = bufLent
-			}
+			okWant = move(i, bufHeld, bufLent)
 		case 2:
 			_, err = srv.Loans.Take(i, uint32(rng.IntN(70)))
 			// The server side has its own view: it holds what it took.
@@ -153,16 +158,10 @@ func TestPoolAgainstModel(t *testing.T) {
 			continue
 		case 3:
 			_, err = app.Pool.Reclaim(i, 0)
-			okWant = inRange && owner[i] == bufLent
-			if okWant {
-				owner[i] = bufHeld
-			}
+			okWant = move(i, bufLent, bufHeld)
 		case 4:
 			err = app.Pool.Free(i)
-			okWant = inRange && owner[i] == bufHeld
-			if okWant {
-				owner[i] = bufFree
-			}
+			okWant = move(i, bufHeld, bufFree)
 		}
 		if (err == nil) != okWant {
 			t.Fatalf("step %d: err %v, model says ok=%v", step, err, okWant)
