@@ -67,6 +67,17 @@ func exchange(t *testing.T, cfd int, s *socket, off uint64, i int) uint64 {
 	return receive(t, s, off, i)
 }
 
+// exchanges is requests 0 to n-1 through s, each as exchange does, from
+// offset 0. It returns the app's offset after them.
+func exchanges(t *testing.T, cfd int, s *socket, n int) uint64 {
+	t.Helper()
+	off := uint64(0)
+	for i := range n {
+		off = exchange(t, cfd, s, off, i)
+	}
+	return off
+}
+
 // inKernel is what the kernel says has left s's socket.
 func inKernel(t *testing.T, s *socket) uint64 {
 	t.Helper()
@@ -133,10 +144,7 @@ func TestReceiveHolds(t *testing.T) {
 func TestReceiveClaims(t *testing.T) {
 	cfd, sfd := tcpPair(t)
 	s := &socket{b: &Backend{}, fd: sfd, rec: -1, kind: kindAccepted}
-	off := uint64(0)
-	for i := range 5 {
-		off = exchange(t, cfd, s, off, i)
-	}
+	off := exchanges(t, cfd, s, 5)
 	if s.released == s.consumed {
 		t.Fatal("nothing held: the test shows nothing")
 	}
@@ -159,10 +167,7 @@ func TestReceiveClaims(t *testing.T) {
 func TestReceiveSmallBuffer(t *testing.T) {
 	cfd, sfd := tcpPair(t)
 	s := &socket{b: &Backend{}, fd: sfd, rec: -1, kind: kindAccepted}
-	off := uint64(0)
-	for i := range 4 {
-		off = exchange(t, cfd, s, off, i)
-	}
+	off := exchanges(t, cfd, s, 4)
 	if err := s.SetOption(proto.OptRecvBuffer, 4096); err != nil {
 		t.Fatal(err)
 	}
@@ -351,10 +356,7 @@ func TestReceiveLeave(t *testing.T) {
 		t.Fatal("alloc")
 	}
 	s := &socket{b: &Backend{tab: tab, env: &fakeEnv{watched: map[int]bool{}}}, fd: sfd, rec: r.slot, kind: kindAccepted}
-	off := uint64(0)
-	for i := range 4 {
-		off = exchange(t, cfd, s, off, i)
-	}
+	exchanges(t, cfd, s, 4)
 	if s.peek != peekOn || s.released == s.consumed {
 		t.Fatalf("peek mode %d, %d bytes held: the test shows nothing", s.peek, s.released-s.consumed)
 	}
