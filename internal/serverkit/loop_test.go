@@ -81,30 +81,23 @@ type app struct {
 	nextID uint64
 }
 
-// newChannel makes a channel as the supervisor does, opens the server's
-// end with Open and the app's with ring.Open.
-func newChannel(t *testing.T, id uint64) (*Channel, *app) {
+// addChannel makes a channel as the supervisor does, opens the server's
+// end with Open and the app's with ring.Open, and adds the server's end to
+// l.
+func addChannel(t *testing.T, l *Loop, id uint64) (*Channel, *app) {
 	t.Helper()
-	r, err := ring.Create("serverkit-test", geometry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	sb, err := ring.NewEventDoorbell()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
+	files := channelFiles(t, geometry)
+	appRegion, appBell := dup(t, files[0]), dup(t, files[1])
 	desc := proto.ChannelDesc{ID: id, App: "test", Server: "netproc", Bells: true}
-	ch, err := Open(desc, []*os.File{dup(t, r.File()), dup(t, sb.File())})
+	ch, err := Open(desc, files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ar, err := ring.Open(dup(t, r.File()))
+	ar, err := ring.Open(appRegion)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bell, err := ring.EventDoorbellFromFile(dup(t, sb.File()))
+	bell, err := ring.EventDoorbellFromFile(appBell)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +107,28 @@ func newChannel(t *testing.T, id uint64) (*Channel, *app) {
 	}
 	a := &app{t: t, desc: desc, region: ar, end: end, bell: bell}
 	t.Cleanup(func() { ar.Close(); bell.Close() })
+	if err := l.AddChannel(ch); err != nil {
+		t.Fatal(err)
+	}
 	return ch, a
+}
+
+// channelFiles makes a region of geometry g and a server doorbell as the
+// supervisor does, and returns what it sends the server: the region's
+// descriptor, then the doorbell's (duplicates; the caller owns them).
+func channelFiles(t *testing.T, g ring.Geometry) []*os.File {
+	t.Helper()
+	r, err := ring.Create("serverkit-test", g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	sb, err := ring.NewEventDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	return []*os.File{dup(t, r.File()), dup(t, sb.File())}
 }
 
 func dup(t *testing.T, f *os.File) *os.File {
@@ -199,10 +213,7 @@ func newLoop(t *testing.T, server proto.Server) (*Loop, *recorder) {
 // hands a buffer named by a refused entry back, and never echoes a bad one.
 func TestLoopAnswersItself(t *testing.T) {
 	l, h := newLoop(t, proto.ServerNet)
-	ch, a := newChannel(t, 1)
-	if err := l.AddChannel(ch); err != nil {
-		t.Fatal(err)
-	}
+	_, a := addChannel(t, l, 1)
 	run(t, l)
 	buf, err := a.end.Pool.Alloc()
 	if err != nil {
@@ -246,13 +257,8 @@ func TestLoopAnswersItself(t *testing.T) {
 // Dropped at shutdown sees Stopping.
 func TestLoopServesHandler(t *testing.T) {
 	l, h := newLoop(t, proto.ServerNet)
-	ch1, a1 := newChannel(t, 1)
-	ch2, _ := newChannel(t, 2)
-	for _, ch := range []*Channel{ch1, ch2} {
-		if err := l.AddChannel(ch); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, a1 := addChannel(t, l, 1)
+	addChannel(t, l, 2)
 	stop := run(t, l)
 	ids := []uint64{
 		a1.submit(proto.Submission{Op: proto.OpSend, Buf: proto.NoBuffer, Handle: 7, Args: [3]uint64{11}}),
@@ -291,13 +297,8 @@ func TestLoopServesHandler(t *testing.T) {
 // the next: a busy app cannot starve another.
 func TestLoopFairness(t *testing.T) {
 	l, h := newLoop(t, proto.ServerNet)
-	chA, a := newChannel(t, 1)
-	chB, b := newChannel(t, 2)
-	for _, ch := range []*Channel{chA, chB} {
-		if err := l.AddChannel(ch); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, a := addChannel(t, l, 1)
+	_, b := addChannel(t, l, 2)
 	// Published before the loop runs, so that its first round finds both.
 	const many = 3 * PerRound
 	for range many {
@@ -327,10 +328,7 @@ func TestLoopFairness(t *testing.T) {
 // wait's in its own queue; once the app reaps, calls go first.
 func TestLoopBacklogCallsBeforeWaits(t *testing.T) {
 	l, _ := newLoop(t, proto.ServerNet)
-	ch, a := newChannel(t, 1)
-	if err := l.AddChannel(ch); err != nil {
-		t.Fatal(err)
-	}
+	ch, a := addChannel(t, l, 1)
 	run(t, l)
 	for range geometry.CQEntries {
 		a.submit(proto.Submission{Op: proto.OpNop, Buf: proto.NoBuffer})
@@ -413,13 +411,8 @@ func TestLoopPostAndFDs(t *testing.T) {
 // A channel whose ring is corrupt is dropped; the others go on.
 func TestLoopDropsCorruptChannel(t *testing.T) {
 	l, h := newLoop(t, proto.ServerNet)
-	bad, a := newChannel(t, 1)
-	good, b := newChannel(t, 2)
-	for _, ch := range []*Channel{bad, good} {
-		if err := l.AddChannel(ch); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, a := addChannel(t, l, 1)
+	_, b := addChannel(t, l, 2)
 	run(t, l)
 	// The app claims more entries than the ring holds.
 	a.end.Submit.Reserve(1)
@@ -449,17 +442,7 @@ func TestOpenRefusesWrongDescriptors(t *testing.T) {
 	}
 	g := geometry
 	g.SQEntrySize = 128
-	r2, err := ring.Create("serverkit-test", g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close()
-	sb, err := ring.NewEventDoorbell()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
-	if _, err := Open(desc, []*os.File{dup(t, r2.File()), dup(t, sb.File())}); err == nil {
+	if _, err := Open(desc, channelFiles(t, g)); err == nil {
 		t.Error("a channel with entries of the wrong size opened")
 	}
 }
