@@ -35,12 +35,12 @@ var ErrCaptureActive = errors.New("link: a capture is already running")
 // received packet, or the stack left to the device on a sent one, is
 // computed in the copy written to the file.
 type Capture struct {
-	dev     Device
+	wrapped
 	session atomic.Pointer[CaptureSession]
 }
 
 // NewCapture returns a tap on dev with no session running.
-func NewCapture(dev Device) *Capture { return &Capture{dev: dev} }
+func NewCapture(dev Device) *Capture { return &Capture{wrapped: wrapped{dev: dev}} }
 
 // CaptureOptions configure a session.
 type CaptureOptions struct {
@@ -212,20 +212,5 @@ func (c *Capture) Close() error {
 	}
 	return errors.Join(err, c.dev.Close())
 }
-
-// BatchSize implements Device.
-func (c *Capture) BatchSize() int { return c.dev.BatchSize() }
-
-// MTU implements Device.
-func (c *Capture) MTU() int { return c.dev.MTU() }
-
-// MaxPacketSize implements Device.
-func (c *Capture) MaxPacketSize() int { return c.dev.MaxPacketSize() }
-
-// Headroom implements Device.
-func (c *Capture) Headroom() int { return c.dev.Headroom() }
-
-// Offloads implements Device.
-func (c *Capture) Offloads() Offloads { return c.dev.Offloads() }
 
 var _ Device = (*Capture)(nil)

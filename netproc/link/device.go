@@ -156,3 +156,23 @@ func checkRead(pkts []Packet, headroom, maxSize int) error {
 	}
 	return nil
 }
+
+// wrapped is embedded by a device that sits on another one (Capture,
+// Impaired): it answers the inner device's properties for it, and the
+// wrapper writes its own Read, Write and Close.
+type wrapped struct{ dev Device }
+
+// BatchSize implements Device.
+func (w wrapped) BatchSize() int { return w.dev.BatchSize() }
+
+// MTU implements Device.
+func (w wrapped) MTU() int { return w.dev.MTU() }
+
+// MaxPacketSize implements Device.
+func (w wrapped) MaxPacketSize() int { return w.dev.MaxPacketSize() }
+
+// Headroom implements Device.
+func (w wrapped) Headroom() int { return w.dev.Headroom() }
+
+// Offloads implements Device.
+func (w wrapped) Offloads() Offloads { return w.dev.Offloads() }

@@ -23,7 +23,7 @@ import (
 // reads the inner device and queues what survives; it stops when the inner
 // device's Read fails, which Close causes.
 type Impaired struct {
-	dev      Device
+	wrapped
 	opts     ImpairOptions
 	tx, rx   *lane
 	txMu     sync.Mutex // serializes the inner device's Write
@@ -53,7 +53,7 @@ func Impair(dev Device, opts ImpairOptions) Device {
 // NewImpaired wraps dev. It starts the goroutine that reads dev.
 func NewImpaired(dev Device, opts ImpairOptions) *Impaired {
 	opts = opts.withDefaults()
-	d := &Impaired{dev: dev, opts: opts, closing: make(chan struct{})}
+	d := &Impaired{wrapped: wrapped{dev: dev}, opts: opts, closing: make(chan struct{})}
 	d.cond.L = &d.mu
 	hr := dev.Headroom()
 	d.tx = newLane(opts, 0x7478 /* "tx" */, hr, d.writeInner)
@@ -224,20 +224,5 @@ func (d *Impaired) Close() error {
 	})
 	return d.closeErr
 }
-
-// BatchSize implements Device.
-func (d *Impaired) BatchSize() int { return d.dev.BatchSize() }
-
-// MTU implements Device.
-func (d *Impaired) MTU() int { return d.dev.MTU() }
-
-// MaxPacketSize implements Device.
-func (d *Impaired) MaxPacketSize() int { return d.dev.MaxPacketSize() }
-
-// Headroom implements Device.
-func (d *Impaired) Headroom() int { return d.dev.Headroom() }
-
-// Offloads implements Device.
-func (d *Impaired) Offloads() Offloads { return d.dev.Offloads() }
 
 var _ Device = (*Impaired)(nil)
