@@ -244,29 +244,26 @@ func (l *lane) flush(now time.Time) {
 // tick releases held packets whose time is up and delayed packets that are
 // due.
 func (l *lane) tick() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return
-	}
-	now := time.Now()
-	l.releaseWhere(now, func(h *heldPacket) bool { return !h.deadline.After(now) })
-	l.flush(now)
+	l.releaseNow(func(h *heldPacket, now time.Time) bool { return !h.deadline.After(now) })
 }
 
 // releaseHeld emits every held packet now, in the order they were held.
 func (l *lane) releaseHeld() {
+	l.releaseNow(func(*heldPacket, time.Time) bool { return true })
+}
+
+// releaseNow is the work of tick and releaseHeld, which come from outside
+// the lane's lock: under it, it emits the held packets that due picks at
+// the present time (as releaseWhere does) and sends on what is ready. A
+// closed lane does nothing.
+func (l *lane) releaseNow(due func(h *heldPacket, now time.Time) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
 	now := time.Now()
-	held := l.held
-	l.held = nil
-	for _, h := range held {
-		l.emit(h.q, now)
-	}
+	l.releaseWhere(now, func(h *heldPacket) bool { return due(h, now) })
 	l.flush(now)
 }
 
