@@ -583,27 +583,31 @@ func (s *Stack) Connect(addr netip.AddrPort, notify backend.Notify) (backend.Con
 	return c, nil
 }
 
+// coreErrnos pairs the core's errors with the errno an app sees for each,
+// in the order errnoOf tries them.
+var coreErrnos = []struct {
+	err   error
+	errno syscall.Errno
+}{
+	{tcp.ErrConnectionReset, syscall.ECONNRESET},
+	{tcp.ErrConnectionRefused, syscall.ECONNREFUSED},
+	{tcp.ErrTimeout, syscall.ETIMEDOUT},
+	{tcp.ErrAborted, syscall.ECONNABORTED},
+	{tcp.ErrWriteClosed, syscall.EPIPE},
+	{tcp.ErrNotConnected, syscall.ENOTCONN},
+	{tcp.ErrClosed, syscall.EBADF},
+	{tcp.ErrInvalid, syscall.EINVAL},
+}
+
 // errnoOf maps the core's errors to the errno an app sees.
 func errnoOf(err error) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.Is(err, tcp.ErrConnectionReset):
-		return syscall.ECONNRESET
-	case errors.Is(err, tcp.ErrConnectionRefused):
-		return syscall.ECONNREFUSED
-	case errors.Is(err, tcp.ErrTimeout):
-		return syscall.ETIMEDOUT
-	case errors.Is(err, tcp.ErrAborted):
-		return syscall.ECONNABORTED
-	case errors.Is(err, tcp.ErrWriteClosed):
-		return syscall.EPIPE
-	case errors.Is(err, tcp.ErrNotConnected):
-		return syscall.ENOTCONN
-	case errors.Is(err, tcp.ErrClosed):
-		return syscall.EBADF
-	case errors.Is(err, tcp.ErrInvalid):
-		return syscall.EINVAL
+	}
+	for _, m := range coreErrnos {
+		if errors.Is(err, m.err) {
+			return m.errno
+		}
 	}
 	var e syscall.Errno
 	if errors.As(err, &e) {
