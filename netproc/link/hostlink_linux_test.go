@@ -15,18 +15,26 @@ import (
 	"saturn/netproc/link"
 )
 
+// testNamespace makes a network namespace for the test, deleted when the
+// test ends, and returns its name and the test prefix that goes with it.
+func testNamespace(t *testing.T) (string, netip.Prefix) {
+	t.Helper()
+	testkit.NeedTUN(t)
+	ns, prefix := testkit.TestNet()
+	if _, err := link.EnsureNamespace(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.DeleteNamespace(ns) })
+	return ns, prefix
+}
+
 // TestHostLink: the host reaches a namespace's prefix through the pair
 // EnsureHostLink makes; a second call (a restarted netproc) finds the same
 // pair and addresses; a route the host already has elsewhere is left
 // alone; deleting the namespace takes the pair and the route along; and
 // DialInNamespace's sockets are the namespace's.
 func TestHostLink(t *testing.T) {
-	testkit.NeedTUN(t)
-	ns, prefix := testkit.TestNet()
-	if _, err := link.EnsureNamespace(ns); err != nil {
-		t.Fatal(err)
-	}
-	defer link.DeleteNamespace(ns)
+	ns, prefix := testNamespace(t)
 
 	hl, err := link.EnsureHostLink(ns, prefix)
 	if err != nil {
@@ -127,12 +135,7 @@ func TestHostLink(t *testing.T) {
 // TestHostLinkLeavesOthersRoutes: a prefix the host already routes through
 // another device keeps its route.
 func TestHostLinkLeavesOthersRoutes(t *testing.T) {
-	testkit.NeedTUN(t)
-	ns, prefix := testkit.TestNet()
-	if _, err := link.EnsureNamespace(ns); err != nil {
-		t.Fatal(err)
-	}
-	defer link.DeleteNamespace(ns)
+	ns, prefix := testNamespace(t)
 	// Someone else's route for the prefix: through a veth pair of this
 	// test's, both ends on the host.
 	suffix := ns[strings.LastIndexByte(ns, '-')+1:]
