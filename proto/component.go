@@ -114,17 +114,25 @@ func DefaultStateDir() string {
 // the dead one left (diskproc its open files, netproc its connections). It
 // is empty (zeros) at the first start. The caller owns the returned file.
 func PersistFromEnv() (*os.File, error) {
-	v := os.Getenv(EnvPersistFD)
+	return inheritedFile(EnvPersistFD, "persist", "persistent memory")
+}
+
+// inheritedFile takes the descriptor that the supervisor passed and the
+// environment variable key names, as a file called name; what says what
+// it is, for the error when key is unset. The variable is unset and the
+// descriptor made close-on-exec, so that no child inherits it.
+func inheritedFile(key, name, what string) (*os.File, error) {
+	v := os.Getenv(key)
 	if v == "" {
-		return nil, fmt.Errorf("proto: no persistent memory (%s unset)", EnvPersistFD)
+		return nil, fmt.Errorf("proto: no %s (%s unset)", what, key)
 	}
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("proto: %s=%q is not a descriptor", EnvPersistFD, v)
+		return nil, fmt.Errorf("proto: %s=%q is not a descriptor", key, v)
 	}
-	os.Unsetenv(EnvPersistFD)
+	os.Unsetenv(key)
 	unix.CloseOnExec(fd)
-	return os.NewFile(uintptr(fd), "persist"), nil
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // NotDumpable makes the calling process non-dumpable (prctl

@@ -3,9 +3,7 @@ package proto
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -135,15 +133,5 @@ func StoreFDs(oob []byte) ([]int, error) {
 // FDStoreFromEnv returns the server's store link, which the supervisor
 // passed as the descriptor EnvFDStoreFD names. The caller owns it.
 func FDStoreFromEnv() (*os.File, error) {
-	v := os.Getenv(EnvFDStoreFD)
-	if v == "" {
-		return nil, fmt.Errorf("proto: no descriptor store (%s unset)", EnvFDStoreFD)
-	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("proto: %s=%q is not a descriptor", EnvFDStoreFD, v)
-	}
-	os.Unsetenv(EnvFDStoreFD)
-	unix.CloseOnExec(fd)
-	return os.NewFile(uintptr(fd), "fdstore"), nil
+	return inheritedFile(EnvFDStoreFD, "fdstore", "descriptor store")
 }
