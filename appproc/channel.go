@@ -471,13 +471,7 @@ func (c *Channel) finish(cl *call, comp proto.Completion) {
 		cl.buf = proto.NoBuffer
 		c.bufs <- struct{}{}
 	}
-	if comp.Result < 0 {
-		cl.resp.Result = 0
-	}
-	if cl.slot {
-		c.slots <- struct{}{}
-	}
-	if cl.gaveUp {
+	if !c.settle(cl) {
 		return // its caller was told already
 	}
 	if cl.sink != nil {
@@ -487,6 +481,20 @@ func (c *Channel) finish(cl *call, comp proto.Completion) {
 		return
 	}
 	c.woken = append(c.woken, cl) // woken once mu is let go: wakeCallers
+}
+
+// settle is where every call ends, answered or failed: a negative result
+// becomes 0 (the failure is in err), and the call's slot is given back. It
+// reports whether the caller is still to be told: not if it gave up
+// (ResumeWait told it already). mu held.
+func (c *Channel) settle(cl *call) bool {
+	if cl.resp.Result < 0 {
+		cl.resp.Result = 0
+	}
+	if cl.slot {
+		c.slots <- struct{}{}
+	}
+	return !cl.gaveUp
 }
 
 // serverRestarted handles a new server incarnation: calls the dead one took
@@ -589,10 +597,7 @@ func (c *Channel) kill(err error) {
 		if cl.buf != proto.NoBuffer {
 			c.bufs <- struct{}{} // the memory goes away with the channel
 		}
-		if cl.slot {
-			c.slots <- struct{}{}
-		}
-		if cl.gaveUp {
+		if !c.settle(cl) {
 			continue // its caller was told already
 		}
 		if cl.sink != nil {

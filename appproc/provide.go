@@ -130,13 +130,7 @@ func (c *Channel) finishSelected(cl *call, comp proto.Completion) {
 // completeCall hands cl its completion, with data (its output, valid only
 // during the call) for a callback or copied to Out. mu held.
 func (c *Channel) completeCall(cl *call, data []byte) {
-	if cl.resp.Result < 0 {
-		cl.resp.Result = 0
-	}
-	if cl.slot {
-		c.slots <- struct{}{}
-	}
-	if cl.gaveUp {
+	if !c.settle(cl) {
 		return // its caller was told already
 	}
 	if cl.sink != nil {
