@@ -319,45 +319,40 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 // write is Write with wmu held.
 func (c *TCPConn) write(b []byte) (int, error) {
 	written := 0
-	for {
-		expired := c.wdl.expired()
-		c.mu.Lock()
-		closed, werr, full := c.closed, c.werr, c.sending >= maxWriteBehind
-		if !closed && werr == nil && !full && !expired && written < len(b) {
-			c.sending++ // before the send starts: its completion may come first
-		}
-		c.mu.Unlock()
-		switch {
-		case closed:
-			return written, c.opErr("write", net.ErrClosed)
-		case werr != nil:
-			return written, c.opErr("write", werr)
-		case written == len(b):
-			return written, nil
-		case expired:
-			return written, c.opErr("write", os.ErrDeadlineExceeded)
-		case full:
-			select {
-			case <-c.wroom:
-			case <-c.wdl.wait():
-			case <-c.closing:
-			}
-			continue
+	for written < len(b) {
+		if err := c.takeSendRoom(); err != nil {
+			return written, c.opErr("write", err)
 		}
 		chunk := b[written:min(len(b), written+c.maxRoom)]
 		_, err := c.ch.start(c.sendRequest(chunk), c.sendCB, c.closing, c.wdl.wait())
 		if err != nil {
-			c.mu.Lock()
-			c.sending--
-			c.mu.Unlock()
+			c.dropSendRoom()
 			if err == errAborted {
-				continue // closed or past the deadline: the top says which
+				continue // closed or past the deadline: takeSendRoom says which
 			}
 			return written, c.opErr("write", err)
 		}
 		c.sendOff.Add(uint64(len(chunk)))
 		written += len(chunk) // queued in netproc: as good as in a socket buffer
 	}
+	if err := c.writeErr(); err != nil {
+		return written, c.opErr("write", err)
+	}
+	return written, nil
+}
+
+// writeErr is why the connection takes no more writes (net.ErrClosed, or
+// the error a send failed with), or nil.
+func (c *TCPConn) writeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return net.ErrClosed
+	case c.werr != nil:
+		return c.werr
+	}
+	return nil
 }
 
 // sendRequest is the send of in (nil for a reserved buffer) from the
