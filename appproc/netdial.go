@@ -51,15 +51,7 @@ func connectTCP(ctx context.Context, ch *Channel, network string, ap netip.AddrP
 	}
 	req.Args[0] = uint64(timeout)
 	res := make(chan acceptResult, 1)
-	id, err := ch.start(req,
-		func(resp Response, data []byte, err error) {
-			r := acceptResult{err: err}
-			if err == nil {
-				r.h = uint64(resp.Result)
-				r.local, r.peer, r.err = proto.DecodeAddrPair(data)
-			}
-			res <- r
-		}, ctx.Done(), nil)
+	id, err := ch.start(req, sendAccepted(res), ctx.Done(), nil)
 	if errors.Is(err, errAborted) {
 		return nil, fail(ctx.Err())
 	}

@@ -133,10 +133,25 @@ func (l *TCPListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
+// acceptResult is a new connection, accepted or connected, or why not.
 type acceptResult struct {
 	h           uint64
 	local, peer netip.AddrPort
 	err         error
+}
+
+// sendAccepted is the callback of an accept or a connect, which answer
+// alike (the new handle, the address pair in the buffer): it sends the
+// result to res.
+func sendAccepted(res chan<- acceptResult) func(Response, []byte, error) {
+	return func(resp Response, data []byte, err error) {
+		r := acceptResult{err: err}
+		if err == nil {
+			r.h = uint64(resp.Result)
+			r.local, r.peer, r.err = proto.DecodeAddrPair(data)
+		}
+		res <- r
+	}
 }
 
 // AcceptTCP is Accept returning the concrete type.
@@ -155,15 +170,7 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 			return nil, l.opErr(os.ErrDeadlineExceeded)
 		}
 		res := make(chan acceptResult, 1)
-		id, err := l.ch.start(&Request{Op: proto.OpAccept, Handle: h, Room: proto.AddrPairSize, Flags: proto.FlagSelect, Resume: true},
-			func(resp Response, data []byte, err error) {
-				r := acceptResult{err: err}
-				if err == nil {
-					r.h = uint64(resp.Result)
-					r.local, r.peer, r.err = proto.DecodeAddrPair(data)
-				}
-				res <- r
-			}, l.closing, l.dl.wait())
+		id, err := l.ch.start(&Request{Op: proto.OpAccept, Handle: h, Room: proto.AddrPairSize, Flags: proto.FlagSelect, Resume: true}, sendAccepted(res), l.closing, l.dl.wait())
 		if err == errAborted {
 			continue
 		}
