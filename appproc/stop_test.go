@@ -61,14 +61,7 @@ func TestGracefulStopHTTP(t *testing.T) {
 		shutdown <- hs.Shutdown(context.Background())
 	}()
 
-	slow := make(chan string, 1)
-	go func() {
-		body, err := get("http://" + addr + "/slow")
-		if err != nil {
-			body = err.Error()
-		}
-		slow <- body
-	}()
+	slow := getLater("http://" + addr + "/slow")
 	<-inHandler
 	if IsStopping() {
 		t.Fatal("stopping before any signal")
@@ -89,14 +82,7 @@ func TestGracefulStopHTTP(t *testing.T) {
 
 	// Between incarnations: the listener is kept, so this client waits
 	// in its queue instead of being refused.
-	between := make(chan string, 1)
-	go func() {
-		body, err := get("http://" + addr + "/")
-		if err != nil {
-			body = err.Error()
-		}
-		between <- body
-	}()
+	between := getLater("http://" + addr + "/")
 	close(release)
 	if body := <-slow; body != "first" {
 		t.Errorf("the request in flight at SIGTERM: %q, want it answered", body)
@@ -145,6 +131,20 @@ func TestCloseWithoutStopCloses(t *testing.T) {
 	if ln2.Adopted() {
 		t.Error("listening again after Close adopted the closed listener")
 	}
+}
+
+// getLater gets url in a goroutine, and sends the body (or the error's
+// text) on the channel it returns.
+func getLater(url string) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		body, err := get(url)
+		if err != nil {
+			body = err.Error()
+		}
+		out <- body
+	}()
+	return out
 }
 
 func get(url string) (string, error) {
