@@ -67,16 +67,12 @@ func readdir(f *file, out []byte, cookie int64) (int, uint64, error) {
 	}
 }
 
+// direntType is the type a directory record's d_type gives: the type bits
+// of a mode, shifted down (DTTOIF in dirent.h undoes it), or DT_UNKNOWN
+// from a file system that does not say.
 func direntType(t byte) proto.FileType {
-	switch t {
-	case unix.DT_REG:
-		return proto.TypeRegular
-	case unix.DT_DIR:
-		return proto.TypeDir
-	case unix.DT_LNK:
-		return proto.TypeSymlink
-	case unix.DT_UNKNOWN:
+	if t == unix.DT_UNKNOWN {
 		return proto.TypeUnknown
 	}
-	return proto.TypeOther
+	return fileType(uint32(t) << 12)
 }

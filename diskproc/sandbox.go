@@ -196,6 +196,7 @@ func statFD(fd int) (proto.Stat, error) {
 	return st, nil
 }
 
+// fileType is the type a mode's S_IFMT bits give.
 func fileType(mode uint32) proto.FileType {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFREG:
