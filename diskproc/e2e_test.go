@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"saturn/diskproc"
 	"saturn/internal/diskload"
+	"saturn/internal/disktest"
 	"saturn/internal/testkit"
 )
 
@@ -22,17 +22,9 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 // only right bytes, and that the files on disk hold exactly what the app's
 // model says was written: every byte of every block.
 func TestKillUnderLoad(t *testing.T) {
-	for _, backend := range disktest_backends(t) {
+	for _, backend := range disktest.Backends(t) {
 		t.Run(backend, func(t *testing.T) { killUnderLoad(t, backend) })
 	}
-}
-
-func disktest_backends(t *testing.T) []string {
-	if err := diskproc.ProbeUring(); err != nil {
-		t.Logf("io_uring backend not tested here: %v", err)
-		return []string{"threads"}
-	}
-	return []string{"uring", "threads"}
 }
 
 func killUnderLoad(t *testing.T, backend string) {
