@@ -28,6 +28,19 @@ func resetStopping() {
 	stopping.ch, stopping.begun, stopping.closed = nil, false, false
 }
 
+// listenWeb starts a netproc whose listeners outlive their app by 10s,
+// and listens on a free local port as the app "web".
+func listenWeb(t *testing.T) (*netproctest.Server, *App, *TCPListener) {
+	t.Helper()
+	srv := netproctest.Start(t, netproc.Options{Linger: 10 * time.Second})
+	app := netApp(t, srv, "web", netproctest.Geometry)
+	ln, err := app.ListenTCP("tcp", "127.0.0.1:0", ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, app, ln
+}
+
 // TestGracefulStopHTTP: a plain net/http server on an appproc listener,
 // stopped by SIGTERM as the supervisor stops it: Stopping and StopContext
 // say so, Shutdown finishes the request in flight, and the listener is
@@ -36,12 +49,7 @@ func resetStopping() {
 // and serves it.
 func TestGracefulStopHTTP(t *testing.T) {
 	t.Cleanup(resetStopping)
-	srv := netproctest.Start(t, netproc.Options{Linger: 10 * time.Second})
-	first := netApp(t, srv, "web", netproctest.Geometry)
-	ln, err := first.ListenTCP("tcp", "127.0.0.1:0", ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, _, ln := listenWeb(t)
 	addr := ln.Addr().String()
 
 	ctx := StopContext(context.Background())
@@ -112,12 +120,7 @@ func TestGracefulStopHTTP(t *testing.T) {
 // TestCloseWithoutStopCloses: outside a stop, Close closes: the address is
 // free, and a connection is refused.
 func TestCloseWithoutStopCloses(t *testing.T) {
-	srv := netproctest.Start(t, netproc.Options{Linger: 10 * time.Second})
-	app := netApp(t, srv, "web", netproctest.Geometry)
-	ln, err := app.ListenTCP("tcp", "127.0.0.1:0", ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, app, ln := listenWeb(t)
 	ln.Close()
 	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
 		c.Close()
@@ -165,12 +168,7 @@ func get(url string) (string, error) {
 // close the connection) only once the request has begun to arrive.
 func TestStopWaitsForFirstBytes(t *testing.T) {
 	t.Cleanup(resetStopping)
-	srv := netproctest.Start(t, netproc.Options{Linger: 10 * time.Second})
-	app := netApp(t, srv, "web", netproctest.Geometry)
-	ln, err := app.ListenTCP("tcp", "127.0.0.1:0", ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, ln := listenWeb(t)
 	accepted := make(chan struct{}, 1)
 	hs := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }),
