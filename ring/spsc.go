@@ -119,13 +119,13 @@ func (p *Producer) PublishDeferred(n int) (wake bool) {
 	}
 	p.tail += uint32(n)
 	p.reserved = 0
-	p.r.tail.Store(p.tail)
+	storeThenLoad(p.r.tail, p.tail)
 	if p.counter != nil {
 		p.counter.Add(uint64(n))
 	}
-	// The store of tail above and this load are both sequentially
-	// consistent, as are the consumer's store of the flag and its load of
-	// tail: one of us sees the other (see Consumer.Wait).
+	// The store of tail above is ordered before this load, as the
+	// consumer's store of the flag is before its load of tail: one of us
+	// sees the other (see Consumer.Wait and storeThenLoad).
 	return p.r.bell != nil && p.r.wakeFlag.Load() != 0 && p.r.wakeFlag.CompareAndSwap(1, 0)
 }
 

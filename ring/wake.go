@@ -333,7 +333,7 @@ func (c *Consumer) Wait(policy WaitPolicy, deadline time.Time) (int, error) {
 		policy.Adapt.Slept()
 	}
 	token := c.r.bell.Prepare()
-	c.r.wakeFlag.Store(1)
+	storeThenLoad(c.r.wakeFlag, 1)
 	if c.ready() {
 		c.r.wakeFlag.Store(0)
 		return c.Peek(int(c.r.capacity))
@@ -363,7 +363,7 @@ func (c *Consumer) Interrupt() error {
 // whether the ring is still empty. If it is not, the flag is cleared again
 // and the caller must not sleep. After waking, call DisarmWakeup.
 func (c *Consumer) ArmWakeup() (empty bool) {
-	c.r.wakeFlag.Store(1)
+	storeThenLoad(c.r.wakeFlag, 1)
 	if c.ready() {
 		c.r.wakeFlag.Store(0)
 		return false
