@@ -42,29 +42,23 @@ func TestStoreThenLoadIsOrdered(t *testing.T) {
 		}
 		return true
 	}
-	done := make(chan uint32)
-	go func() {
+	// side plays one side for as many rounds as the other keeps up with:
+	// announce the round, wait for the other's, store mine, load theirs.
+	side := func(announce, other, mine, theirs *atomic.Uint32, seen *[rounds]uint32) uint32 {
 		i := uint32(1)
 		for ; i <= rounds; i++ {
-			start.Swap(i)
-			if !wait(ready, i) {
+			announce.Swap(i)
+			if !wait(other, i) {
 				break
 			}
-			storeThenLoad(y, i)
-			seenX[i-1] = x.Load()
+			storeThenLoad(mine, i)
+			seen[i-1] = theirs.Load()
 		}
-		done <- i - 1
-	}()
-	i := uint32(1)
-	for ; i <= rounds; i++ {
-		ready.Swap(i)
-		if !wait(start, i) {
-			break
-		}
-		storeThenLoad(x, i)
-		seenY[i-1] = y.Load()
+		return i - 1
 	}
-	ran := min(i-1, <-done)
+	done := make(chan uint32)
+	go func() { done <- side(start, ready, y, x, &seenX) }()
+	ran := min(side(ready, start, x, y, &seenY), <-done)
 	bad := 0
 	for r := range ran {
 		if seenX[r] <= r && seenY[r] <= r { // both saw the value before round r+1's store
