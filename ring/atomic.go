@@ -35,7 +35,7 @@ func word64(mem []byte, off int) *atomic.Uint64 {
 // memory outside Go's heap (our mmap'd regions) and does such a Store as a
 // plain MOV: a load after it could then pass it in the store buffer, both
 // sides would read the old values, and the consumer would sleep on an
-// entry nobody wakes it for (appproc's TestFSConformance hung about one
-// run in eight that way under -race). A Swap is a locked XCHG in every
+// entry nobody wakes it for (appproc's TestFSConformance hung in 4 of 15
+// runs that way under -race, and stalled in the others). A Swap is a locked XCHG in every
 // build, at the cost of the Store it replaces.
 func storeThenLoad(w *atomic.Uint32, v uint32) { w.Swap(v) }

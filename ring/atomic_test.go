@@ -25,7 +25,7 @@ func TestStoreThenLoadIsOrdered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(mem)
-	// Each word on its own cache line; go and ready start every round.
+	// Each word on its own cache line; start and ready announce each side's round.
 	x, y := word32(mem, 0), word32(mem, 64)
 	start, ready := word32(mem, 128), word32(mem, 192)
 	const rounds = 100_000
@@ -66,7 +66,10 @@ func TestStoreThenLoadIsOrdered(t *testing.T) {
 		}
 	}
 	t.Logf("%d rounds", ran)
-	if bad > 0 {
+	switch {
+	case bad > 0:
 		t.Errorf("in %d of %d rounds both sides loaded the old value after storing: a sleeper could miss its wake-up", bad, ran)
+	case ran < 1000:
+		t.Skipf("only %d rounds in 5 s: the machine is too busy for the two sides to race", ran)
 	}
 }
