@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -29,7 +28,7 @@ import (
 func TestHostReachesSaturn(t *testing.T) {
 	testkit.NeedTUN(t)
 	_, prefix := testkit.TestNet()
-	ns := fmt.Sprintf("satrch%d", os.Getpid()%100000) // the config allows 15 characters
+	ns := testkit.InstanceNamespace(t, "satrch")
 	hostPort := testkit.FreePort(t)
 	// A second published port that something else holds: the instance
 	// starts anyway, and status says that port is not published.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ import (
 // device and writes its own.
 func TestUserTCPResumeCalls(t *testing.T) {
 	testkit.NeedTUN(t)
-	ns := fmt.Sprintf("satcall%d", os.Getpid()%100000)
+	ns := testkit.InstanceNamespace(t, "satcall")
 	const prefix = "10.93.0.2/24"
 	saturn := netip.MustParseAddr("10.93.0.2")
 	in := resumeInstance(t, ns, prefix, "host_route = false\n")

@@ -82,7 +82,7 @@ func killNetproc(t *testing.T, in *testkit.Instance, restarts int) time.Duration
 func TestUserTCPResumeDownload(t *testing.T) {
 	testkit.NeedTUN(t)
 	size := streamSize(128 << 20)
-	ns := fmt.Sprintf("satres%d", os.Getpid()%100000)
+	ns := testkit.InstanceNamespace(t, "satres")
 	root := filepath.Join(t.TempDir(), "site")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func echoThroughKills(t *testing.T, in *testkit.Instance, c net.Conn, size int64
 func TestUserTCPResumeEcho(t *testing.T) {
 	testkit.NeedTUN(t)
 	size := streamSize(64 << 20)
-	ns := fmt.Sprintf("satrese%d", os.Getpid()%100000)
+	ns := testkit.InstanceNamespace(t, "satrese")
 	const addr = "10.93.0.2:7007"
 	in := resumeInstance(t, ns, "10.93.0.2/24", "")
 	echo := testkit.Build(t, "./examples/echo")

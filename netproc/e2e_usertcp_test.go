@@ -218,8 +218,7 @@ func TestUserTCPNetprocDeath(t *testing.T) {
 // supervisor does, from the record in netproc's persistent memory.
 func TestUserTCPStopWhileNetprocDown(t *testing.T) {
 	testkit.NeedTUN(t)
-	ns := fmt.Sprintf("satdown%d", os.Getpid()%100000)
-	testkit.RemoveNamespace(ns)
+	ns := testkit.InstanceNamespace(t, "satdown")
 	in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = \"10.95.0.2/24\"\nbackoff = \"1m\"\n", ns))
 	in.Start()
 	if !testkit.NamespaceExists(ns) {

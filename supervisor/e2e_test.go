@@ -335,7 +335,7 @@ func TestConcurrentStatus(t *testing.T) {
 
 func TestControlSocketGarbage(t *testing.T) {
 	in := startInstance(t)
-	sock := filepath.Join(in.Dir(), "control.sock")
+	sock := in.ControlSocket()
 	fi, err := os.Stat(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -388,7 +388,7 @@ func TestConfigErrorsReachTheUser(t *testing.T) {
 	if left := in2.Processes(); len(left) > 0 {
 		t.Fatalf("processes %v of the instance run after its failed start", left)
 	}
-	if _, err := os.Stat(filepath.Join(in2.Dir(), "control.sock")); err == nil {
+	if _, err := os.Stat(in2.ControlSocket()); err == nil {
 		t.Fatal("the control socket outlived the failed start")
 	}
 }

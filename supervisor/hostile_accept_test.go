@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +50,7 @@ func TestHostileAcceptOutOfDescriptors(t *testing.T) {
 		}
 	}
 	defer restore()
-	sock := filepath.Join(in.Dir(), "control.sock")
+	sock := in.ControlSocket()
 	var burst []net.Conn
 	defer func() {
 		for _, c := range burst {
@@ -66,8 +65,8 @@ func TestHostileAcceptOutOfDescriptors(t *testing.T) {
 		burst = append(burst, c)
 	}
 	logSays(t, in, "accept failed; backing off", 10*time.Second)
-	if !strings.Contains(supervisorLog(in), "too many open files") {
-		t.Errorf("the back-off is not for EMFILE:\n%s", tail(supervisorLog(in), 2000))
+	if !strings.Contains(in.Log("supervisor"), "too many open files") {
+		t.Errorf("the back-off is not for EMFILE:\n%s", tail(in.Log("supervisor"), 2000))
 	}
 	// Give the descriptors back: the connections close, the limit is
 	// restored, and the socket answers again.

@@ -96,7 +96,7 @@ func TestHostileClientDoesNotRead(t *testing.T) {
 	}
 	logSays(t, in, "does not read its replies", 10*time.Second)
 	stillServing(t, in, "the instance is not running")
-	if strings.Contains(supervisorLog(in), "panic") {
+	if strings.Contains(in.Log("supervisor"), "panic") {
 		t.Fatal("the supervisor panicked")
 	}
 }

@@ -2,8 +2,6 @@ package supervisor_test
 
 import (
 	"encoding/binary"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +19,7 @@ import (
 // the test ends.
 func dialControl(t *testing.T, in *testkit.Instance) *proto.ControlConn {
 	t.Helper()
-	c, err := proto.Dial(filepath.Join(in.Dir(), "control.sock"))
+	c, err := proto.Dial(in.ControlSocket())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,17 +27,11 @@ func dialControl(t *testing.T, in *testkit.Instance) *proto.ControlConn {
 	return c
 }
 
-// supervisorLog is what the instance's supervisor has logged so far.
-func supervisorLog(in *testkit.Instance) string {
-	b, _ := os.ReadFile(filepath.Join(in.Dir(), "logs", "supervisor.log"))
-	return string(b)
-}
-
 // logSays waits until the supervisor's log contains want.
 func logSays(t *testing.T, in *testkit.Instance, want string, timeout time.Duration) {
 	t.Helper()
-	if !testkit.Until(timeout, func() bool { return strings.Contains(supervisorLog(in), want) }) {
-		t.Errorf("the supervisor's log does not say %q:\n%s", want, tail(supervisorLog(in), 3000))
+	if !testkit.Until(timeout, func() bool { return strings.Contains(in.Log("supervisor"), want) }) {
+		t.Errorf("the supervisor's log does not say %q:\n%s", want, tail(in.Log("supervisor"), 3000))
 	}
 }
 

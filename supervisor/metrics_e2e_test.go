@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +96,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		// namespace of the test's own.
 		// (TestNet's namespace names are longer than netproc takes.)
 		_, pfx := testkit.TestNet()
-		ns := fmt.Sprintf("smet%d", os.Getpid())
+		ns := testkit.InstanceNamespace(t, "smet")
 		config += fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = %q\n", ns, pfx)
 	}
 	in := testkit.NewInstance(t, config)
@@ -238,8 +236,7 @@ func TestMetricsPortTaken(t *testing.T) {
 	if c := testkit.Component(&st, "netproc"); c == nil || c.State != proto.StateRunning {
 		t.Errorf("netproc: %+v", c)
 	}
-	log, _ := os.ReadFile(filepath.Join(in.Dir(), "logs", "supervisor.log"))
-	if !strings.Contains(string(log), "metrics endpoint not started") {
+	if log := in.Log("supervisor"); !strings.Contains(log, "metrics endpoint not started") {
 		t.Errorf("the log does not say the endpoint is missing:\n%s", log)
 	}
 

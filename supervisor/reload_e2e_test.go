@@ -97,15 +97,13 @@ func TestReloadSIGHUP(t *testing.T) {
 	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", testkit.Component(st, "change").PID)); !strings.Contains(string(cmdline), "601") {
 		t.Errorf("change runs %q, want sleep 601", cmdline)
 	}
-	log := filepath.Join(in.Dir(), "logs", "supervisor.log")
 	testkit.Eventually(t, 10*time.Second, func() bool {
-		b, _ := os.ReadFile(log)
-		return strings.Contains(string(b), "configuration reloaded")
+		return strings.Contains(in.Log("supervisor"), "configuration reloaded")
 	}, "no reload in the supervisor's log")
-	b, _ := os.ReadFile(log)
+	log := in.Log("supervisor")
 	for _, want := range []string{"channel.buffers", "app added; starting it", "no longer in the config", "app changed; restarting it", "restart policy"} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("supervisor's log lacks %q:\n%s", want, b)
+		if !strings.Contains(log, want) {
+			t.Errorf("supervisor's log lacks %q:\n%s", want, log)
 		}
 	}
 	if out := in.MustRun("status"); !strings.Contains(out, "generation 2") || !strings.Contains(out, "kept until the instance is started again: channel.buffers") {
@@ -163,11 +161,10 @@ func TestReloadSIGHUP(t *testing.T) {
 	}
 	in.MustRun("kill", "add") // info: signalled on request; warn: exited, restart scheduled
 	testkit.Eventually(t, 10*time.Second, func() bool {
-		b, _ := os.ReadFile(log)
-		return regexp.MustCompile(`msg="exited; restart scheduled" .*name=add `).Match(b)
+		return regexp.MustCompile(`msg="exited; restart scheduled" .*name=add `).MatchString(in.Log("supervisor"))
 	}, "no warning of add's exit in the log")
-	if b, _ := os.ReadFile(log); strings.Contains(string(b), "signalled on request") {
-		t.Errorf("an info line logged at log_level warn:\n%s", b)
+	if log := in.Log("supervisor"); strings.Contains(log, "signalled on request") {
+		t.Errorf("an info line logged at log_level warn:\n%s", log)
 	}
 }
 

@@ -298,13 +298,11 @@ command = ["saturn", "app", "webserver", "--root", "/", "--listen", "127.0.0.1:%
 	if out := exchange(t, addr, "GET "+marker+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 404") {
 		t.Errorf("%s: %.80q", marker, out)
 	}
-	logPath := filepath.Join(in.Dir(), "logs", "web.log")
 	var logText string
 	testkit.Eventually(t, 10*time.Second, func() bool {
-		b, _ := os.ReadFile(logPath)
-		logText = string(b)
+		logText = in.Log("web")
 		return strings.Contains(logText, marker)
-	}, "the access log line of %s in %s", marker, logPath)
+	}, "the access log line of %s in %s", marker, in.LogFile("web"))
 	for _, line := range strings.Split(logText, "\n") {
 		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
 			t.Errorf("web logged: %s", line)

@@ -85,8 +85,7 @@ func TestChaosUserTCPResume(t *testing.T) { chaosUserTCP(t, true) }
 
 func chaosUserTCP(t *testing.T, resume bool) {
 	testkit.NeedTUN(t)
-	ns := fmt.Sprintf("satchaos%d", os.Getpid()%100000)
-	testkit.RemoveNamespace(ns) // a crashed run of a process with our pid left it
+	ns := testkit.InstanceNamespace(t, "satchaos")
 	const addr, peer = "10.97.0.2/24", "10.97.0.1"
 	persistent := persistentTUNs(t)
 	var dialer *NetnsDialer

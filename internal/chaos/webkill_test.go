@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -146,8 +145,7 @@ func webInstance(t *testing.T, backend string) (in *testkit.Instance, base strin
 		base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	default:
 		testkit.NeedTUN(t)
-		ns := fmt.Sprintf("satwk%d", os.Getpid()%100000)
-		testkit.RemoveNamespace(ns) // a crashed run of a process with our pid left it
+		ns := testkit.InstanceNamespace(t, "satwk")
 		netprocConf = fmt.Sprintf("backend = \"usertcp\"\nnetns = %q\naddress = \"10.96.0.2/24\"\nresume = %v\n", ns, backend == "usertcp-resume")
 		listen, base = ":8080", "http://10.96.0.2:8080"
 		t.Cleanup(func() { testkit.RemoveNamespace(ns) })

@@ -115,8 +115,7 @@ listen = ["127.0.0.1:%d"]
 
 	var log string
 	if !testkit.Until(20*time.Second, func() bool {
-		b, _ := os.ReadFile(filepath.Join(in.Dir(), "logs", "snoop.log"))
-		log = string(b)
+		log = in.Log("snoop")
 		return strings.Contains(log, "\ndone\n")
 	}) {
 		t.Fatalf("snoop did not finish:\n%s", log)

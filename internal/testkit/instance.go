@@ -184,6 +184,22 @@ func (in *Instance) SupervisorPID() int {
 // Dir is STATE_DIR/INSTANCE.
 func (in *Instance) Dir() string { return filepath.Join(in.StateDir, in.Name) }
 
+// ControlSocket is the path of the instance's control socket.
+func (in *Instance) ControlSocket() string { return filepath.Join(in.Dir(), "control.sock") }
+
+// LogFile is the path of a component's log file ("supervisor" for the
+// supervisor's own).
+func (in *Instance) LogFile(name string) string {
+	return filepath.Join(in.Dir(), "logs", name+".log")
+}
+
+// Log is what the component's log file holds now, "" when there is none
+// yet.
+func (in *Instance) Log(name string) string {
+	b, _ := os.ReadFile(in.LogFile(name))
+	return string(b)
+}
+
 // Pids lists every process of the instance the test has seen.
 func (in *Instance) Pids() []int {
 	var out []int

@@ -39,6 +39,21 @@ func TestNet() (string, netip.Prefix) {
 	return ns, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + pid%100), byte(n), 2}), 24)
 }
 
+// InstanceNamespace names the network namespace an instance's netproc is
+// to create (netproc.netns): tag and this process's ID, within the 15
+// characters the config takes. One of that name that a crashed run of a
+// process with the same ID left behind is removed first. tag is the
+// test's own, so that tests running beside each other do not share one.
+func InstanceNamespace(t testing.TB, tag string) string {
+	t.Helper()
+	ns := fmt.Sprintf("%s%d", tag, os.Getpid()%100000)
+	if len(ns) > 15 {
+		t.Fatalf("namespace name %q is longer than the 15 characters netproc.netns takes: shorten the tag %q", ns, tag)
+	}
+	RemoveNamespace(ns)
+	return ns
+}
+
 // DialInNamespace connects to addr (TCP) from inside the named namespace,
 // giving up after timeout.
 func DialInNamespace(ns, addr string, timeout time.Duration) (net.Conn, error) {
