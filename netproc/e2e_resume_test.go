@@ -43,10 +43,10 @@ func pattern(b []byte, off int64) {
 }
 
 // resumeInstance starts an instance on usertcp (resume on, the default),
-// its namespace ns and address prefix, and the rest of the config.
+// its namespace ns (testkit.InstanceNamespace) and address prefix, and the
+// rest of the config.
 func resumeInstance(t *testing.T, ns, prefix, rest string) *testkit.Instance {
 	t.Helper()
-	testkit.RemoveNamespace(ns) // a crashed run's, not ours
 	policy := "backoff = \"20ms\"\nmax_backoff = \"40ms\"\n"
 	in := testkit.NewInstance(t, fmt.Sprintf("[netproc]\nbackend = \"usertcp\"\nnetns = %q\naddress = %q\n%s%s", ns, prefix, policy, rest))
 	t.Cleanup(func() {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -69,8 +68,7 @@ func waitEchoNS(t *testing.T, ns, addr string, within time.Duration) time.Durati
 //     first incarnation, is removed at stop by a later one.
 func TestUserTCPNetprocDeath(t *testing.T) {
 	testkit.NeedTUN(t)
-	ns := fmt.Sprintf("sate2e%d", os.Getpid()%100000)
-	testkit.RemoveNamespace(ns) // a crashed run's, not ours
+	ns := testkit.InstanceNamespace(t, "sate2e")
 	const prefix, peer = "10.96.0.2/24", "10.96.0.1/24"
 	const addr = "10.96.0.2:7007"
 	policy := "backoff = \"20ms\"\nmax_backoff = \"40ms\"\n"
